@@ -1,0 +1,17 @@
+//! antares-overlay: what the tree *is*.
+//!
+//! Source backends ([`source`]) produce a tree index and blobs on demand; the
+//! overlay View merges a read-only lower source with a writable upper
+//! directory. Nothing here knows about Buck2 or about placing files.
+
+pub mod entry;
+pub mod error;
+pub mod path;
+pub mod source;
+pub mod spec;
+
+pub use entry::{EntryKind, ObjectId, TreeEntry};
+pub use error::{Result, SourceError};
+pub use path::{validate_name, PathError, RepoPath};
+pub use source::Source;
+pub use spec::SourceSpec;

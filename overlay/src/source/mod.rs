@@ -1,0 +1,78 @@
+//! Source backends: where the lower (read-only) tree comes from.
+//!
+//! Every backend answers the same few questions (what is at this path, what
+//! is in this directory, what are these bytes), so the materializer, the
+//! build-graph evaluator and the FUSE face never know which one they read.
+
+use crate::entry::{EntryKind, TreeEntry};
+use crate::error::{Result, SourceError};
+use crate::path::RepoPath;
+
+/// A read-only tree with content on demand.
+///
+/// Implementations must be cheap to call from many threads at once (the
+/// materializer reads blobs from a rayon pool) and must validate every name
+/// they hand out (see [`crate::path`]).
+pub trait Source: Send + Sync {
+    /// A one-line description for messages, e.g. `git:/src/repo@1a2b3c4`.
+    fn describe(&self) -> String;
+
+    /// The revision being served (a commit id), or `None` for a live tree.
+    fn revision(&self) -> Option<String>;
+
+    /// The entry at `path`, `None` if absent. The root is always a directory.
+    fn stat(&self, path: &RepoPath) -> Result<Option<TreeEntry>>;
+
+    /// The entries of directory `dir`, sorted by name.
+    fn list_dir(&self, dir: &RepoPath) -> Result<Vec<TreeEntry>>;
+
+    /// The content of a file, or the target of a symlink as bytes.
+    fn read(&self, entry: &TreeEntry) -> Result<Vec<u8>>;
+
+    /// Reads many entries, handing each result to `sink` as it arrives, in
+    /// any order and possibly from several threads. Backends that gain from
+    /// concurrency (a network source, a git object database) override this
+    /// with bounded parallelism; the default reads one at a time.
+    fn read_many(&self, entries: &[TreeEntry], sink: &(dyn Fn(&TreeEntry, Result<Vec<u8>>) + Sync)) {
+        for e in entries {
+            sink(e, self.read(e));
+        }
+    }
+
+    /// Every entry below `dir` (not `dir` itself), parents before children.
+    /// Backends with a cheaper bulk walk override this.
+    fn walk(&self, dir: &RepoPath) -> Result<Vec<TreeEntry>> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in self.list_dir(&d)? {
+                if e.kind == EntryKind::Dir {
+                    stack.push(e.path.clone());
+                }
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the whole file at `path`.
+pub fn read_path(source: &dyn Source, path: &RepoPath) -> Result<Vec<u8>> {
+    match source.stat(path)? {
+        Some(e) if e.kind == EntryKind::File || e.kind == EntryKind::Symlink => source.read(&e),
+        Some(_) => Err(SourceError::Invalid {
+            path: path.to_string(),
+            message: "not a file".into(),
+        }),
+        None => Err(SourceError::NotFound(path.clone())),
+    }
+}
+
+/// The target of the symlink `entry`, as text.
+pub fn read_link(source: &dyn Source, entry: &TreeEntry) -> Result<String> {
+    let bytes = source.read(entry)?;
+    String::from_utf8(bytes).map_err(|_| SourceError::Invalid {
+        path: entry.path.to_string(),
+        message: "symlink target is not valid UTF-8".into(),
+    })
+}
