@@ -4,12 +4,14 @@
 //! overlay View merges a read-only lower source with a writable upper
 //! directory. Nothing here knows about Buck2 or about placing files.
 
+pub mod cache;
 pub mod entry;
 pub mod error;
 pub mod path;
 pub mod source;
 pub mod spec;
 
+pub use cache::BlobCache;
 pub use entry::{EntryKind, ObjectId, TreeEntry};
 pub use error::{Result, SourceError};
 pub use path::{validate_name, PathError, RepoPath};
