@@ -1,1 +1,50 @@
-fn main() {}
+//! antares: a Buck2-aware workspace materializer with a lazy FUSE overlay.
+//!
+//! The binary only wires: command-line parsing, progress, output formats and
+//! exit codes. The work is done by the library crates: antares-overlay (what
+//! the tree is), antares-buck (what the build needs) and
+//! antares-materializer (making the workspace be that file set).
+
+mod cli;
+mod cmd;
+mod progress;
+mod workspace;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let result = match &cli.command {
+        Command::Init(a) => cmd::init::run(&cli.global, a),
+        Command::Sync(a) => cmd::sync::run(&cli.global, a),
+        Command::Status(a) => cmd::status::run(&cli.global, a),
+        Command::Resolve(a) => cmd::resolve::run(&cli.global, a),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("antares: error: {e:#}");
+            cmd::ERROR
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Logs go to stderr; `-v` raises the level, RUST_LOG overrides it.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

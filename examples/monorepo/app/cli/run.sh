@@ -1,0 +1,2 @@
+#!/bin/sh
+exec buck2 run //app/cli:cli -- "$@"

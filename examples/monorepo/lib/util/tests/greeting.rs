@@ -1,0 +1,4 @@
+#[test]
+fn greets() {
+    assert_eq!(util::greeting("x"), "hello, x");
+}

@@ -1,0 +1,115 @@
+//! Small file-system primitives shared by the store, placement and state
+//! files: atomic writes, directory creation that never follows symlinks,
+//! and the stat signature used by the no-read fast path.
+
+use crate::error::{Error, IoContext, Result};
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The stat data that, when unchanged, lets a sync trust a file without
+/// reading it (the same idea as git's index): inode, size, mode, mtime and
+/// ctime in nanoseconds. Any write, chmod, rename-over or touch changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatKey {
+    pub ino: u64,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl StatKey {
+    pub fn of(meta: &fs::Metadata) -> StatKey {
+        StatKey {
+            ino: meta.ino(),
+            size: meta.size(),
+            mode: meta.mode(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename,
+/// fsync of the directory. A crash leaves the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.at(path.display())
+}
+
+/// Creates `rel` (a '/'-separated relative directory path) under `root`,
+/// component by component, refusing to go through a symlink or a
+/// non-directory: writes must never be redirected outside the workspace.
+pub fn create_dirs_nofollow(root: &Path, rel: &str) -> Result<()> {
+    let mut cur = root.to_path_buf();
+    for comp in rel.split('/').filter(|c| !c.is_empty()) {
+        cur.push(comp);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) => {
+                return Err(Error::Invalid {
+                    path: cur.display().to_string(),
+                    message: if m.file_type().is_symlink() {
+                        "is a symlink in the workspace where a directory is needed; not following it".into()
+                    } else {
+                        "is a file in the workspace where a directory is needed".into()
+                    },
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&cur) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Raced with another creator: re-check what is there now.
+                    let m = fs::symlink_metadata(&cur).at(cur.display())?;
+                    if !m.is_dir() {
+                        return Err(Error::Invalid {
+                            path: cur.display().to_string(),
+                            message: "appeared as a non-directory while creating it".into(),
+                        });
+                    }
+                }
+                Err(e) => return Err(Error::io(cur.display(), e)),
+            },
+            Err(e) => return Err(Error::io(cur.display(), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Flushes the whole file system holding `path` (one call instead of an
+/// fsync per placed file; makes the manifest commit durable after the data).
+pub fn syncfs(path: &Path) {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: plain syscalls on a valid NUL-terminated path; the fd is closed.
+    unsafe {
+        let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::syncfs(fd);
+            libc::close(fd);
+        }
+    }
+}

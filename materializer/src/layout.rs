@@ -1,0 +1,49 @@
+//! Where a workspace keeps its state: everything under `WORKSPACE/.antares/`.
+
+use std::path::{Path, PathBuf};
+
+/// The name of the state directory at the workspace root. Nothing below it
+/// is ever part of the materialized tree.
+pub const STATE_DIR: &str = ".antares";
+
+/// Paths of one workspace.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.state_dir().join("manifest")
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.state_dir().join("lock")
+    }
+
+    /// Staging area for placements: same file system as the workspace, so
+    /// the final step is a rename; emptied at the start of every sync.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.state_dir().join("tmp")
+    }
+
+    /// The source's side of each conflict, at the conflicting path, for the
+    /// user to compare ("theirs"); the workspace keeps "ours".
+    pub fn conflicts_dir(&self) -> PathBuf {
+        self.state_dir().join("conflicts")
+    }
+}

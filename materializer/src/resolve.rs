@@ -1,0 +1,87 @@
+//! `antares resolve PATH --ours|--theirs`: settle one conflict.
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
+use crate::layout::Layout;
+use crate::manifest::{Manifest, Record};
+use crate::place::{self, Placer};
+use crate::store::Store;
+use antares_overlay::RepoPath;
+use std::fs;
+
+/// Which side wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Keep the workspace file; the source's version becomes the base, so
+    /// the file then shows as modified (a local edit on top of the source).
+    Ours,
+    /// Put the source's version into the workspace (or delete the file if
+    /// the source deleted it).
+    Theirs,
+}
+
+/// Resolves the conflict at `path`. The caller holds the workspace lock.
+pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> Result<()> {
+    let mut manifest = Manifest::load(&layout.manifest())?;
+    let conflict = manifest.conflicts.get(path).cloned().ok_or_else(|| Error::Invalid {
+        path: path.to_string(),
+        message: "has no conflict to resolve (see `antares status`)".into(),
+    })?;
+    let dest = path.to_fs_path(layout.root());
+    match (side, conflict.theirs) {
+        (Side::Ours, Some(theirs)) => {
+            // A stat that never matches, so the next look hashes the file.
+            let stat = StatKey { ino: 0, size: u64::MAX, mode: 0, mtime_ns: 0, ctime_ns: 0 };
+            manifest.records.insert(path.clone(), Record { version: theirs, stat });
+        }
+        (Side::Ours, None) => {
+            manifest.records.remove(path);
+        }
+        (Side::Theirs, Some(theirs)) => {
+            let tmp_dir = layout.tmp_dir();
+            fs::create_dir_all(&tmp_dir).at(tmp_dir.display())?;
+            let tmp = tmp_dir.join("resolve");
+            let _ = fs::remove_file(&tmp);
+            match (&theirs.hash, &theirs.target) {
+                (Some(h), _) => {
+                    Placer::default()
+                        .stage_file(&store.object_path(h), &tmp, theirs.size, if theirs.executable { 0o755 } else { 0o644 })
+                        .at(store.object_path(h).display())?;
+                }
+                (None, Some(t)) => place::stage_symlink(t, &tmp).at(tmp.display())?,
+                (None, None) => {
+                    return Err(Error::Invalid {
+                        path: path.to_string(),
+                        message: "the recorded source version has no content".into(),
+                    })
+                }
+            }
+            if let Some(parent) = path.parent() {
+                create_dirs_nofollow(layout.root(), parent.as_str())?;
+            }
+            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Blocked {
+                    path: path.clone(),
+                    reason: "a directory is in the way in the workspace".into(),
+                });
+            }
+            fs::rename(&tmp, &dest).at(dest.display())?;
+            let stat = StatKey::of(&fs::symlink_metadata(&dest).at(dest.display())?);
+            manifest.records.insert(path.clone(), Record { version: theirs, stat });
+        }
+        (Side::Theirs, None) => {
+            match fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&dest).at(dest.display())?,
+                Ok(_) => fs::remove_file(&dest).at(dest.display())?,
+                Err(_) => {}
+            }
+            manifest.records.remove(path);
+        }
+    }
+    manifest.conflicts.remove(path);
+    let copy = path.to_fs_path(&layout.conflicts_dir());
+    let _ = fs::remove_file(copy);
+    syncfs(layout.root());
+    manifest.save(&layout.manifest())
+}

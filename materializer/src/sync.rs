@@ -1,0 +1,644 @@
+//! One sync: make the workspace hold the requested entries of a source,
+//! without ever losing a workspace edit.
+//!
+//! Per path, a three-way decision with base = the manifest record, theirs =
+//! the source entry, ours = what is on disk ([`observe`]):
+//!
+//! | ours \ theirs      | same as base | new version v                 | gone from source      | no longer requested |
+//! |--------------------|--------------|-------------------------------|-----------------------|---------------------|
+//! | unchanged          | keep         | place v                       | remove                | remove              |
+//! | missing            | user deleted | place v (no base) / conflict  | forget                | forget              |
+//! | changed            | modified     | adopt if = v, else conflict   | conflict              | keep (modified)     |
+//!
+//! Phases: observe (parallel stat, hash only on stat mismatch) → fetch what
+//! the store lacks → remove → create directories → place (parallel: clone or
+//! copy into `.antares/tmp`, rename into place) → flush the file system →
+//! save the manifest. The manifest is written last: a sync killed at any
+//! point leaves every file old or new (renames are atomic), and the next
+//! sync recognises already-placed files by content and converges.
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
+use crate::layout::Layout;
+use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
+use crate::observe::{observe, Observed};
+use crate::place::{self, Method, Placer};
+use crate::store::{Known, Store};
+use antares_overlay::{EntryKind, RepoPath, Source, TreeEntry};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What to materialize.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The entries the workspace must hold (files, symlinks; gitlinks are
+    /// reported; directories are implied by their contents).
+    pub entries: Vec<TreeEntry>,
+    /// Subtrees the entries were taken from: a manifest path inside one of
+    /// them that is not among `entries` was deleted by the source; outside,
+    /// it is merely no longer requested.
+    pub scope: Vec<RepoPath>,
+    /// The source revision, recorded in the manifest.
+    pub revision: Option<String>,
+}
+
+/// Progress reporting hooks; the binary draws bars with them.
+pub trait Progress: Sync {
+    /// A new phase with `total` units of work.
+    fn phase(&self, name: &'static str, total: u64);
+    /// `n` more units done.
+    fn advance(&self, n: u64);
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// A path that could not be synced, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathError {
+    pub path: String,
+    pub error: String,
+}
+
+/// What a sync did; serialised as the `--json` summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Paths in the request.
+    pub requested: usize,
+    /// Newly placed paths.
+    pub added: usize,
+    /// Paths replaced by a new source version.
+    pub updated: usize,
+    /// Paths removed (gone from the source or no longer requested).
+    pub removed: usize,
+    pub unchanged: usize,
+    /// Workspace edits left alone (source unchanged).
+    pub modified: Vec<String>,
+    /// Workspace deletions left alone (source unchanged).
+    pub deleted: Vec<String>,
+    /// Paths where the workspace already held the new source version.
+    pub adopted: usize,
+    /// Paths changed on both sides; both versions are kept.
+    pub conflicts: Vec<String>,
+    /// Submodule entries, materialized as empty directories.
+    pub gitlinks: Vec<String>,
+    /// Paths skipped because the workspace changed while syncing.
+    pub raced: Vec<String>,
+    pub errors: Vec<PathError>,
+    /// Blobs read from the source (the rest came from the store).
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    pub bytes_placed: u64,
+    pub reflinked: u64,
+    pub copied: u64,
+    pub seconds: f64,
+}
+
+/// The source's side of a path.
+enum Theirs<'a> {
+    /// Same version as the manifest record.
+    Same,
+    New(&'a TreeEntry),
+    Deleted,
+    Unrequested,
+}
+
+/// What the plan does at a path.
+enum Action {
+    Keep { refresh: Option<StatKey> },
+    /// Place a new version; `expect` is the stat of the file it replaces
+    /// (None: nothing there, never clobber).
+    Place { version: Version, expect: Option<StatKey> },
+    Remove { expect: StatKey },
+    Forget,
+    Adopt { version: Version, stat: StatKey },
+    Conflict { theirs: Option<Version> },
+    /// Leave the workspace and the record as they are.
+    Leave,
+}
+
+/// Runs one sync. The caller holds the workspace lock.
+pub fn sync(
+    layout: &Layout,
+    store: &Store,
+    source: &dyn Source,
+    request: Request,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let root = layout.root();
+    let mut manifest = Manifest::load(&layout.manifest())?;
+    let tmp_dir = layout.tmp_dir();
+    if tmp_dir.exists() {
+        fs::remove_dir_all(&tmp_dir).at(tmp_dir.display())?;
+    }
+    fs::create_dir_all(&tmp_dir).at(tmp_dir.display())?;
+
+    let mut summary = Summary {
+        requested: request.entries.len(),
+        ..Summary::default()
+    };
+
+    // The wanted entries, by path; symlink targets resolved and checked.
+    let mut wanted: BTreeMap<RepoPath, &TreeEntry> = BTreeMap::new();
+    let mut gitlinks = Vec::new();
+    for e in &request.entries {
+        match e.kind {
+            EntryKind::File | EntryKind::Symlink => {
+                wanted.insert(e.path.clone(), e);
+            }
+            EntryKind::Gitlink => gitlinks.push(e.path.clone()),
+            EntryKind::Dir => {}
+        }
+    }
+    let targets = symlink_targets(source, &manifest, &wanted, &mut summary);
+    wanted.retain(|p, e| e.kind != EntryKind::Symlink || targets.contains_key(p));
+
+    // Observe ours for every path the plan may touch.
+    let paths: Vec<RepoPath> = {
+        let mut set: BTreeSet<&RepoPath> = wanted.keys().collect();
+        set.extend(manifest.records.keys());
+        set.extend(manifest.conflicts.keys());
+        set.into_iter().cloned().collect()
+    };
+    progress.phase("checking", paths.len() as u64);
+    let saved_at = manifest.saved_at_ns;
+    let observed: Vec<(RepoPath, std::io::Result<Observed>)> = paths
+        .into_par_iter()
+        .map(|p| {
+            let o = observe(&p.to_fs_path(root), manifest.records.get(&p), saved_at);
+            progress.advance(1);
+            (p, o)
+        })
+        .collect();
+
+    // Theirs, and the blobs the store must hold for new versions.
+    let theirs_of = |p: &RepoPath| -> Theirs {
+        match wanted.get(p) {
+            Some(e) => match manifest.records.get(p) {
+                Some(r) if r.version.oid == e.oid && (r.version.kind == Kind::Symlink || r.version.executable == e.executable) => Theirs::Same,
+                _ => Theirs::New(e),
+            },
+            None if request.scope.iter().any(|s| p.starts_with(s)) => Theirs::Deleted,
+            None => Theirs::Unrequested,
+        }
+    };
+    let mut known: HashMap<RepoPath, Known> = HashMap::new();
+    let mut to_fetch: Vec<TreeEntry> = Vec::new();
+    for (p, _) in &observed {
+        if let Theirs::New(e) = theirs_of(p) {
+            if e.kind == EntryKind::File {
+                match store.lookup(&e.oid) {
+                    Some(k) => {
+                        known.insert(p.clone(), k);
+                    }
+                    None => to_fetch.push((*e).clone()),
+                }
+            }
+        }
+    }
+    if !to_fetch.is_empty() {
+        progress.phase("fetching", to_fetch.len() as u64);
+        let bytes = AtomicU64::new(0);
+        let errors = store.fetch(source, &to_fetch, &|n| {
+            bytes.fetch_add(n, Ordering::Relaxed);
+            progress.advance(1);
+        });
+        summary.fetched_bytes = bytes.into_inner();
+        for e in &to_fetch {
+            match store.lookup(&e.oid) {
+                Some(k) => {
+                    summary.fetched += 1;
+                    known.insert(e.path.clone(), k);
+                }
+                None => {
+                    let why = errors
+                        .iter()
+                        .find(|err| err.to_string().contains(e.path.as_str()))
+                        .map(|err| err.to_string())
+                        .or_else(|| errors.first().map(|err| err.to_string()))
+                        .unwrap_or_else(|| "the source returned no content".into());
+                    summary.errors.push(PathError {
+                        path: e.path.to_string(),
+                        error: why,
+                    });
+                }
+            }
+        }
+    }
+    let version_of = |e: &TreeEntry| -> Option<Version> {
+        match e.kind {
+            EntryKind::File => known.get(&e.path).map(|k| Version {
+                kind: Kind::File,
+                executable: e.executable,
+                size: k.size,
+                hash: Some(k.hash),
+                target: None,
+                oid: e.oid.clone(),
+            }),
+            EntryKind::Symlink => targets.get(&e.path).map(|t| Version {
+                kind: Kind::Symlink,
+                executable: false,
+                size: t.len() as u64,
+                hash: None,
+                target: Some(t.clone()),
+                oid: e.oid.clone(),
+            }),
+            _ => None,
+        }
+    };
+
+    // Decide.
+    let mut actions: Vec<(RepoPath, Action)> = Vec::with_capacity(observed.len());
+    for (p, obs) in observed {
+        let obs = match obs {
+            Ok(o) => o,
+            Err(e) => {
+                summary.errors.push(PathError {
+                    path: p.to_string(),
+                    error: format!("cannot inspect workspace file: {e}"),
+                });
+                continue;
+            }
+        };
+        let has_record = manifest.records.contains_key(&p);
+        let theirs = theirs_of(&p);
+        let new_version = match &theirs {
+            Theirs::New(e) => match version_of(e) {
+                Some(v) => Some(v),
+                None => continue, // fetch failed: already reported, leave all as is
+            },
+            _ => None,
+        };
+        let action = match (obs, theirs) {
+            (Observed::Unchanged { stat }, Theirs::Same) => Action::Keep {
+                refresh: (manifest.records.get(&p).map(|r| r.stat) != Some(stat)).then_some(stat),
+            },
+            (Observed::Unchanged { stat }, Theirs::New(_)) => Action::Place {
+                version: new_version.expect_version(),
+                expect: Some(stat),
+            },
+            (Observed::Unchanged { stat }, Theirs::Deleted | Theirs::Unrequested) => Action::Remove { expect: stat },
+            (Observed::Missing, Theirs::Same) => {
+                summary.deleted.push(p.to_string());
+                Action::Leave
+            }
+            (Observed::Missing, Theirs::New(_)) if has_record => Action::Conflict { theirs: new_version },
+            (Observed::Missing, Theirs::New(_)) => Action::Place {
+                version: new_version.expect_version(),
+                expect: None,
+            },
+            (Observed::Missing, Theirs::Deleted | Theirs::Unrequested) => Action::Forget,
+            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Same) => {
+                summary.modified.push(p.to_string());
+                Action::Leave
+            }
+            (Observed::Present { version, stat }, Theirs::New(_)) => {
+                let v = new_version.expect_version();
+                if version.same_content(&v) {
+                    Action::Adopt { version: v, stat }
+                } else {
+                    Action::Conflict { theirs: Some(v) }
+                }
+            }
+            (Observed::Other { .. }, Theirs::New(_)) => Action::Conflict { theirs: new_version },
+            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted) if has_record => Action::Conflict { theirs: None },
+            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted | Theirs::Unrequested) => {
+                if has_record {
+                    summary.modified.push(p.to_string());
+                }
+                Action::Leave
+            }
+        };
+        actions.push((p, action));
+    }
+
+    // Execute: removals, then directories, then placements.
+    let removals: Vec<(&RepoPath, StatKey)> = actions
+        .iter()
+        .filter_map(|(p, a)| match a {
+            Action::Remove { expect } => Some((p, *expect)),
+            _ => None,
+        })
+        .collect();
+    let removed: Vec<RepoPath> = removals
+        .par_iter()
+        .filter_map(|(p, expect)| {
+            let fs_path = p.to_fs_path(root);
+            let now = fs::symlink_metadata(&fs_path).map(|m| StatKey::of(&m)).ok();
+            (now == Some(*expect) && fs::remove_file(&fs_path).is_ok()).then(|| (*p).clone())
+        })
+        .collect();
+    prune_empty_dirs(root, &removed);
+
+    let placements: Vec<(&RepoPath, &Version, Option<StatKey>)> = actions
+        .iter()
+        .filter_map(|(p, a)| match a {
+            Action::Place { version, expect } => Some((p, version, *expect)),
+            _ => None,
+        })
+        .collect();
+    let mut dirs: BTreeSet<RepoPath> = placements.iter().filter_map(|(p, _, _)| p.parent()).collect();
+    dirs.extend(gitlinks.iter().cloned());
+    let mut bad_dirs: Vec<(RepoPath, String)> = Vec::new();
+    for d in &dirs {
+        if let Err(e) = create_dirs_nofollow(root, d.as_str()) {
+            bad_dirs.push((d.clone(), e.to_string()));
+        }
+    }
+    summary.gitlinks = gitlinks.iter().map(|p| p.to_string()).collect();
+
+    progress.phase("placing", placements.len() as u64);
+    let placer = Placer::default();
+    let counter = AtomicU64::new(0);
+    let placed: Mutex<Vec<(RepoPath, Record)>> = Mutex::new(Vec::new());
+    let raced: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
+    let (bytes, reflinked, copied) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    placements.par_iter().for_each(|(p, v, expect)| {
+        let fail = |error: String| {
+            if let Ok(mut e) = errors.lock() {
+                e.push(PathError {
+                    path: p.to_string(),
+                    error,
+                });
+            }
+        };
+        if let Some((d, why)) = bad_dirs.iter().find(|(d, _)| p.starts_with(d)) {
+            fail(format!("directory {d}: {why}"));
+            progress.advance(1);
+            return;
+        }
+        let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+        let dest = p.to_fs_path(root);
+        let staged = match (&v.hash, &v.target) {
+            (Some(h), _) => placer
+                .stage_file(&store.object_path(h), &tmp, v.size, if v.executable { 0o755 } else { 0o644 })
+                .map(Some),
+            (None, Some(t)) => place::stage_symlink(t, &tmp).map(|()| None),
+            (None, None) => Err(std::io::Error::other("version has neither content nor target")),
+        };
+        let res = staged.and_then(|m| place::commit(&tmp, &dest, *expect).map(|ok| (ok, m)));
+        match res {
+            Ok((true, method)) => {
+                match method {
+                    Some(Method::Reflink) => reflinked.fetch_add(1, Ordering::Relaxed),
+                    Some(Method::Copy) => copied.fetch_add(1, Ordering::Relaxed),
+                    None => 0,
+                };
+                bytes.fetch_add(v.size, Ordering::Relaxed);
+                match fs::symlink_metadata(&dest) {
+                    Ok(m) => {
+                        if let Ok(mut pl) = placed.lock() {
+                            pl.push(((*p).clone(), Record { version: (*v).clone(), stat: StatKey::of(&m) }));
+                        }
+                    }
+                    Err(e) => fail(format!("placed but cannot stat: {e}")),
+                }
+            }
+            Ok((false, _)) => {
+                if let Ok(mut r) = raced.lock() {
+                    r.push(p.to_string());
+                }
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                fail(e.to_string());
+            }
+        }
+        progress.advance(1);
+    });
+    summary.bytes_placed = bytes.into_inner();
+    summary.reflinked = reflinked.into_inner();
+    summary.copied = copied.into_inner();
+    summary.raced = raced.into_inner().unwrap_or_default();
+    summary.errors.extend(errors.into_inner().unwrap_or_default());
+
+    // Fold the outcome into the manifest.
+    let placed: HashMap<RepoPath, Record> = placed.into_inner().unwrap_or_default().into_iter().collect();
+    let removed: BTreeSet<RepoPath> = removed.into_iter().collect();
+    let mut conflict_copies: Vec<(RepoPath, Version)> = Vec::new();
+    for (p, action) in actions {
+        match action {
+            Action::Keep { refresh } => {
+                summary.unchanged += 1;
+                if let (Some(stat), Some(r)) = (refresh, manifest.records.get_mut(&p)) {
+                    r.stat = stat;
+                }
+                manifest.conflicts.remove(&p);
+            }
+            Action::Place { .. } => {
+                if let Some(rec) = placed.get(&p) {
+                    if manifest.records.insert(p.clone(), rec.clone()).is_some() {
+                        summary.updated += 1;
+                    } else {
+                        summary.added += 1;
+                    }
+                    manifest.conflicts.remove(&p);
+                }
+            }
+            Action::Remove { .. } => {
+                if removed.contains(&p) {
+                    summary.removed += 1;
+                    manifest.records.remove(&p);
+                    manifest.conflicts.remove(&p);
+                } else {
+                    summary.raced.push(p.to_string());
+                }
+            }
+            Action::Forget => {
+                manifest.records.remove(&p);
+                manifest.conflicts.remove(&p);
+            }
+            Action::Adopt { version, stat } => {
+                summary.adopted += 1;
+                manifest.records.insert(p.clone(), Record { version, stat });
+                manifest.conflicts.remove(&p);
+            }
+            Action::Conflict { theirs } => {
+                summary.conflicts.push(p.to_string());
+                if let Some(v) = &theirs {
+                    conflict_copies.push((p.clone(), v.clone()));
+                }
+                manifest.conflicts.insert(p, Conflict { theirs });
+            }
+            Action::Leave => {
+                manifest.conflicts.remove(&p);
+            }
+        }
+    }
+    write_conflict_copies(layout, store, &placer, &manifest, &conflict_copies, &mut summary);
+
+    // Data first, then the manifest that describes it.
+    syncfs(root);
+    store.sync_fs();
+    if request.revision.is_some() {
+        manifest.revision = request.revision;
+    }
+    manifest.save(&layout.manifest())?;
+    let _ = fs::remove_dir_all(&tmp_dir);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Unwraps the new version for an action that only exists when there is one.
+trait ExpectVersion {
+    fn expect_version(self) -> Version;
+}
+
+impl ExpectVersion for Option<Version> {
+    fn expect_version(self) -> Version {
+        // `new_version` is Some whenever theirs is `New` (checked above with `continue`).
+        self.unwrap_or_else(|| unreachable!("new version missing for a New entry"))
+    }
+}
+
+/// Symlink targets for the wanted symlinks: from the manifest when the
+/// version is unchanged (no read), else read from the source. Absolute or
+/// escaping targets are refused with an error naming the path.
+fn symlink_targets(
+    source: &dyn Source,
+    manifest: &Manifest,
+    wanted: &BTreeMap<RepoPath, &TreeEntry>,
+    summary: &mut Summary,
+) -> HashMap<RepoPath, String> {
+    let mut out = HashMap::new();
+    let mut to_read = Vec::new();
+    for (p, e) in wanted.iter().filter(|(_, e)| e.kind == EntryKind::Symlink) {
+        match manifest.records.get(p) {
+            Some(r) if r.version.oid == e.oid && r.version.target.is_some() => {
+                out.insert(p.clone(), r.version.target.clone().unwrap_or_default());
+            }
+            _ => to_read.push((*e).clone()),
+        }
+    }
+    let read: Mutex<Vec<(RepoPath, std::result::Result<String, String>)>> = Mutex::new(Vec::new());
+    source.read_many(&to_read, &|e, bytes| {
+        let r = match bytes {
+            Ok(b) => String::from_utf8(b).map_err(|_| "symlink target is not valid UTF-8".to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Ok(mut v) = read.lock() {
+            v.push((e.path.clone(), r));
+        }
+    });
+    for (p, r) in read.into_inner().unwrap_or_default() {
+        let checked = r.and_then(|t| {
+            if t.starts_with('/') {
+                Err(Error::AbsoluteSymlink { path: p.clone(), target: t }.to_string())
+            } else if p.resolve_link(&t).is_none() {
+                Err(Error::EscapingSymlink { path: p.clone(), target: t }.to_string())
+            } else {
+                Ok(t)
+            }
+        });
+        match checked {
+            Ok(t) => {
+                out.insert(p, t);
+            }
+            Err(error) => summary.errors.push(PathError {
+                path: p.to_string(),
+                error,
+            }),
+        }
+    }
+    out
+}
+
+/// Removes directories left empty by removals, bottom-up, never the root.
+fn prune_empty_dirs(root: &std::path::Path, removed: &[RepoPath]) {
+    let mut dirs: BTreeSet<RepoPath> = BTreeSet::new();
+    for p in removed {
+        let mut cur = p.parent();
+        while let Some(d) = cur {
+            if d.is_root() {
+                break;
+            }
+            cur = d.parent();
+            dirs.insert(d);
+        }
+    }
+    // Deepest first: reverse lexicographic order puts children before parents.
+    for d in dirs.iter().rev() {
+        let _ = fs::remove_dir(d.to_fs_path(root));
+    }
+}
+
+/// Keeps the source's side of each conflict under `.antares/conflicts/`.
+fn write_conflict_copies(
+    layout: &Layout,
+    store: &Store,
+    placer: &Placer,
+    manifest: &Manifest,
+    copies: &[(RepoPath, Version)],
+    summary: &mut Summary,
+) {
+    let base = layout.conflicts_dir();
+    // Drop copies of conflicts that no longer exist.
+    if base.exists() {
+        let stale: Vec<PathBuf> = list_files(&base)
+            .into_iter()
+            .filter(|rel| {
+                RepoPath::from_fs(rel)
+                    .map(|p| !manifest.conflicts.contains_key(&p))
+                    .unwrap_or(true)
+            })
+            .collect();
+        for rel in stale {
+            let _ = fs::remove_file(base.join(rel));
+        }
+    }
+    for (i, (p, v)) in copies.iter().enumerate() {
+        let dest = p.to_fs_path(&base);
+        let res = (|| -> Result<()> {
+            fs::create_dir_all(&base).at(base.display())?;
+            if let Some(parent) = p.parent() {
+                create_dirs_nofollow(&base, parent.as_str())?;
+            }
+            let tmp = layout.tmp_dir().join(format!("conflict-{i}"));
+            match (&v.hash, &v.target) {
+                (Some(h), _) => placer
+                    .stage_file(&store.object_path(h), &tmp, v.size, 0o444)
+                    .map(|_| ())
+                    .at(tmp.display())?,
+                (None, Some(t)) => place::stage_symlink(t, &tmp).at(tmp.display())?,
+                _ => return Ok(()),
+            }
+            fs::rename(&tmp, &dest).at(dest.display())
+        })();
+        if let Err(e) = res {
+            summary.errors.push(PathError {
+                path: p.to_string(),
+                error: format!("cannot keep the source's version in {}: {e}", base.display()),
+            });
+        }
+    }
+}
+
+/// Files below `dir`, relative to it.
+fn list_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = fs::read_dir(dir.join(&rel)) else { continue };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(r),
+                Ok(_) => out.push(r),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! An in-memory source whose content tests can change between syncs.
+
+use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, SourceError, TreeEntry};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Clone)]
+pub enum Node {
+    File(Vec<u8>, bool),
+    Link(String),
+}
+
+#[derive(Default)]
+pub struct MemSource {
+    pub files: Mutex<BTreeMap<String, Node>>,
+    pub reads: Mutex<Vec<String>>,
+}
+
+impl MemSource {
+    pub fn new(files: &[(&str, &str)]) -> MemSource {
+        let s = MemSource::default();
+        for (p, c) in files {
+            s.put(p, c);
+        }
+        s
+    }
+    pub fn put(&self, path: &str, content: &str) {
+        self.files.lock().unwrap().insert(path.into(), Node::File(content.as_bytes().to_vec(), false));
+    }
+    pub fn put_exec(&self, path: &str, content: &str) {
+        self.files.lock().unwrap().insert(path.into(), Node::File(content.as_bytes().to_vec(), true));
+    }
+    pub fn link(&self, path: &str, target: &str) {
+        self.files.lock().unwrap().insert(path.into(), Node::Link(target.into()));
+    }
+    pub fn remove(&self, path: &str) {
+        self.files.lock().unwrap().remove(path);
+    }
+    pub fn take_reads(&self) -> Vec<String> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+    fn entry(path: &str, node: &Node) -> TreeEntry {
+        let (kind, exec, bytes) = match node {
+            Node::File(b, x) => (EntryKind::File, *x, b.clone()),
+            Node::Link(t) => (EntryKind::Symlink, false, t.as_bytes().to_vec()),
+        };
+        TreeEntry {
+            path: RepoPath::new(path).unwrap(),
+            kind,
+            executable: exec,
+            size: Some(bytes.len() as u64),
+            oid: ObjectId::opaque(format!("mem:{}", blake3::hash(&bytes).to_hex())),
+        }
+    }
+    /// Every file and symlink entry (what a full walk yields, minus dirs).
+    pub fn entries(&self) -> Vec<TreeEntry> {
+        self.files.lock().unwrap().iter().map(|(p, n)| Self::entry(p, n)).collect()
+    }
+}
+
+impl Source for MemSource {
+    fn describe(&self) -> String {
+        "mem".into()
+    }
+    fn revision(&self) -> Option<String> {
+        None
+    }
+    fn stat(&self, path: &RepoPath) -> antares_overlay::Result<Option<TreeEntry>> {
+        Ok(self.files.lock().unwrap().get(path.as_str()).map(|n| Self::entry(path.as_str(), n)))
+    }
+    fn list_dir(&self, _dir: &RepoPath) -> antares_overlay::Result<Vec<TreeEntry>> {
+        Err(SourceError::Invalid { path: "mem".into(), message: "not needed in these tests".into() })
+    }
+    fn read(&self, entry: &TreeEntry) -> antares_overlay::Result<Vec<u8>> {
+        self.reads.lock().unwrap().push(entry.path.to_string());
+        match self.files.lock().unwrap().get(entry.path.as_str()) {
+            Some(Node::File(b, _)) => Ok(b.clone()),
+            Some(Node::Link(t)) => Ok(t.as_bytes().to_vec()),
+            None => Err(SourceError::NotFound(entry.path.clone())),
+        }
+    }
+}

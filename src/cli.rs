@@ -1,0 +1,99 @@
+//! The command line: one vocabulary for every command (see DESIGN.md).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Materialize exactly what Buck2 targets need from a monorepo into a local
+/// workspace, and mount the whole tree lazily for browsing and editing.
+#[derive(Debug, Parser)]
+#[command(name = "antares", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The workspace to act on (default: found from the current directory upwards).
+    #[arg(long, short = 'C', global = true, env = "ANTARES_WORKSPACE", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// The content store directory (default: from the workspace config, else
+    /// $XDG_CACHE_HOME/antares, else ~/.cache/antares).
+    #[arg(long, global = true, env = "ANTARES_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a workspace reading from a source.
+    ///
+    /// SPEC is dir:PATH (a plain directory), git:PATH[@REV] (a local git
+    /// repository, bare or not; REV defaults to HEAD) or mono:URL[@REFS].
+    Init(InitArgs),
+    /// Materialize paths (or, later, Buck2 targets) into the workspace.
+    ///
+    /// With PATHs, makes the workspace hold exactly those subtrees of the
+    /// source (`.` = everything), replacing the previous selection unless
+    /// --add is given. Without arguments, re-syncs the saved selection.
+    /// Files edited in the workspace are never overwritten: an edit the
+    /// source also changed becomes a conflict and both versions are kept.
+    /// Exit status: 0 ok, 1 error, 2 conflicts present.
+    Sync(SyncArgs),
+    /// Show modified, added, deleted and conflicting workspace files.
+    ///
+    /// Exit status: 0, or 2 when conflicts are present.
+    Status(StatusArgs),
+    /// Settle a conflict by keeping the workspace file (--ours) or taking the
+    /// source's version (--theirs).
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where the tree comes from: dir:PATH, git:PATH[@REV] or mono:URL[@REFS].
+    #[arg(long, value_name = "SPEC")]
+    pub source: String,
+    /// The workspace directory to create (or an existing empty directory).
+    pub workspace: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Paths in the source (relative to the current directory when it is
+    /// inside the workspace, else to the workspace root).
+    pub paths: Vec<String>,
+    /// Keep the previously synced selection and add these paths to it.
+    #[arg(long)]
+    pub add: bool,
+    /// Fail at once if another antares holds the workspace, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "side")]
+pub struct ResolveArgs {
+    /// The conflicting path.
+    pub path: String,
+    /// Keep the workspace's version.
+    #[arg(long, group = "side")]
+    pub ours: bool,
+    /// Take the source's version.
+    #[arg(long, group = "side")]
+    pub theirs: bool,
+}

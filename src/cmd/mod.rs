@@ -1,0 +1,13 @@
+//! One module per subcommand; each returns the process exit status.
+
+pub mod init;
+pub mod resolve;
+pub mod status;
+pub mod sync;
+
+/// Exit status: success.
+pub const OK: i32 = 0;
+/// Exit status: an error (also what `main` uses for `Err`).
+pub const ERROR: i32 = 1;
+/// Exit status: conflicts are present.
+pub const CONFLICTS: i32 = 2;

@@ -1,0 +1,30 @@
+//! `antares status [--json]`
+
+use crate::cli::{Global, StatusArgs};
+use crate::workspace::Workspace;
+use anyhow::Result;
+
+pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
+    let ws = Workspace::find(global.workspace.as_deref())?;
+    let st = antares_materializer::status::status(&ws.layout)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+    } else {
+        for c in &st.conflicts {
+            println!("C {}  (source {}; its version is in .antares/conflicts/)", c.path, c.theirs);
+        }
+        for p in &st.modified {
+            println!("M {p}");
+        }
+        for p in &st.added {
+            println!("A {p}");
+        }
+        for p in &st.deleted {
+            println!("D {p}");
+        }
+        if st.is_clean() {
+            eprintln!("clean: the workspace matches the last sync");
+        }
+    }
+    Ok(if st.conflicts.is_empty() { super::OK } else { super::CONFLICTS })
+}

@@ -1,0 +1,157 @@
+//! `antares sync [PATH…]`: make the workspace hold the selected subtrees.
+
+use crate::cli::{Global, SyncArgs};
+use crate::progress::Bar;
+use crate::workspace::Workspace;
+use anyhow::{bail, Context, Result};
+use antares_materializer::{Request, Store, Summary, WorkspaceLock};
+use antares_overlay::{EntryKind, RepoPath, Source};
+use std::collections::BTreeMap;
+
+pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
+    let mut ws = Workspace::find(global.workspace.as_deref())?;
+    let mut paths: Vec<RepoPath> = Vec::new();
+    if args.add || args.paths.is_empty() {
+        for p in &ws.config.paths {
+            paths.push(RepoPath::new(p).with_context(|| format!("invalid path {p:?} in the workspace config"))?);
+        }
+    }
+    for a in &args.paths {
+        paths.push(ws.source_path(a)?);
+    }
+    if paths.is_empty() {
+        bail!("nothing selected yet: run `antares sync PATH…` (`antares sync .` for the whole tree)");
+    }
+    paths.sort();
+    paths.dedup();
+    // Drop paths inside other selected paths.
+    let selected: Vec<RepoPath> = paths
+        .iter()
+        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect();
+
+    let _lock = WorkspaceLock::acquire(&ws.layout.lock_file(), !args.no_wait, |pid| {
+        eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
+    })?;
+    let source = antares_overlay::source::open(&ws.config.source)
+        .with_context(|| format!("cannot open source {}", ws.config.source))?;
+    let entries = collect(source.as_ref(), &selected)?;
+    let store_dir = ws.store_dir(global.cache.as_deref())?;
+    let store = Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
+    store.clean_tmp();
+
+    let bar = Bar::new(args.json);
+    let request = Request {
+        entries,
+        scope: selected.clone(),
+        revision: source.revision(),
+    };
+    let summary = antares_materializer::sync(&ws.layout, &store, source.as_ref(), request, &bar)?;
+    bar.finish();
+
+    // Remember the selection for the next plain `antares sync`.
+    let new_paths: Vec<String> = selected.iter().map(|p| p.as_str().to_string()).collect();
+    if new_paths != ws.config.paths {
+        ws.config.paths = new_paths;
+        Workspace::save_config(&ws.layout, &ws.config)?;
+    }
+    report(&ws, source.as_ref(), &summary, args.json)?;
+    Ok(exit_status(&summary))
+}
+
+/// The entries below each selected path; a path missing from the source is an error.
+fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<antares_overlay::TreeEntry>> {
+    let mut out = BTreeMap::new();
+    for p in selected {
+        let entry = source
+            .stat(p)?
+            .with_context(|| format!("{p}: no such path in {}", source.describe()))?;
+        if entry.kind == EntryKind::Dir {
+            for e in source.walk(p)? {
+                out.insert(e.path.clone(), e);
+            }
+        } else {
+            out.insert(p.clone(), entry);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+pub fn exit_status(summary: &Summary) -> i32 {
+    if !summary.errors.is_empty() {
+        super::ERROR
+    } else if !summary.conflicts.is_empty() {
+        super::CONFLICTS
+    } else {
+        super::OK
+    }
+}
+
+/// Prints the summary: JSON on stdout, or a short human report on stderr.
+pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> Result<()> {
+    if json {
+        let out = serde_json::json!({
+            "workspace": ws.root(),
+            "source": source.describe(),
+            "revision": source.revision(),
+            "summary": s,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    eprintln!(
+        "synced {} paths from {} in {:.2}s: {} added, {} updated, {} removed, {} unchanged",
+        s.requested,
+        source.describe(),
+        s.seconds,
+        s.added,
+        s.updated,
+        s.removed,
+        s.unchanged
+    );
+    if s.added + s.updated > 0 {
+        eprintln!(
+            "  {} fetched from the source ({}), {} placed ({} reflinked, {} copied)",
+            s.fetched,
+            human_bytes(s.fetched_bytes),
+            human_bytes(s.bytes_placed),
+            s.reflinked,
+            s.copied
+        );
+    }
+    for p in &s.modified {
+        eprintln!("  kept local edit: {p}");
+    }
+    for p in &s.deleted {
+        eprintln!("  kept local deletion: {p}");
+    }
+    for p in &s.raced {
+        eprintln!("  changed while syncing, left for the next sync: {p}");
+    }
+    for p in &s.gitlinks {
+        eprintln!("  submodule (gitlink), left as an empty directory: {p}");
+    }
+    for p in &s.conflicts {
+        eprintln!("  CONFLICT {p}: changed in the workspace and in the source; yours is in place, the source's is in .antares/conflicts/{p}; settle with `antares resolve {p} --ours|--theirs`");
+    }
+    for e in &s.errors {
+        eprintln!("  error: {}: {}", e.path, e.error);
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}

@@ -1,0 +1,129 @@
+//! Finding a workspace and reading/writing its config.
+
+use anyhow::{bail, Context, Result};
+use antares_materializer::fsutil::write_atomic;
+use antares_materializer::layout::{Layout, STATE_DIR};
+use antares_overlay::{RepoPath, SourceSpec};
+use std::path::{Path, PathBuf};
+
+/// `WORKSPACE/.antares/config.toml`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Config {
+    pub source: SourceSpec,
+    /// Content store directory; None = the default cache dir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<PathBuf>,
+    /// What `antares sync` without arguments syncs: source paths.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// An opened workspace.
+pub struct Workspace {
+    pub layout: Layout,
+    pub config: Config,
+}
+
+const CONFIG: &str = "config.toml";
+
+impl Workspace {
+    /// Finds the workspace: `explicit`, else the current directory or its
+    /// nearest ancestor holding `.antares/config.toml`.
+    pub fn find(explicit: Option<&Path>) -> Result<Workspace> {
+        let root = match explicit {
+            Some(p) => {
+                let p = std::path::absolute(p).with_context(|| format!("{}", p.display()))?;
+                if !p.join(STATE_DIR).join(CONFIG).is_file() {
+                    bail!("{} is not an antares workspace (no {STATE_DIR}/{CONFIG}); create one with `antares init`", p.display());
+                }
+                p
+            }
+            None => {
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                cwd.ancestors()
+                    .find(|d| d.join(STATE_DIR).join(CONFIG).is_file())
+                    .map(Path::to_path_buf)
+                    .with_context(|| {
+                        format!(
+                            "{} is not inside an antares workspace; use --workspace DIR or create one with `antares init`",
+                            cwd.display()
+                        )
+                    })?
+            }
+        };
+        let layout = Layout::new(&root);
+        let config = Self::load_config(&layout)?;
+        Ok(Workspace { layout, config })
+    }
+
+    fn load_config(layout: &Layout) -> Result<Config> {
+        let path = layout.state_dir().join(CONFIG);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))
+    }
+
+    pub fn save_config(layout: &Layout, config: &Config) -> Result<()> {
+        let path = layout.state_dir().join(CONFIG);
+        let text = toml::to_string_pretty(config).context("cannot encode config")?;
+        write_atomic(&path, text.as_bytes()).map_err(Into::into)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The content store directory: `--cache`, the config, or the XDG cache dir.
+    pub fn store_dir(&self, flag: Option<&Path>) -> Result<PathBuf> {
+        if let Some(p) = flag.or(self.config.cache.as_deref()) {
+            return Ok(p.to_path_buf());
+        }
+        default_cache_dir()
+    }
+
+    /// Turns a user-given path into a source path: relative to the current
+    /// directory when that is inside the workspace, else to the root.
+    pub fn source_path(&self, arg: &str) -> Result<RepoPath> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let base = match cwd.strip_prefix(self.root()) {
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => PathBuf::new(),
+        };
+        let joined = if Path::new(arg).is_absolute() {
+            match Path::new(arg).strip_prefix(self.root()) {
+                Ok(rel) => rel.to_path_buf(),
+                Err(_) => bail!("{arg}: is outside the workspace {}", self.root().display()),
+            }
+        } else {
+            base.join(arg)
+        };
+        // Lexical normalisation; a path climbing above the root is refused.
+        let mut parts: Vec<String> = Vec::new();
+        for comp in joined.components() {
+            match comp {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        bail!("{arg}: escapes the workspace root {}", self.root().display());
+                    }
+                }
+                std::path::Component::Normal(s) => match s.to_str() {
+                    Some(s) => parts.push(s.to_string()),
+                    None => bail!("{arg}: not valid UTF-8"),
+                },
+                _ => bail!("{arg}: not a path inside the workspace"),
+            }
+        }
+        RepoPath::new(&parts.join("/")).with_context(|| format!("{arg}: invalid path"))
+    }
+}
+
+/// `$XDG_CACHE_HOME/antares`, else `~/.cache/antares`.
+pub fn default_cache_dir() -> Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("antares"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".cache").join("antares")),
+        None => bail!("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR"),
+    }
+}
