@@ -51,6 +51,39 @@ pub enum Command {
     /// Settle a conflict by keeping the workspace file (--ours) or taking the
     /// source's version (--theirs).
     Resolve(ResolveArgs),
+    /// Print where the workspace is, for scripts (the buck2 wrapper uses it).
+    ///
+    /// Prints the workspace root, or with --json an object with `workspace`
+    /// (root), `relative` (the current directory relative to the root, "" at
+    /// the root) and `source`.
+    Root(RootArgs),
+    /// Install the buck2 wrapper from prelude-hooks/.
+    Hooks(HooksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RootArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    #[command(subcommand)]
+    pub action: HooksAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksAction {
+    /// Install the `buck2` wrapper script.
+    Install(HooksInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HooksInstallArgs {
+    /// Directory to put the wrapper in (put it first on PATH).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +100,10 @@ pub struct SyncArgs {
     /// Paths in the source (relative to the current directory when it is
     /// inside the workspace, else to the workspace root).
     pub paths: Vec<String>,
+    /// Move the source to another revision first (git: any commit, branch or
+    /// tag; mono: refs) and remember it for later syncs.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
     /// Keep the previously synced selection and add these paths to it.
     #[arg(long)]
     pub add: bool,
@@ -86,14 +123,14 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "side")]
+#[command(group(clap::ArgGroup::new("side").required(true).args(["ours", "theirs"])))]
 pub struct ResolveArgs {
     /// The conflicting path.
     pub path: String,
     /// Keep the workspace's version.
-    #[arg(long, group = "side")]
+    #[arg(long)]
     pub ours: bool,
     /// Take the source's version.
-    #[arg(long, group = "side")]
+    #[arg(long)]
     pub theirs: bool,
 }

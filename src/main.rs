@@ -21,6 +21,8 @@ fn main() {
         Command::Sync(a) => cmd::sync::run(&cli.global, a),
         Command::Status(a) => cmd::status::run(&cli.global, a),
         Command::Resolve(a) => cmd::resolve::run(&cli.global, a),
+        Command::Root(a) => cmd::root::run(&cli.global, a),
+        Command::Hooks(a) => cmd::hooks::run(&cli.global, a),
     };
     let code = match result {
         Ok(code) => code,

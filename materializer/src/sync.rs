@@ -428,12 +428,17 @@ pub fn sync(
     let placed: HashMap<RepoPath, Record> = placed.into_inner().unwrap_or_default().into_iter().collect();
     let removed: BTreeSet<RepoPath> = removed.into_iter().collect();
     let mut conflict_copies: Vec<(RepoPath, Version)> = Vec::new();
+    let conflicts_before = manifest.conflicts.clone();
+    // Whether the records change: a no-op sync must not rewrite the manifest
+    // nor flush the file system (that would cost more than the sync itself).
+    let mut dirty = !placed.is_empty() || !removed.is_empty();
     for (p, action) in actions {
         match action {
             Action::Keep { refresh } => {
                 summary.unchanged += 1;
                 if let (Some(stat), Some(r)) = (refresh, manifest.records.get_mut(&p)) {
                     r.stat = stat;
+                    dirty = true;
                 }
                 manifest.conflicts.remove(&p);
             }
@@ -457,10 +462,12 @@ pub fn sync(
                 }
             }
             Action::Forget => {
+                dirty = true;
                 manifest.records.remove(&p);
                 manifest.conflicts.remove(&p);
             }
             Action::Adopt { version, stat } => {
+                dirty = true;
                 summary.adopted += 1;
                 manifest.records.insert(p.clone(), Record { version, stat });
                 manifest.conflicts.remove(&p);
@@ -479,13 +486,17 @@ pub fn sync(
     }
     write_conflict_copies(layout, store, &placer, &manifest, &conflict_copies, &mut summary);
 
-    // Data first, then the manifest that describes it.
-    syncfs(root);
-    store.sync_fs();
-    if request.revision.is_some() {
+    dirty |= manifest.conflicts != conflicts_before;
+    if request.revision.is_some() && request.revision != manifest.revision {
         manifest.revision = request.revision;
+        dirty = true;
     }
-    manifest.save(&layout.manifest())?;
+    if dirty {
+        // Data first, then the manifest that describes it.
+        syncfs(root);
+        store.sync_fs();
+        manifest.save(&layout.manifest())?;
+    }
     let _ = fs::remove_dir_all(&tmp_dir);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)

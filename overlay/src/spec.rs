@@ -66,6 +66,22 @@ impl SourceSpec {
         }
     }
 
+    /// The same source at another revision (git rev, mono refs). A plain
+    /// directory has no revisions.
+    pub fn at_revision(self, rev: &str) -> Result<Self, SourceError> {
+        if rev.is_empty() {
+            return Err(SourceError::Spec { spec: self.to_string(), message: "empty revision".into() });
+        }
+        match self {
+            SourceSpec::Git { path, .. } => Ok(SourceSpec::Git { path, rev: Some(rev.to_string()) }),
+            SourceSpec::Mono { url, .. } => Ok(SourceSpec::Mono { url, refs: Some(rev.to_string()) }),
+            d @ SourceSpec::Dir { .. } => Err(SourceError::Spec {
+                spec: d.to_string(),
+                message: "a dir: source is a live directory and has no revisions; --rev needs git: or mono:".into(),
+            }),
+        }
+    }
+
     /// Makes relative local paths absolute against `base` (the directory the
     /// user ran `init` in), so the spec stays valid from any directory.
     pub fn absolutize(self, base: &std::path::Path) -> Self {

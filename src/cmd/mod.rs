@@ -1,7 +1,9 @@
 //! One module per subcommand; each returns the process exit status.
 
+pub mod hooks;
 pub mod init;
 pub mod resolve;
+pub mod root;
 pub mod status;
 pub mod sync;
 

@@ -34,8 +34,11 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let _lock = WorkspaceLock::acquire(&ws.layout.lock_file(), !args.no_wait, |pid| {
         eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
     })?;
-    let source = antares_overlay::source::open(&ws.config.source)
-        .with_context(|| format!("cannot open source {}", ws.config.source))?;
+    let spec = match &args.rev {
+        Some(rev) => ws.config.source.clone().at_revision(rev)?,
+        None => ws.config.source.clone(),
+    };
+    let source = antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?;
     let entries = collect(source.as_ref(), &selected)?;
     let store_dir = ws.store_dir(global.cache.as_deref())?;
     let store = Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
@@ -52,8 +55,9 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
 
     // Remember the selection for the next plain `antares sync`.
     let new_paths: Vec<String> = selected.iter().map(|p| p.as_str().to_string()).collect();
-    if new_paths != ws.config.paths {
+    if new_paths != ws.config.paths || spec != ws.config.source {
         ws.config.paths = new_paths;
+        ws.config.source = spec;
         Workspace::save_config(&ws.layout, &ws.config)?;
     }
     report(&ws, source.as_ref(), &summary, args.json)?;

@@ -4,9 +4,29 @@
 //! is in this directory, what are these bytes), so the materializer, the
 //! build-graph evaluator and the FUSE face never know which one they read.
 
+pub mod dir;
+pub mod git;
+
 use crate::entry::{EntryKind, TreeEntry};
 use crate::error::{Result, SourceError};
 use crate::path::RepoPath;
+use crate::spec::SourceSpec;
+
+pub use dir::DirSource;
+pub use git::GitSource;
+
+/// Opens the source a spec names.
+pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>> {
+    match spec {
+        SourceSpec::Dir { path } => Ok(Box::new(DirSource::open(path)?)),
+        SourceSpec::Git { path, rev } => Ok(Box::new(GitSource::open(path, rev.as_deref())?)),
+
+        SourceSpec::Mono { .. } => Err(SourceError::Spec {
+            spec: spec.to_string(),
+            message: "the mono source is not available in this build yet".into(),
+        }),
+    }
+}
 
 /// A read-only tree with content on demand.
 ///
@@ -54,6 +74,27 @@ pub trait Source: Send + Sync {
         }
         Ok(out)
     }
+}
+
+/// Whether the entry `name` in directory `parent` is left out of every
+/// source's tree: `.git` at any depth (a repository's database or a
+/// worktree/submodule link; git itself refuses to check out such an entry)
+/// and, at the root, `buck-out` (Buck2's outputs, which must never be
+/// materialized over the workspace's own) and `.antares` (antares' state).
+pub fn is_excluded(parent: &RepoPath, name: &str) -> bool {
+    name == ".git" || (parent.is_root() && (name == "buck-out" || name == ".antares"))
+}
+
+/// Whether `path` is, or lies below, an entry [`is_excluded`] leaves out.
+pub fn is_excluded_path(path: &RepoPath) -> bool {
+    let mut at_root = true;
+    for name in path.components() {
+        if name == ".git" || (at_root && (name == "buck-out" || name == ".antares")) {
+            return true;
+        }
+        at_root = false;
+    }
+    false
 }
 
 /// Reads the whole file at `path`.

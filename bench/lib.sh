@@ -1,0 +1,41 @@
+# Shared helpers for the benchmark scripts: timing with peak RSS, medians, table rows.
+# Source it; it defines: measure, median, row, header.
+
+# measure OUT_VAR_PREFIX -- cmd…: runs cmd under /usr/bin/time, appends "secs rss_kb" to $TIMES_FILE.
+measure() {
+    local out
+    out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+    echo "$out" >> "$TIMES_FILE"
+}
+
+# median_of FILE COLUMN: the median of a column of numbers.
+median_of() {
+    sort -n -k"$2" "$1" | awk -v c="$2" '{v[NR]=$c} END {if (NR==0) {print "nan"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+# run_n LABEL N setup_fn cmd_fn: runs setup then the timed command N times;
+# sets RESULT_SECS and RESULT_MB (medians).
+run_n() {
+    local label=$1 n=$2 setup=$3 cmd=$4 i
+    TIMES_FILE=$(mktemp)
+    for ((i = 0; i < n; i++)); do
+        $setup "$i"
+        measure bash -c "$cmd"
+    done
+    RESULT_SECS=$(median_of "$TIMES_FILE" 1)
+    RESULT_MB=$(median_of "$TIMES_FILE" 2 | awk '{printf "%.0f", $1/1024}')
+    rm -f "$TIMES_FILE"
+    printf '  %-44s %8.3f s %6s MB\n' "$label" "$RESULT_SECS" "$RESULT_MB" >&2
+}
+
+header() {
+    printf '\n| %-36s | %9s | %7s | %-30s | %9s | %7s | %6s |\n' "operation" "antares s" "RSS MB" "baseline" "base s" "RSS MB" "ratio"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..38})" "-----------" "---------" "$(printf -- '-%.0s' {1..32})" "-----------" "---------" "--------"
+}
+
+# row OP A_SECS A_MB BASE_LABEL B_SECS B_MB
+row() {
+    local ratio
+    ratio=$(awk -v a="$2" -v b="$5" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')
+    printf '| %-36s | %9.3f | %7s | %-30s | %9.3f | %7s | %6s |\n' "$1" "$2" "$3" "$4" "$5" "$6" "$ratio"
+}

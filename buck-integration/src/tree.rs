@@ -1,0 +1,139 @@
+//! Cached reads of the source tree: directory listings, build-file text and
+//! symlink resolution. One computation lists the same directories many times
+//! (package detection, globs, whole-package walks), so every listing is
+//! fetched from the [`Source`] once.
+
+use antares_overlay::source::read_link;
+use antares_overlay::{EntryKind, RepoPath, Source, SourceError, TreeEntry};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// How many symlinks one resolution may pass through (as `SYMLOOP_MAX`).
+const MAX_LINKS: usize = 40;
+
+/// A path after following relative symlinks.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    /// The entry finally reached, `None` when the chain dangles.
+    pub entry: Option<TreeEntry>,
+    /// Every symlink passed through, in order (their targets are needed too).
+    pub links: Vec<RepoPath>,
+    /// Why resolution stopped early: an absolute or escaping target, a loop.
+    pub problem: Option<String>,
+}
+
+pub(crate) struct Tree<'s> {
+    source: &'s dyn Source,
+    listings: RefCell<HashMap<RepoPath, Rc<[TreeEntry]>>>,
+}
+
+impl<'s> Tree<'s> {
+    pub fn new(source: &'s dyn Source) -> Self {
+        Tree {
+            source,
+            listings: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The entries of `dir`, sorted by name; empty when `dir` is absent or
+    /// not a directory.
+    pub fn list(&self, dir: &RepoPath) -> Result<Rc<[TreeEntry]>, SourceError> {
+        if let Some(l) = self.listings.borrow().get(dir) {
+            return Ok(l.clone());
+        }
+        let mut entries = match self.source.list_dir(dir) {
+            Ok(e) => e,
+            Err(SourceError::NotFound(_)) | Err(SourceError::NotADirectory(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let rc: Rc<[TreeEntry]> = entries.into();
+        self.listings.borrow_mut().insert(dir.clone(), rc.clone());
+        Ok(rc)
+    }
+
+    /// The entry at `path` itself (a symlink is returned as a symlink).
+    pub fn entry(&self, path: &RepoPath) -> Result<Option<TreeEntry>, SourceError> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(None);
+        };
+        let listing = self.list(&parent)?;
+        Ok(listing
+            .binary_search_by(|e| e.path.file_name().unwrap_or("").cmp(name))
+            .ok()
+            .map(|i| listing[i].clone()))
+    }
+
+    /// Is there a directory at `path` (the root always is)?
+    pub fn is_dir(&self, path: &RepoPath) -> Result<bool, SourceError> {
+        Ok(path.is_root() || matches!(self.entry(path)?, Some(e) if e.kind == EntryKind::Dir))
+    }
+
+    /// Follows `path` through relative symlinks, in any component.
+    pub fn resolve(&self, path: &RepoPath) -> Result<Resolved, SourceError> {
+        let mut links = Vec::new();
+        let mut pending: Vec<String> = path.components().map(str::to_string).rev().collect();
+        let mut current = RepoPath::root();
+        let mut entry = None;
+        let stop = |links, problem: String| Resolved {
+            entry: None,
+            links,
+            problem: Some(problem),
+        };
+        while let Some(name) = pending.pop() {
+            let Ok(next) = current.join(&name) else {
+                return Ok(stop(links, format!("bad path component {name:?}")));
+            };
+            match self.entry(&next)? {
+                None => {
+                    return Ok(Resolved {
+                        entry: None,
+                        links,
+                        problem: None,
+                    })
+                }
+                Some(e) if e.kind == EntryKind::Symlink => {
+                    if links.len() >= MAX_LINKS {
+                        return Ok(stop(links, format!("too many levels of symlinks at {next}")));
+                    }
+                    let target = read_link(self.source, &e)?;
+                    let Some(resolved) = next.resolve_link(&target) else {
+                        return Ok(stop(
+                            links,
+                            format!("symlink {next} -> {target} is absolute or leaves the project"),
+                        ));
+                    };
+                    links.push(next);
+                    pending.extend(resolved.components().map(str::to_string).rev().collect::<Vec<_>>());
+                    current = RepoPath::root();
+                    entry = None;
+                }
+                Some(e) => {
+                    current = next;
+                    entry = Some(e);
+                }
+            }
+        }
+        Ok(Resolved {
+            entry,
+            links,
+            problem: None,
+        })
+    }
+
+    /// The text of the file at `path` (through symlinks), `None` if absent.
+    pub fn read_text(&self, path: &RepoPath) -> Result<Option<String>, SourceError> {
+        let resolved = self.resolve(path)?;
+        match resolved.entry {
+            Some(e) if e.kind == EntryKind::File => {
+                let bytes = self.source.read(&e)?;
+                String::from_utf8(bytes).map(Some).map_err(|_| SourceError::Invalid {
+                    path: path.to_string(),
+                    message: "not valid UTF-8".into(),
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+}

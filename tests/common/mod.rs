@@ -1,0 +1,138 @@
+//! Shared helpers of the end-to-end tests: running the binary in a sandbox
+//! (its own cache dir), building fixture trees and git repos, comparing trees.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temp dir with a cache for the binary.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().expect("tempdir") }
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    /// `antares ARGS…` with cwd `cwd`, the sandbox's cache, no terminal.
+    pub fn cmd(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_antares"));
+        c.args(args)
+            .current_dir(cwd)
+            .env("XDG_CACHE_HOME", self.path("xdg-cache"))
+            .env_remove("ANTARES_WORKSPACE")
+            .env_remove("ANTARES_CACHE")
+            .env_remove("RUST_LOG");
+        c
+    }
+    pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.cmd(cwd, args).output().expect("run antares")
+    }
+    /// Runs and asserts the exit code, returning stdout.
+    pub fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+        let out = self.run(cwd, args);
+        assert_eq!(out.status.code(), Some(0), "antares {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Copies the example monorepo (with its symlinks) to `dest`.
+pub fn example_repo(dest: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
+    copy_tree(&src, dest);
+}
+
+pub fn copy_tree(src: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let (from, to) = (e.path(), dest.join(e.file_name()));
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&from, &to);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from).unwrap(), &to).unwrap();
+        } else {
+            fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+/// Runs git with a fixed identity in `dir`.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes `dir` a git repository with everything committed; returns HEAD.
+pub fn git_commit_all(dir: &Path, msg: &str) -> String {
+    if !dir.join(".git").exists() {
+        git(dir, &["init", "-q"]);
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", msg]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// What a tree holds: path → ("file", mode, bytes) or ("link", target).
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub enum Node {
+    File { exec: bool, bytes: Vec<u8> },
+    Link(String),
+}
+
+/// Files and symlinks below `root`, skipping `.git`, `.antares`, `buck-out`.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if dir == root && (name == ".antares" || name == "buck-out") || name == ".git" {
+            continue;
+        }
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let meta = fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            walk(root, &p, out);
+        } else if meta.file_type().is_symlink() {
+            out.insert(rel, Node::Link(fs::read_link(&p).unwrap().to_string_lossy().into_owned()));
+        } else {
+            let exec = meta.permissions().mode() & 0o100 != 0;
+            out.insert(rel, Node::File { exec, bytes: fs::read(&p).unwrap() });
+        }
+    }
+}
+
+/// Writes `n` files of `size` bytes (distinct content) under `dir/dNN/`.
+pub fn make_tree(dir: &Path, n: usize, size: usize) {
+    for i in 0..n {
+        let d = dir.join(format!("d{:02}", i % 50));
+        fs::create_dir_all(&d).unwrap();
+        let mut bytes = format!("file {i}\n").into_bytes();
+        bytes.resize(size.max(bytes.len()), b'a' + (i % 26) as u8);
+        fs::write(d.join(format!("f{i:05}.txt")), bytes).unwrap();
+    }
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
