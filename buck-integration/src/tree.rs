@@ -73,7 +73,7 @@ impl<'s> Tree<'s> {
     /// Follows `path` through relative symlinks, in any component.
     pub fn resolve(&self, path: &RepoPath) -> Result<Resolved, SourceError> {
         let mut links = Vec::new();
-        let mut pending: Vec<String> = path.components().map(str::to_string).rev().collect();
+        let mut pending = reversed_components(path);
         let mut current = RepoPath::root();
         let mut entry = None;
         let stop = |links, problem: String| Resolved {
@@ -105,7 +105,7 @@ impl<'s> Tree<'s> {
                         ));
                     };
                     links.push(next);
-                    pending.extend(resolved.components().map(str::to_string).rev().collect::<Vec<_>>());
+                    pending.extend(reversed_components(&resolved));
                     current = RepoPath::root();
                     entry = None;
                 }
@@ -136,4 +136,11 @@ impl<'s> Tree<'s> {
             _ => Ok(None),
         }
     }
+}
+
+/// `a/b/c` as `["c", "b", "a"]`: a stack whose top is the first component.
+fn reversed_components(path: &RepoPath) -> Vec<String> {
+    let mut v: Vec<String> = path.components().map(str::to_string).collect();
+    v.reverse();
+    v
 }

@@ -68,28 +68,63 @@ pub fn status(layout: &Layout) -> Result<Status> {
         .chain(manifest.conflicts.keys())
         .map(|p| p.as_str())
         .collect();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(true)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .parents(false)
-        .filter_entry(|e| {
-            !(e.file_type().is_some_and(|t| t.is_dir())
-                && e.file_name().to_str().is_some_and(|n| NEVER_TRACKED.contains(&n)))
-        })
-        .build();
-    for entry in walker.flatten() {
-        if entry.file_type().is_some_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
-        let rel = rel.to_string_lossy();
-        if !known.contains(rel.as_ref()) {
-            st.added.push(rel.into_owned());
-        }
-    }
+    st.added = untracked(root, &[RepoPath::root()], &[], &|p| known.contains(p.as_str()))
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect();
     st.added.sort();
     Ok(st)
+}
+
+/// Files and symlinks below the `under` directories of the workspace at
+/// `root` that `known` does not claim: what the user created. The walk
+/// honours `.gitignore`, skips [`NEVER_TRACKED`] directories, the `ignored`
+/// subtrees (e.g. `project.ignore`) and names that are not valid repo paths.
+pub fn untracked(
+    root: &std::path::Path,
+    under: &[RepoPath],
+    ignored: &[RepoPath],
+    known: &(dyn Fn(&RepoPath) -> bool + Sync),
+) -> Vec<RepoPath> {
+    let mut out = BTreeSet::new();
+    for dir in under {
+        let start = dir.to_fs_path(root);
+        if !start.is_dir() {
+            continue;
+        }
+        let root_owned = root.to_path_buf();
+        let ignored_owned: Vec<RepoPath> = ignored.to_vec();
+        let walker = ignore::WalkBuilder::new(&start)
+            .hidden(false)
+            .git_ignore(true)
+            .git_global(false)
+            .git_exclude(false)
+            .require_git(false)
+            .parents(false)
+            .filter_entry(move |e| {
+                if !e.file_type().is_some_and(|t| t.is_dir()) {
+                    return true;
+                }
+                if e.file_name().to_str().is_some_and(|n| NEVER_TRACKED.contains(&n)) {
+                    return false;
+                }
+                match e.path().strip_prefix(&root_owned).ok().and_then(|r| RepoPath::from_fs(r).ok()) {
+                    Some(rel) => !ignored_owned.iter().any(|i| !i.is_root() && rel.starts_with(i)),
+                    None => false,
+                }
+            })
+            .build();
+        for entry in walker.flatten() {
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Some(rel) = entry.path().strip_prefix(root).ok().and_then(|r| RepoPath::from_fs(r).ok()) else {
+                continue;
+            };
+            if !known(&rel) {
+                out.insert(rel);
+            }
+        }
+    }
+    out.into_iter().collect()
 }

@@ -24,7 +24,7 @@ use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
 use crate::observe::{observe, Observed};
 use crate::place::{self, Method, Placer};
 use crate::store::{Known, Store};
-use antares_overlay::{EntryKind, RepoPath, Source, TreeEntry};
+use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, TreeEntry};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -33,9 +33,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// Where workspace edits go back to: the mount's writable upper layer (the
+/// binary implements it over the overlay View). Each call returns the id the
+/// source will report for the path from now on, so the next sync sees the
+/// source and the workspace agree.
+pub trait WriteBack: Sync {
+    /// Makes `path` hold a copy of the workspace file `from`.
+    fn put_file(&self, path: &RepoPath, from: &std::path::Path, executable: bool) -> antares_overlay::Result<ObjectId>;
+    /// Makes `path` a symlink to `target`.
+    fn put_symlink(&self, path: &RepoPath, target: &str) -> antares_overlay::Result<ObjectId>;
+    /// Deletes `path` (in an overlay: a whiteout).
+    fn delete(&self, path: &RepoPath) -> antares_overlay::Result<()>;
+}
+
 /// What to materialize.
-#[derive(Debug, Clone, Default)]
-pub struct Request {
+#[derive(Clone, Default)]
+pub struct Request<'a> {
     /// The entries the workspace must hold (files, symlinks; gitlinks are
     /// reported; directories are implied by their contents).
     pub entries: Vec<TreeEntry>,
@@ -45,6 +58,14 @@ pub struct Request {
     pub scope: Vec<RepoPath>,
     /// The source revision, recorded in the manifest.
     pub revision: Option<String>,
+    /// Restrict this sync to these paths (a watcher's changed paths); other
+    /// manifest records are left untouched. `None`: every path.
+    pub only: Option<BTreeSet<RepoPath>>,
+    /// Two-way mode: workspace edits, new files (inside `scope`) and
+    /// deletions are written here instead of being left alone.
+    pub write_back: Option<&'a dyn WriteBack>,
+    /// Subtrees never written back (e.g. `project.ignore`).
+    pub ignored: Vec<RepoPath>,
 }
 
 /// Progress reporting hooks; the binary draws bars with them.
@@ -92,6 +113,10 @@ pub struct Summary {
     pub conflicts: Vec<String>,
     /// Submodule entries, materialized as empty directories.
     pub gitlinks: Vec<String>,
+    /// Workspace edits and new files written back to the source side.
+    pub written_back: Vec<String>,
+    /// Workspace deletions written back to the source side.
+    pub deleted_back: Vec<String>,
     /// Paths skipped because the workspace changed while syncing.
     pub raced: Vec<String>,
     pub errors: Vec<PathError>,
@@ -123,6 +148,10 @@ enum Action {
     Forget,
     Adopt { version: Version, stat: StatKey },
     Conflict { theirs: Option<Version> },
+    /// Two-way: copy ours to the source side (`stat` as observed).
+    WriteBack { version: Version, stat: StatKey },
+    /// Two-way: delete on the source side what the user deleted here.
+    DeleteBack,
     /// Leave the workspace and the record as they are.
     Leave,
 }
@@ -166,10 +195,32 @@ pub fn sync(
 
     // Observe ours for every path the plan may touch.
     let paths: Vec<RepoPath> = {
-        let mut set: BTreeSet<&RepoPath> = wanted.keys().collect();
-        set.extend(manifest.records.keys());
-        set.extend(manifest.conflicts.keys());
-        set.into_iter().cloned().collect()
+        let mut set: BTreeSet<RepoPath> = wanted.keys().cloned().collect();
+        set.extend(manifest.records.keys().cloned());
+        set.extend(manifest.conflicts.keys().cloned());
+        if request.write_back.is_some() {
+            // New workspace files inside the requested subtrees.
+            let known = |p: &RepoPath| set.contains(p);
+            let under: Vec<RepoPath> = match &request.only {
+                Some(only) => only.iter().filter(|p| p.to_fs_path(root).is_dir() || !known(p)).cloned().collect(),
+                None => request.scope.clone(),
+            };
+            let added = crate::status::untracked(root, &under, &request.ignored, &known);
+            // A single changed path that is itself a new file.
+            let singles: Vec<RepoPath> = request
+                .only
+                .iter()
+                .flatten()
+                .filter(|p| !known(p) && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir()))
+                .cloned()
+                .collect();
+            set.extend(added);
+            set.extend(singles);
+        }
+        if let Some(only) = &request.only {
+            set.retain(|p| only.iter().any(|o| p.starts_with(o)));
+        }
+        set.into_iter().collect()
     };
     progress.phase("checking", paths.len() as u64);
     let saved_at = manifest.saved_at_ns;
@@ -289,6 +340,7 @@ pub fn sync(
                 expect: Some(stat),
             },
             (Observed::Unchanged { stat }, Theirs::Deleted | Theirs::Unrequested) => Action::Remove { expect: stat },
+            (Observed::Missing, Theirs::Same) if request.write_back.is_some() => Action::DeleteBack,
             (Observed::Missing, Theirs::Same) => {
                 summary.deleted.push(p.to_string());
                 Action::Leave
@@ -299,6 +351,27 @@ pub fn sync(
                 expect: None,
             },
             (Observed::Missing, Theirs::Deleted | Theirs::Unrequested) => Action::Forget,
+            (Observed::Present { version, stat }, Theirs::Same | Theirs::Unrequested) if request.write_back.is_some() && has_record => {
+                Action::WriteBack { version, stat }
+            }
+            (Observed::Present { version, stat }, Theirs::Deleted | Theirs::Unrequested) if request.write_back.is_some() && !has_record => {
+                // A new workspace file: write it back unless the source has
+                // something at that path that was not requested.
+                match source.stat(&p) {
+                    Ok(None) => Action::WriteBack { version, stat },
+                    Ok(Some(_)) => {
+                        summary.errors.push(PathError {
+                            path: p.to_string(),
+                            error: "created in the workspace, but the source has this path outside the synced set; not written back".into(),
+                        });
+                        Action::Leave
+                    }
+                    Err(e) => {
+                        summary.errors.push(PathError { path: p.to_string(), error: e.to_string() });
+                        Action::Leave
+                    }
+                }
+            }
             (Observed::Present { .. } | Observed::Other { .. }, Theirs::Same) => {
                 summary.modified.push(p.to_string());
                 Action::Leave
@@ -365,6 +438,8 @@ pub fn sync(
     let raced: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
     let (bytes, reflinked, copied) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let raced_late: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let late_errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
     placements.par_iter().for_each(|(p, v, expect)| {
         let fail = |error: String| {
             if let Ok(mut e) = errors.lock() {
@@ -424,6 +499,47 @@ pub fn sync(
     summary.raced = raced.into_inner().unwrap_or_default();
     summary.errors.extend(errors.into_inner().unwrap_or_default());
 
+    // Two-way: workspace edits and deletions go to the source side.
+    let written: Mutex<HashMap<RepoPath, Record>> = Mutex::new(HashMap::new());
+    let deleted_back: Mutex<BTreeSet<RepoPath>> = Mutex::new(BTreeSet::new());
+    if let Some(wb) = request.write_back {
+        let back: Vec<&(RepoPath, Action)> = actions
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::WriteBack { .. } | Action::DeleteBack))
+            .collect();
+        progress.phase("writing back", back.len() as u64);
+        back.par_iter().for_each(|(p, a)| {
+            let res = write_back_one(wb, root, p, a);
+            match res {
+                Ok(Some(rec)) => {
+                    if let Ok(mut w) = written.lock() {
+                        w.insert(p.clone(), rec);
+                    }
+                }
+                Ok(None) if matches!(a, Action::DeleteBack) => {
+                    if let Ok(mut d) = deleted_back.lock() {
+                        d.insert(p.clone());
+                    }
+                }
+                Ok(None) => {
+                    if let Ok(mut r) = raced_late.lock() {
+                        r.push(p.to_string());
+                    }
+                }
+                Err(error) => {
+                    if let Ok(mut e) = late_errors.lock() {
+                        e.push(PathError { path: p.to_string(), error });
+                    }
+                }
+            }
+            progress.advance(1);
+        });
+    }
+    summary.raced.extend(raced_late.into_inner().unwrap_or_default());
+    summary.errors.extend(late_errors.into_inner().unwrap_or_default());
+    let written = written.into_inner().unwrap_or_default();
+    let deleted_back = deleted_back.into_inner().unwrap_or_default();
+
     // Fold the outcome into the manifest.
     let placed: HashMap<RepoPath, Record> = placed.into_inner().unwrap_or_default().into_iter().collect();
     let removed: BTreeSet<RepoPath> = removed.into_iter().collect();
@@ -481,6 +597,22 @@ pub fn sync(
             }
             Action::Leave => {
                 manifest.conflicts.remove(&p);
+            }
+            Action::WriteBack { .. } => {
+                if let Some(rec) = written.get(&p) {
+                    dirty = true;
+                    summary.written_back.push(p.to_string());
+                    manifest.records.insert(p.clone(), rec.clone());
+                    manifest.conflicts.remove(&p);
+                }
+            }
+            Action::DeleteBack => {
+                if deleted_back.contains(&p) {
+                    dirty = true;
+                    summary.deleted_back.push(p.to_string());
+                    manifest.records.remove(&p);
+                    manifest.conflicts.remove(&p);
+                }
             }
         }
     }
@@ -652,4 +784,29 @@ fn list_files(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Writes one workspace change to the source side. Returns the new record
+/// for a written file, `None` for a deletion or when the file changed while
+/// it was being copied (left for the next sync).
+fn write_back_one(wb: &dyn WriteBack, root: &std::path::Path, p: &RepoPath, action: &Action) -> std::result::Result<Option<Record>, String> {
+    match action {
+        Action::WriteBack { version, stat } => {
+            let from = p.to_fs_path(root);
+            let oid = match (&version.kind, &version.target) {
+                (Kind::Symlink, Some(t)) => wb.put_symlink(p, t),
+                _ => wb.put_file(p, &from, version.executable),
+            }
+            .map_err(|e| format!("cannot write back: {e}"))?;
+            let now = fs::symlink_metadata(&from).map(|m| StatKey::of(&m)).ok();
+            if now != Some(*stat) {
+                return Ok(None);
+            }
+            let mut version = version.clone();
+            version.oid = oid;
+            Ok(Some(Record { version, stat: *stat }))
+        }
+        Action::DeleteBack => wb.delete(p).map(|()| None).map_err(|e| format!("cannot write back the deletion: {e}")),
+        _ => Ok(None),
+    }
 }

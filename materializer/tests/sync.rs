@@ -31,7 +31,7 @@ impl Env {
         self.sync_scoped(src, src.entries(), vec![RepoPath::root()])
     }
     fn sync_scoped(&self, src: &MemSource, entries: Vec<antares_overlay::TreeEntry>, scope: Vec<RepoPath>) -> Summary {
-        let req = Request { entries, scope, revision: None };
+        let req = Request { entries, scope, ..Default::default() };
         sync(&self.layout, &self.store, src, req, &NoProgress).unwrap()
     }
     fn path(&self, p: &str) -> std::path::PathBuf {
@@ -308,7 +308,7 @@ fn warm_sync_reads_nothing_from_the_source() {
     let ws2 = e.layout.root().parent().unwrap().join("ws2");
     fs::create_dir_all(ws2.join(".antares")).unwrap();
     let l2 = Layout::new(&ws2);
-    let req = Request { entries: src.entries(), scope: vec![RepoPath::root()], revision: None };
+    let req = Request { entries: src.entries(), scope: vec![RepoPath::root()], ..Default::default() };
     let s = sync(&l2, &e.store, &src, req, &NoProgress).unwrap();
     assert_eq!((s.added, s.fetched), (5, 0));
     // Only the symlink target is read (symlinks are not stored as blobs).

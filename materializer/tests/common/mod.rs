@@ -80,3 +80,34 @@ impl Source for MemSource {
         }
     }
 }
+
+/// Write-back into the in-memory source, as the overlay's upper layer would.
+impl antares_materializer::sync::WriteBack for MemSource {
+    fn put_file(&self, path: &RepoPath, from: &std::path::Path, executable: bool) -> antares_overlay::Result<ObjectId> {
+        let bytes = std::fs::read(from).map_err(|e| SourceError::io(from.display(), e))?;
+        let node = Node::File(bytes, executable);
+        let oid = Self::entry(path.as_str(), &node).oid;
+        self.files.lock().unwrap().insert(path.to_string(), node);
+        Ok(oid)
+    }
+    fn put_symlink(&self, path: &RepoPath, target: &str) -> antares_overlay::Result<ObjectId> {
+        let node = Node::Link(target.into());
+        let oid = Self::entry(path.as_str(), &node).oid;
+        self.files.lock().unwrap().insert(path.to_string(), node);
+        Ok(oid)
+    }
+    fn delete(&self, path: &RepoPath) -> antares_overlay::Result<()> {
+        self.files.lock().unwrap().remove(path.as_str());
+        Ok(())
+    }
+}
+
+impl MemSource {
+    pub fn content(&self, path: &str) -> Option<String> {
+        match self.files.lock().unwrap().get(path) {
+            Some(Node::File(b, _)) => Some(String::from_utf8_lossy(b).into_owned()),
+            Some(Node::Link(t)) => Some(format!("-> {t}")),
+            None => None,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! What a build-file evaluation knows and records, reachable from builtins
+//! through `Evaluator::extra`.
+
+use crate::cells::{Cell, Cells};
+use starlark::any::ProvidesStaticType;
+use starlark::eval::Evaluator;
+use starlark::values::dict::DictRef;
+use starlark::values::list::ListRef;
+use starlark::values::structs::StructRef;
+use starlark::values::tuple::TupleRef;
+use starlark::values::{FrozenValue, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use super::values::Selector;
+
+/// One target declared by a build file, reduced to what the file set needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordedTarget {
+    pub name: String,
+    pub kind: String,
+    /// Every string found in each attribute (lists, dicts, select branches).
+    pub attrs: Vec<(String, Vec<String>)>,
+}
+
+/// The file being evaluated.
+#[derive(ProvidesStaticType)]
+pub(crate) struct FileCtx<'a> {
+    pub cells: &'a Cells,
+    /// The cell whose configuration `read_config` answers from: the build
+    /// file's cell (or the `.bzl`'s own while it is being loaded).
+    pub cell: &'a Cell,
+    /// The cell-relative package of a build or PACKAGE file; `None` while a
+    /// `.bzl` is loaded (no targets can be declared then).
+    pub package: Option<String>,
+    /// The package's files, package-relative, for `glob()`.
+    pub package_files: &'a [String],
+    /// Buck2's global functions by name, so `native.NAME` can reach them.
+    pub builtins: &'a HashMap<String, FrozenValue>,
+    pub targets: RefCell<Vec<RecordedTarget>>,
+    /// `write_package_value` from PACKAGE files, seen by `read_package_value`.
+    pub package_values: RefCell<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("internal: evaluation without a file context")]
+struct NoContext;
+
+/// The context of the evaluation `eval` runs.
+pub(crate) fn file_ctx<'a, 'e>(eval: &Evaluator<'_, 'a, 'e>) -> anyhow::Result<&'a FileCtx<'e>> {
+    eval.extra
+        .and_then(|e| e.downcast_ref::<FileCtx<'e>>())
+        .ok_or_else(|| NoContext.into())
+}
+
+/// How deep attribute values are searched (values can be cyclic).
+const MAX_DEPTH: usize = 64;
+
+/// Every string inside `value`: list and tuple items, dict keys and values,
+/// struct fields and every branch of a `select()`.
+pub(crate) fn collect_strings(value: Value, out: &mut Vec<String>) {
+    collect(value, out, 0)
+}
+
+fn collect(value: Value, out: &mut Vec<String>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    if let Some(s) = value.unpack_str() {
+        out.push(s.to_string());
+    } else if let Some(l) = ListRef::from_value(value) {
+        l.iter().for_each(|v| collect(v, out, depth + 1));
+    } else if let Some(t) = TupleRef::from_value(value) {
+        t.iter().for_each(|v| collect(v, out, depth + 1));
+    } else if let Some(d) = DictRef::from_value(value) {
+        for (k, v) in d.iter() {
+            collect(k, out, depth + 1);
+            collect(v, out, depth + 1);
+        }
+    } else if let Some(s) = Selector::from_value(value) {
+        out.extend(s.strings.iter().cloned());
+    } else if let Some(s) = StructRef::from_value(value) {
+        s.iter().for_each(|(_, v)| collect(v, out, depth + 1));
+    }
+}

@@ -1,0 +1,161 @@
+//! The Starlark values antares adds: generic rule recorders, the `native`
+//! namespace and `select()` results.
+
+use super::context::{collect_strings, file_ctx, RecordedTarget};
+use allocative::Allocative;
+use starlark::eval::{Arguments, Evaluator};
+use starlark::starlark_simple_value;
+use starlark::values::{
+    starlark_value, Heap, NoSerialize, ProvidesStaticType, StarlarkPagable, StarlarkValue, Value,
+};
+use std::fmt;
+
+/// Attributes that name who may see a target, not what it needs.
+const NOT_DEPENDENCIES: [&str; 3] = ["name", "visibility", "within_view"];
+
+/// Stands in for any rule or macro antares does not evaluate (the prelude's
+/// rules, undefined names, `native.*`, results of `rule()`): calling it with
+/// `name = …` records a target with every string of every attribute;
+/// attribute access yields another recorder, so `attrs.string()` or
+/// `paths.join(…)` evaluate without error.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Recorder {
+    kind: String,
+    /// Reached as `native.KIND`: forwards to the global function of that
+    /// name when there is one.
+    native: bool,
+}
+starlark_simple_value!(Recorder);
+
+impl Recorder {
+    pub fn new(kind: impl Into<String>) -> Self {
+        Recorder {
+            kind: kind.into(),
+            native: false,
+        }
+    }
+}
+
+impl fmt::Display for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<rule {}>", self.kind)
+    }
+}
+
+#[starlark_value(type = "rule")]
+impl<'v> StarlarkValue<'v> for Recorder {
+    fn invoke(&self, _me: Value<'v>, args: &Arguments<'v, '_>, eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<Value<'v>> {
+        let ctx = file_ctx(eval).map_err(starlark::Error::new_other)?;
+        if self.native {
+            if let Some(f) = ctx.builtins.get(&self.kind) {
+                let pos: Vec<Value<'v>> = args.positions(eval.heap())?.collect();
+                let named_map = args.names_map()?;
+                let named: Vec<(&str, Value<'v>)> = named_map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                return eval.eval_function(f.to_value(), &pos, &named);
+            }
+        }
+        let named = args.names_map()?;
+        let name = named.iter().find(|(k, _)| k.as_str() == "name").and_then(|(_, v)| v.unpack_str());
+        if let (Some(name), Some(_)) = (name, &ctx.package) {
+            let mut attrs = Vec::new();
+            let mut positional = Vec::new();
+            for v in args.positions(eval.heap())? {
+                collect_strings(v, &mut positional);
+            }
+            if !positional.is_empty() {
+                attrs.push(("<positional>".to_string(), positional));
+            }
+            for (k, v) in named.iter() {
+                if NOT_DEPENDENCIES.contains(&k.as_str()) {
+                    continue;
+                }
+                let mut strings = Vec::new();
+                collect_strings(*v, &mut strings);
+                attrs.push((k.as_str().to_string(), strings));
+            }
+            ctx.targets.borrow_mut().push(RecordedTarget {
+                name: name.to_string(),
+                kind: self.kind.clone(),
+                attrs,
+            });
+        }
+        Ok(Value::new_none())
+    }
+
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        Some(heap.alloc(Recorder::new(format!("{}.{attribute}", self.kind))))
+    }
+
+    fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
+        true
+    }
+}
+
+/// The `native` namespace of `.bzl` files: every attribute is the global
+/// function of that name, or a recorder for a rule.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Native;
+starlark_simple_value!(Native);
+
+impl fmt::Display for Native {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("native")
+    }
+}
+
+#[starlark_value(type = "native")]
+impl<'v> StarlarkValue<'v> for Native {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        Some(heap.alloc(Recorder {
+            kind: attribute.to_string(),
+            native: true,
+        }))
+    }
+
+    fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
+        true
+    }
+}
+
+/// A `select()`: every branch counts (oracle fact 3: a superset is safe), so
+/// only the strings of all branches are kept. Concatenation with lists and
+/// other selects keeps theirs too.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Selector {
+    pub strings: Vec<String>,
+}
+starlark_simple_value!(Selector);
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "select({:?})", self.strings)
+    }
+}
+
+impl Selector {
+    fn concat<'v>(&self, other: Value<'v>, other_first: bool, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+        let mut theirs = Vec::new();
+        collect_strings(other, &mut theirs);
+        let strings = if other_first {
+            theirs.into_iter().chain(self.strings.iter().cloned()).collect()
+        } else {
+            self.strings.iter().cloned().chain(theirs).collect()
+        };
+        Some(Ok(heap.alloc(Selector { strings })))
+    }
+}
+
+#[starlark_value(type = "selector")]
+impl<'v> StarlarkValue<'v> for Selector {
+    fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+        self.concat(rhs, false, heap)
+    }
+
+    fn radd(&self, lhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+        self.concat(lhs, true, heap)
+    }
+
+    fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        self.concat(rhs, false, heap).unwrap_or_else(|| Ok(Value::new_none()))
+    }
+}
