@@ -104,6 +104,11 @@ pub struct SyncArgs {
     /// tag; mono: refs) and remember it for later syncs.
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// After syncing, keep running: watch the workspace and the source side
+    /// (a dir: source, the mount's upper dir) and sync each change as it
+    /// happens, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
     /// Keep the previously synced selection and add these paths to it.
     #[arg(long)]
     pub add: bool,

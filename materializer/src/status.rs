@@ -115,7 +115,7 @@ pub fn untracked(
             })
             .build();
         for entry in walker.flatten() {
-            if entry.file_type().is_some_and(|t| t.is_dir()) {
+            if entry.file_type().is_some_and(|t| t.is_dir()) || entry.file_name().to_str().is_some_and(is_editor_temp) {
                 continue;
             }
             let Some(rel) = entry.path().strip_prefix(root).ok().and_then(|r| RepoPath::from_fs(r).ok()) else {
@@ -127,4 +127,14 @@ pub fn untracked(
         }
     }
     out.into_iter().collect()
+}
+
+/// Editors' scratch files (vim swap and backup files and its `4913` probe,
+/// emacs lock and autosave files): never reported, never written back.
+pub fn is_editor_temp(name: &str) -> bool {
+    name == "4913"
+        || name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#') && name.len() > 1)
+        || (name.starts_with('.') && [".swp", ".swo", ".swx"].iter().any(|s| name.ends_with(s)))
 }

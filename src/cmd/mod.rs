@@ -6,6 +6,7 @@ pub mod resolve;
 pub mod root;
 pub mod status;
 pub mod sync;
+pub mod watch;
 
 /// Exit status: success.
 pub const OK: i32 = 0;

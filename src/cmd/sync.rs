@@ -1,15 +1,15 @@
-//! `antares sync [PATH…]`: make the workspace hold the selected subtrees.
+//! `antares sync [PATH…] [--watch]`: make the workspace hold the selection.
 
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
 use crate::workspace::Workspace;
 use anyhow::{bail, Context, Result};
-use antares_materializer::{Request, Store, Summary, WorkspaceLock};
-use antares_overlay::{EntryKind, RepoPath, Source};
-use std::collections::BTreeMap;
+use antares_materializer::{Progress, Request, Store, Summary, WorkspaceLock};
+use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
-    let mut ws = Workspace::find(global.workspace.as_deref())?;
+    let ws = Workspace::find(global.workspace.as_deref())?;
     let mut paths: Vec<RepoPath> = Vec::new();
     if args.add || args.paths.is_empty() {
         for p in &ws.config.paths {
@@ -30,42 +30,77 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
         .cloned()
         .collect();
-
-    let _lock = WorkspaceLock::acquire(&ws.layout.lock_file(), !args.no_wait, |pid| {
-        eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
-    })?;
     let spec = match &args.rev {
         Some(rev) => ws.config.source.clone().at_revision(rev)?,
         None => ws.config.source.clone(),
     };
-    let source = antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?;
-    let entries = collect(source.as_ref(), &selected)?;
     let store_dir = ws.store_dir(global.cache.as_deref())?;
     let store = Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
     store.clean_tmp();
+    let ctx = Context_ {
+        ws: &ws,
+        store: &store,
+        source: antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?,
+        spec: spec.clone(),
+        selected: selected.clone(),
+        wait: !args.no_wait,
+    };
 
     let bar = Bar::new(args.json);
-    let request = Request {
-        entries,
-        scope: selected.clone(),
-        revision: source.revision(),
-    };
-    let summary = antares_materializer::sync(&ws.layout, &store, source.as_ref(), request, &bar)?;
+    let summary = ctx.sync_once(None, &bar)?;
     bar.finish();
-
     // Remember the selection for the next plain `antares sync`.
     let new_paths: Vec<String> = selected.iter().map(|p| p.as_str().to_string()).collect();
     if new_paths != ws.config.paths || spec != ws.config.source {
-        ws.config.paths = new_paths;
-        ws.config.source = spec;
-        Workspace::save_config(&ws.layout, &ws.config)?;
+        let mut config = ws.config.clone();
+        config.paths = new_paths;
+        config.source = spec;
+        Workspace::save_config(&ws.layout, &config)?;
     }
-    report(&ws, source.as_ref(), &summary, args.json)?;
+    report(&ws, ctx.source.as_ref(), &summary, args.json)?;
+    if args.watch {
+        if matches!(ctx.spec, SourceSpec::Git { .. }) {
+            eprintln!("note: a git: source is a fixed commit; --watch follows workspace edits only");
+        }
+        return crate::cmd::watch::run(&ctx, args.json);
+    }
     Ok(exit_status(&summary))
 }
 
+/// Everything one sync needs, kept across the cycles of `--watch`.
+pub struct Context_<'a> {
+    pub ws: &'a Workspace,
+    pub store: &'a Store,
+    pub source: Box<dyn Source>,
+    /// The source as opened (after --rev).
+    pub spec: SourceSpec,
+    pub selected: Vec<RepoPath>,
+    pub wait: bool,
+}
+
+impl Context_<'_> {
+    /// One sync of the selection, or of just the `only` paths.
+    pub fn sync_once(&self, only: Option<BTreeSet<RepoPath>>, progress: &dyn Progress) -> Result<Summary> {
+        let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
+            eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
+        })?;
+        let entries = match &only {
+            None => collect(self.source.as_ref(), &self.selected)?,
+            Some(only) => collect_changed(self.source.as_ref(), &self.selected, only)?,
+        };
+        let request = Request {
+            entries,
+            scope: self.selected.clone(),
+            revision: self.source.revision(),
+            only,
+            ..Default::default()
+        };
+        Ok(antares_materializer::sync(&self.ws.layout, self.store, self.source.as_ref(), request, progress)?)
+    }
+}
+
 /// The entries below each selected path; a path missing from the source is an error.
-fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<antares_overlay::TreeEntry>> {
+fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<TreeEntry>> {
     let mut out = BTreeMap::new();
     for p in selected {
         let entry = source
@@ -77,6 +112,26 @@ fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<antares_ove
             }
         } else {
             out.insert(p.clone(), entry);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// The current entries at the `changed` paths that lie inside the selection
+/// (a changed directory contributes its whole subtree).
+fn collect_changed(source: &dyn Source, selected: &[RepoPath], changed: &BTreeSet<RepoPath>) -> Result<Vec<TreeEntry>> {
+    let mut out = BTreeMap::new();
+    for p in changed.iter().filter(|p| selected.iter().any(|s| p.starts_with(s))) {
+        match source.stat(p)? {
+            Some(e) if e.kind == EntryKind::Dir => {
+                for e in source.walk(p)? {
+                    out.insert(e.path.clone(), e);
+                }
+            }
+            Some(e) => {
+                out.insert(p.clone(), e);
+            }
+            None => {}
         }
     }
     Ok(out.into_values().collect())
@@ -124,17 +179,18 @@ pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> R
             s.copied
         );
     }
-    for p in &s.modified {
-        eprintln!("  kept local edit: {p}");
-    }
-    for p in &s.deleted {
-        eprintln!("  kept local deletion: {p}");
-    }
-    for p in &s.raced {
-        eprintln!("  changed while syncing, left for the next sync: {p}");
-    }
-    for p in &s.gitlinks {
-        eprintln!("  submodule (gitlink), left as an empty directory: {p}");
+    let lists: [(&str, &Vec<String>); 6] = [
+        ("kept local edit", &s.modified),
+        ("kept local deletion", &s.deleted),
+        ("written back", &s.written_back),
+        ("deletion written back", &s.deleted_back),
+        ("changed while syncing, left for the next sync", &s.raced),
+        ("submodule (gitlink), left as an empty directory", &s.gitlinks),
+    ];
+    for (what, paths) in lists {
+        for p in paths {
+            eprintln!("  {what}: {p}");
+        }
     }
     for p in &s.conflicts {
         eprintln!("  CONFLICT {p}: changed in the workspace and in the source; yours is in place, the source's is in .antares/conflicts/{p}; settle with `antares resolve {p} --ours|--theirs`");

@@ -1,0 +1,498 @@
+//! The closure: from root labels through every dependency, across packages
+//! and cells, to the file set with a reason for each path.
+
+use crate::cells::{Cell, Cells};
+use crate::error::BuckError;
+use crate::eval::{FileEval, Interp};
+use crate::fileset::{FileSet, Reason, TargetInfo};
+use crate::label::{label_strings, parse_raw, resolve, Label};
+use crate::package::Layout;
+use crate::pattern::{PatternKind, TargetPattern};
+use crate::tree::Tree;
+use antares_overlay::{EntryKind, RepoPath, TreeEntry};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+/// The cell whose packages are never followed: its rules are recorded
+/// generically, and when vendored it is materialized whole.
+pub(crate) const PRELUDE: &str = "prelude";
+
+/// The cell whose closure every build needs.
+const TOOLCHAINS: &str = "toolchains";
+
+/// An evaluated package.
+pub(crate) struct Package {
+    pub cell: String,
+    pub name: String,
+    pub dir: RepoPath,
+    pub buildfile: RepoPath,
+    pub entries: Vec<TreeEntry>,
+    pub eval: FileEval,
+    /// `PACKAGE` files from the cell root down to the package.
+    pub package_files: Vec<RepoPath>,
+    /// `.bzl` files those PACKAGE files load.
+    pub package_loads: BTreeSet<RepoPath>,
+}
+
+impl Package {
+    fn key(&self) -> String {
+        format!("{}//{}", self.cell, self.name)
+    }
+}
+
+/// PACKAGE files and values in effect at a directory.
+#[derive(Clone, Default)]
+struct PackageChain {
+    values: BTreeMap<String, serde_json::Value>,
+    files: Vec<RepoPath>,
+    loads: BTreeSet<RepoPath>,
+}
+
+/// One target reached, and from where.
+struct Node {
+    /// An empty name stands for the whole package (`//pkg:`).
+    label: Label,
+    parent: Option<(usize, String)>,
+    origin: Option<String>,
+    kind: Option<String>,
+}
+
+/// The result of a walk: targets reached and the packages they live in.
+pub(crate) struct Walk {
+    nodes: Vec<Node>,
+    packages: Vec<(Rc<Package>, usize)>,
+}
+
+/// A root of the walk: a label and why it is a root (`None`: requested).
+pub(crate) type Root = (Label, Option<String>);
+
+pub(crate) struct Graph<'a, 's> {
+    layout: Layout<'a, 's>,
+    interp: Interp<'a, 's>,
+    packages: HashMap<(String, String), Option<Rc<Package>>>,
+    chains: HashMap<RepoPath, Rc<PackageChain>>,
+    warnings: BTreeSet<String>,
+}
+
+fn cell_relative(cell: &Cell, dir: &RepoPath) -> String {
+    dir.as_str()
+        .strip_prefix(cell.path.as_str())
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string()
+}
+
+impl<'a, 's> Graph<'a, 's> {
+    pub fn new(tree: &'a Tree<'s>, cells: &'a Cells) -> Self {
+        Graph {
+            layout: Layout { tree, cells },
+            interp: Interp::new(tree, cells),
+            packages: HashMap::new(),
+            chains: HashMap::new(),
+            warnings: BTreeSet::new(),
+        }
+    }
+
+    fn cells(&self) -> &'a Cells {
+        self.layout.cells
+    }
+
+    fn root_name(&self) -> &'a str {
+        &self.layout.cells.root
+    }
+
+    pub fn warn(&mut self, w: String) {
+        self.warnings.insert(w);
+    }
+
+    /// The package `pkg` of `cell`, evaluated once; `None` if there is no
+    /// build file there.
+    pub fn package(&mut self, cell: &str, pkg: &str) -> Result<Option<Rc<Package>>, BuckError> {
+        let key = (cell.to_string(), pkg.to_string());
+        if let Some(p) = self.packages.get(&key) {
+            return Ok(p.clone());
+        }
+        let loaded = self.load_package(cell, pkg)?.map(Rc::new);
+        self.packages.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn load_package(&mut self, cell_name: &str, pkg: &str) -> Result<Option<Package>, BuckError> {
+        let cells = self.cells();
+        let Some(cell) = cells.get(cell_name) else {
+            return Ok(None);
+        };
+        let Ok(rel) = RepoPath::new(pkg) else {
+            return Ok(None);
+        };
+        let dir = cell.path.join_path(&rel);
+        let Some(buildfile) = self.layout.buildfile(cell, &dir)? else {
+            return Ok(None);
+        };
+        let entries = self.layout.package_entries(cell, &dir)?;
+        let files: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.path.as_str().strip_prefix(dir.as_str()))
+            .map(|p| p.trim_start_matches('/').to_string())
+            .collect();
+        let chain = self.chain(cell, &dir)?;
+        let eval = self.interp.eval_package_file(&buildfile, cell, pkg, &files, &chain.values);
+        if let Some(fb) = &eval.fallback {
+            self.warn(format!(
+                "{buildfile}: could not evaluate ({}); every label written in it counts as a dependency",
+                fb.reason
+            ));
+        }
+        Ok(Some(Package {
+            cell: cell.name.clone(),
+            name: pkg.to_string(),
+            dir,
+            buildfile,
+            entries,
+            eval,
+            package_files: chain.files.clone(),
+            package_loads: chain.loads.clone(),
+        }))
+    }
+
+    /// PACKAGE files from the cell root down to `dir`, evaluated in order.
+    fn chain(&mut self, cell: &Cell, dir: &RepoPath) -> Result<Rc<PackageChain>, BuckError> {
+        if let Some(c) = self.chains.get(dir) {
+            return Ok(c.clone());
+        }
+        let mut chain = match dir.parent() {
+            Some(parent) if dir != &cell.path => (*self.chain(cell, &parent)?).clone(),
+            _ => PackageChain::default(),
+        };
+        let file = dir.join("PACKAGE").map_err(|e| BuckError::Pattern {
+            text: dir.to_string(),
+            message: e.to_string(),
+        })?;
+        let tree = self.layout.tree;
+        if matches!(tree.entry(&file)?, Some(e) if e.kind != EntryKind::Dir) && !self.cells().ignore.covers(&file) {
+            let ev = self.interp.eval_package_file(&file, cell, &cell_relative(cell, dir), &[], &chain.values);
+            if let Some(fb) = &ev.fallback {
+                self.warn(format!("{file}: could not evaluate ({}); its loads are kept", fb.reason));
+            }
+            chain.values = ev.package_values;
+            chain.files.push(file);
+            chain.loads.extend(ev.loads);
+        }
+        let rc = Rc::new(chain);
+        self.chains.insert(dir.clone(), rc.clone());
+        Ok(rc)
+    }
+
+    /// The labels a pattern stands for.
+    pub fn pattern_roots(&mut self, pattern: &TargetPattern, origin: Option<String>) -> Result<Vec<Root>, BuckError> {
+        let cells = self.cells();
+        let Some(cell) = cells.get(&pattern.cell) else {
+            return Ok(Vec::new());
+        };
+        if let PatternKind::Target(name) = &pattern.kind {
+            return Ok(vec![(
+                Label {
+                    cell: pattern.cell.clone(),
+                    package: pattern.package.clone(),
+                    name: name.clone(),
+                },
+                origin,
+            )]);
+        }
+        let packages = match pattern.kind {
+            PatternKind::Recursive => {
+                let dir = cell.path.join_path(&RepoPath::new(&pattern.package).map_err(|e| BuckError::Pattern {
+                    text: pattern.to_string(),
+                    message: e.to_string(),
+                })?);
+                let dirs = self.layout.packages_under(cell, &dir)?;
+                dirs.iter().map(|d| cell_relative(cell, d)).collect()
+            }
+            _ => vec![pattern.package.clone()],
+        };
+        let origin = origin.or_else(|| Some(format!("matched by {pattern}")));
+        let mut roots = Vec::new();
+        for pkg in packages {
+            let Some(p) = self.package(&cell.name, &pkg)? else {
+                self.warn(format!("{pattern}: no package {}//{pkg}", cell.name));
+                continue;
+            };
+            let label = |name: &str| Label {
+                cell: p.cell.clone(),
+                package: p.name.clone(),
+                name: name.to_string(),
+            };
+            if p.eval.fallback.is_some() || p.eval.targets.is_empty() {
+                roots.push((label(""), origin.clone()));
+            }
+            roots.extend(p.eval.targets.iter().map(|t| (label(&t.name), origin.clone())));
+        }
+        Ok(roots)
+    }
+
+    /// The toolchains cell's closure and the platforms the config names:
+    /// every build needs them.
+    pub fn implicit_roots(&mut self) -> Result<Vec<Root>, BuckError> {
+        let cells = self.cells();
+        let mut roots = Vec::new();
+        if let Some(tc) = cells.get(TOOLCHAINS).filter(|c| c.on_disk()) {
+            let pattern = TargetPattern {
+                cell: tc.name.clone(),
+                package: String::new(),
+                kind: PatternKind::Recursive,
+            };
+            roots.extend(self.pattern_roots(&pattern, Some("toolchains cell".into()))?);
+        }
+        let Some(root) = cells.root_cell() else {
+            return Ok(roots);
+        };
+        let mut platform_labels = Vec::new();
+        if let Some(spec) = root.config.get("parser", "target_platform_detector_spec") {
+            for item in spec.split_whitespace() {
+                if let Some((_, label)) = item.split_once("->") {
+                    platform_labels.push((label.to_string(), "[parser] target_platform_detector_spec"));
+                }
+            }
+        }
+        for key in ["execution_platforms", "default_target_platform"] {
+            if let Some(v) = root.config.get("build", key) {
+                for l in v.split([',', ' ']).filter(|s| !s.is_empty()) {
+                    platform_labels.push((l.to_string(), "[build] platforms"));
+                }
+            }
+        }
+        for (text, origin) in platform_labels {
+            match parse_raw(&text).map(|raw| resolve(&raw, cells, &root.name, "")) {
+                Some(Ok(label)) => roots.push((label, Some(origin.to_string()))),
+                _ => self.warn(format!("{origin}: {text:?} is not a target label")),
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Visits `roots` and, with `follow`, everything they depend on.
+    pub fn walk(&mut self, roots: Vec<Root>, follow: bool) -> Result<Walk, BuckError> {
+        let cells = self.cells();
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut index: HashMap<Label, usize> = HashMap::new();
+        let mut queue = VecDeque::new();
+        for (label, origin) in roots {
+            if !index.contains_key(&label) {
+                index.insert(label.clone(), nodes.len());
+                queue.push_back(nodes.len());
+                nodes.push(Node {
+                    label,
+                    parent: None,
+                    origin,
+                    kind: None,
+                });
+            }
+        }
+        let mut packages = Vec::new();
+        let mut seen_packages = HashSet::new();
+        while let Some(i) = queue.pop_front() {
+            let label = nodes[i].label.clone();
+            let Some(cell) = cells.get(&label.cell) else {
+                continue;
+            };
+            if cell.name == PRELUDE || cell.external.is_some() {
+                continue;
+            }
+            if !cell.present {
+                let why = reason_of(&nodes, i, self.root_name());
+                self.warn(format!("cell {} is not in the tree: {label} skipped ({why})", cell.name));
+                continue;
+            }
+            let Some(pkg) = self.package(&label.cell, &label.package)? else {
+                let why = reason_of(&nodes, i, self.root_name());
+                self.warn(format!("no build file for package {}//{} ({why})", label.cell, label.package));
+                continue;
+            };
+            if seen_packages.insert(pkg.key()) {
+                packages.push((pkg.clone(), i));
+            }
+            let mut deps: Vec<(&str, &str)> = Vec::new();
+            if label.name.is_empty() {
+                for t in &pkg.eval.targets {
+                    for (attr, strings) in &t.attrs {
+                        deps.extend(strings.iter().map(|s| (attr.as_str(), s.as_str())));
+                    }
+                }
+            } else if let Some(t) = pkg.eval.targets.iter().find(|t| t.name == label.name) {
+                nodes[i].kind = Some(t.kind.clone());
+                for (attr, strings) in &t.attrs {
+                    deps.extend(strings.iter().map(|s| (attr.as_str(), s.as_str())));
+                }
+            } else if pkg.eval.fallback.is_none() {
+                let why = reason_of(&nodes, i, self.root_name());
+                self.warn(format!("{} declares no target {:?} ({why})", pkg.buildfile, label.name));
+            }
+            if let Some(fb) = &pkg.eval.fallback {
+                deps.extend(fb.labels.iter().map(|l| ("labels in a failed build file", l.as_str())));
+            }
+            if !follow {
+                continue;
+            }
+            for (attr, s) in deps {
+                for text in label_strings(s) {
+                    let Some(raw) = parse_raw(text) else { continue };
+                    let dep = match resolve(&raw, cells, &label.cell, &label.package) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            self.warn(format!("{}: {text:?}: {e}", pkg.buildfile));
+                            continue;
+                        }
+                    };
+                    if index.contains_key(&dep) {
+                        continue;
+                    }
+                    index.insert(dep.clone(), nodes.len());
+                    queue.push_back(nodes.len());
+                    nodes.push(Node {
+                        label: dep,
+                        parent: Some((i, attr.to_string())),
+                        origin: None,
+                        kind: None,
+                    });
+                }
+            }
+        }
+        Ok(Walk { nodes, packages })
+    }
+
+    /// The file set of a walk.
+    pub fn assemble(mut self, walk: Walk) -> Result<FileSet, BuckError> {
+        let cells = self.cells();
+        let tree = self.layout.tree;
+        let root = self.root_name();
+        let mut fs = FileSet::default();
+        let mut involved: BTreeMap<String, Reason> = BTreeMap::new();
+        if let Some(rc) = cells.root_cell() {
+            involved.insert(rc.name.clone(), Reason::new("project root"));
+        }
+        for (pkg, i) in &walk.packages {
+            let shown = if pkg.dir.is_root() { "//".to_string() } else { format!("{}/", pkg.dir) };
+            let pr = reason_of(&walk.nodes, *i, root).then(format!("package {shown}"));
+            fs.packages.insert(pkg.key(), pr.clone());
+            fs.add(pkg.buildfile.clone(), || pr.then("build file"));
+            for f in &pkg.package_files {
+                fs.add(f.clone(), || pr.then("PACKAGE file"));
+            }
+            for f in pkg.eval.loads.iter().chain(&pkg.package_loads) {
+                fs.add(f.clone(), || pr.then(format!("loaded by {}", pkg.buildfile)));
+                if let Some(c) = cells.cell_of(f) {
+                    involved.entry(c.name.clone()).or_insert_with(|| pr.then(format!("loads {f}")));
+                }
+            }
+            for e in &pkg.entries {
+                fs.add(e.path.clone(), || pr.then("whole package"));
+            }
+            involved.entry(pkg.cell.clone()).or_insert(pr);
+        }
+        if let Some(prelude) = cells.get(PRELUDE).filter(|c| c.on_disk()) {
+            let r = Reason::new("vendored prelude (every build file loads it)");
+            for e in self.layout.all_entries(prelude, &prelude.path)? {
+                fs.add(e.path, || r.clone());
+            }
+            involved.entry(prelude.name.clone()).or_insert(r);
+        }
+        for (name, r) in &involved {
+            let Some(cell) = cells.get(name) else { continue };
+            for f in &cell.config.files {
+                fs.add(f.clone(), || r.then(format!("configuration of cell {name}")));
+            }
+            if let Ok(marker) = cell.path.join(".buckroot") {
+                if tree.entry(&marker)?.is_some() {
+                    fs.add(marker, || r.then("project root marker"));
+                }
+            }
+        }
+        self.follow_symlinks(&mut fs)?;
+        for (i, node) in walk.nodes.iter().enumerate() {
+            if let Some(kind) = &node.kind {
+                fs.targets.insert(
+                    node.label.short(root),
+                    TargetInfo {
+                        kind: kind.clone(),
+                        reason: reason_of(&walk.nodes, i, root),
+                    },
+                );
+            }
+        }
+        fs.warnings = std::mem::take(&mut self.warnings).into_iter().collect();
+        Ok(fs)
+    }
+
+    /// Adds the targets of relative symlinks in the set, transitively
+    /// (oracle fact 1: buck2 needs them and `inputs()` omits them).
+    fn follow_symlinks(&mut self, fs: &mut FileSet) -> Result<(), BuckError> {
+        let tree = self.layout.tree;
+        let cells = self.cells();
+        let mut pending: Vec<RepoPath> = Vec::new();
+        for p in fs.files.keys() {
+            if matches!(tree.entry(p)?, Some(e) if e.kind == EntryKind::Symlink) {
+                pending.push(p.clone());
+            }
+        }
+        let mut done = HashSet::new();
+        while let Some(link) = pending.pop() {
+            if !done.insert(link.clone()) {
+                continue;
+            }
+            let Some(r) = fs.files.get(&link).cloned() else { continue };
+            let resolved = tree.resolve(&link)?;
+            for through in resolved.links.iter().filter(|l| **l != link) {
+                fs.add(through.clone(), || r.then(format!("symlink {link} passes through it")));
+            }
+            if let Some(problem) = resolved.problem {
+                self.warn(format!("{problem} (kept {link}, its target cannot be materialized)"));
+                continue;
+            }
+            let Some(target) = resolved.entry else {
+                self.warn(format!("symlink {link} dangles"));
+                continue;
+            };
+            let step = format!("target of symlink {link}");
+            match target.kind {
+                EntryKind::Dir => {
+                    let Some(cell) = cells.cell_of(&target.path) else { continue };
+                    for e in self.layout.all_entries(cell, &target.path)? {
+                        if e.kind == EntryKind::Symlink {
+                            pending.push(e.path.clone());
+                        }
+                        fs.add(e.path, || r.then(step.clone()));
+                    }
+                }
+                _ => {
+                    fs.add(target.path, || r.then(step));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The chain from a root to node `i`.
+fn reason_of(nodes: &[Node], i: usize, root: &str) -> Reason {
+    let mut steps = Vec::new();
+    let mut cur = i;
+    loop {
+        let n = &nodes[cur];
+        let shown = n.label.short(root);
+        match &n.parent {
+            Some((p, attr)) => {
+                steps.push(format!("{shown} ({attr})"));
+                cur = *p;
+            }
+            None => {
+                steps.push(match &n.origin {
+                    Some(o) => format!("{shown} ({o})"),
+                    None => shown,
+                });
+                break;
+            }
+        }
+    }
+    steps.reverse();
+    Reason { chain: steps }
+}

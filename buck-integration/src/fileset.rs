@@ -1,0 +1,98 @@
+//! The answer: every path a build of the requested targets needs, each with
+//! the reason it is there.
+
+use antares_overlay::RepoPath;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why something is in the set: a chain from a requested target (or from
+/// the project itself) to the path, e.g.
+/// `//app:server -> //lib:util (deps) -> package lib/ (whole package)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Reason {
+    pub chain: Vec<String>,
+}
+
+impl Reason {
+    pub fn new(first: impl Into<String>) -> Self {
+        Reason {
+            chain: vec![first.into()],
+        }
+    }
+
+    /// This chain extended by one step.
+    pub fn then(&self, step: impl Into<String>) -> Self {
+        let mut chain = self.chain.clone();
+        chain.push(step.into());
+        Reason { chain }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.chain.join(" -> "))
+    }
+}
+
+/// A target in the closure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetInfo {
+    /// The rule kind as the build file called it (`rust_library`, `genrule`).
+    pub kind: String,
+    pub reason: Reason,
+}
+
+/// The result of [`crate::compute`] (or of the buck2 provider).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileSet {
+    /// Every path to materialize, with why.
+    pub files: BTreeMap<RepoPath, Reason>,
+    /// Packages in the closure, as `cell//path`.
+    pub packages: BTreeMap<String, Reason>,
+    /// Targets in the closure, as labels (root cell written `//…`).
+    pub targets: BTreeMap<String, TargetInfo>,
+    /// What could not be followed exactly (failed build files, missing
+    /// packages, escaping symlinks…); the set is a superset regardless.
+    pub warnings: Vec<String>,
+}
+
+impl FileSet {
+    /// Why `path` is in the set.
+    pub fn why(&self, path: &RepoPath) -> Option<&Reason> {
+        self.files.get(path)
+    }
+
+    /// Adds `path` unless present (the first, shortest reason wins).
+    pub(crate) fn add(&mut self, path: RepoPath, reason: impl FnOnce() -> Reason) -> bool {
+        match self.files.entry(path) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(reason());
+                true
+            }
+        }
+    }
+}
+
+/// Paths one file set has and the other lacks (`antares graph --compare`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    pub only_left: Vec<RepoPath>,
+    pub only_right: Vec<RepoPath>,
+}
+
+impl Comparison {
+    pub fn is_equal(&self) -> bool {
+        self.only_left.is_empty() && self.only_right.is_empty()
+    }
+}
+
+/// Compares two file sets by path.
+pub fn compare(left: &FileSet, right: &FileSet) -> Comparison {
+    Comparison {
+        only_left: left.files.keys().filter(|p| !right.files.contains_key(*p)).cloned().collect(),
+        only_right: right.files.keys().filter(|p| !left.files.contains_key(*p)).cloned().collect(),
+    }
+}

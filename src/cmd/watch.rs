@@ -1,0 +1,152 @@
+//! `antares sync --watch`: after the first sync, follow changes on both
+//! sides with inotify (the notify crate) and sync just the changed paths.
+//!
+//! Events are debounced (a burst of an editor's save — temp file, rename,
+//! chmod — becomes one sync), mapped to repository paths, and synced with a
+//! path-restricted request. When the kernel queue overflows, the watcher
+//! cannot know what changed, so it falls back to a full sync.
+
+use super::sync::{exit_status, Context_};
+use anyhow::{Context, Result};
+use antares_materializer::layout::STATE_DIR;
+use antares_materializer::{NoProgress, Summary};
+use antares_overlay::{RepoPath, SourceSpec};
+use notify::{Event, RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Wait this long after the last event before syncing…
+const QUIET: Duration = Duration::from_millis(15);
+/// …but never longer than this after the first one.
+const MAX_DELAY: Duration = Duration::from_millis(150);
+
+/// What a batch of events amounts to.
+enum Batch {
+    Paths(BTreeSet<RepoPath>),
+    /// Events were lost: sync everything.
+    Rescan,
+}
+
+pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
+    let roots = watch_roots(ctx);
+    let (tx, rx) = mpsc::channel::<notify::Result<Event>>();
+    let mut watcher = notify::recommended_watcher(move |ev| {
+        let _ = tx.send(ev);
+    })
+    .context("cannot start the file watcher")?;
+    for (root, _) in &roots {
+        watcher
+            .watch(root, RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {}", root.display()))?;
+    }
+    eprintln!(
+        "watching {} (Ctrl-C to stop)",
+        roots.iter().map(|(r, _)| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let mut worst = 0;
+    loop {
+        let Some(batch) = next_batch(&rx, &roots) else {
+            return Ok(worst);
+        };
+        let started = Instant::now();
+        let summary = match batch {
+            Batch::Rescan => {
+                eprintln!("watch: events were lost (queue overflow); full sync");
+                ctx.sync_once(None, &NoProgress)
+            }
+            Batch::Paths(paths) if paths.is_empty() => continue,
+            Batch::Paths(paths) => ctx.sync_once(Some(paths), &NoProgress),
+        };
+        match summary {
+            Ok(s) => {
+                worst = worst.max(exit_status(&s));
+                log_cycle(&s, started, json)?;
+            }
+            // A failed cycle (say, a file vanished mid-read) is reported and
+            // the next event retries; the watcher keeps running.
+            Err(e) => eprintln!("watch: sync failed: {e:#}"),
+        }
+    }
+}
+
+/// The directories to watch, each with how its paths map to repo paths: the
+/// workspace, and the source side when it is a live local directory.
+fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
+    let mut roots = vec![(ctx.ws.root().to_path_buf(), Side::Workspace)];
+    if let SourceSpec::Dir { path } = &ctx.spec {
+        roots.push((path.clone(), Side::Source));
+    }
+    roots
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Workspace,
+    Source,
+}
+
+/// Blocks for the next burst of events; `None` when the watcher is gone.
+fn next_batch(rx: &mpsc::Receiver<notify::Result<Event>>, roots: &[(PathBuf, Side)]) -> Option<Batch> {
+    let first = rx.recv().ok()?;
+    let start = Instant::now();
+    let mut paths = BTreeSet::new();
+    let mut rescan = false;
+    let mut add = |ev: notify::Result<Event>| match ev {
+        Ok(ev) if ev.need_rescan() => rescan = true,
+        Ok(ev) => paths.extend(ev.paths.iter().filter_map(|p| to_repo_path(p, roots))),
+        Err(_) => rescan = true,
+    };
+    add(first);
+    while start.elapsed() < MAX_DELAY {
+        match rx.recv_timeout(QUIET) {
+            Ok(ev) => add(ev),
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    Some(if rescan { Batch::Rescan } else { Batch::Paths(paths) })
+}
+
+/// The repo path an event path stands for, or `None` for state, build
+/// outputs and VCS internals.
+fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
+    let (root, side) = roots.iter().find(|(r, _)| p.starts_with(r))?;
+    let rel = p.strip_prefix(root).ok()?;
+    let mut comps = rel.components().filter_map(|c| c.as_os_str().to_str());
+    let first = comps.clone().next()?;
+    if *side == Side::Workspace && (first == STATE_DIR || first == "buck-out") {
+        return None;
+    }
+    if comps.any(|c| c == ".git") {
+        return None;
+    }
+    RepoPath::from_fs(rel).ok()
+}
+
+fn log_cycle(s: &Summary, started: Instant, json: bool) -> Result<()> {
+    let changed = s.added + s.updated + s.removed + s.adopted + s.written_back.len() + s.deleted_back.len() + s.conflicts.len();
+    if changed == 0 && s.errors.is_empty() {
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+    } else {
+        eprintln!(
+            "watch: {} in, {} removed, {} written back, {} conflicts ({:.0} ms)",
+            s.added + s.updated,
+            s.removed,
+            s.written_back.len() + s.deleted_back.len(),
+            s.conflicts.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        for p in &s.conflicts {
+            eprintln!("  CONFLICT {p}");
+        }
+        for e in &s.errors {
+            eprintln!("  error: {}: {}", e.path, e.error);
+        }
+    }
+    Ok(())
+}
