@@ -1,11 +1,19 @@
 # Shared helpers for the benchmark scripts: timing with peak RSS, medians, table rows.
 # Source it; it defines: measure, median, row, header.
 
-# measure OUT_VAR_PREFIX -- cmd…: runs cmd under /usr/bin/time, appends "secs rss_kb" to $TIMES_FILE.
+# measure cmd…: runs cmd under /usr/bin/time, appends "secs rss_kb" to $TIMES_FILE.
+# A failing command aborts the benchmark: a fast failure is not a result.
 measure() {
-    local out
-    out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    echo "$out" >> "$TIMES_FILE"
+    local tf
+    tf=$(mktemp)
+    if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >/dev/null 2>"$tf.err"; then
+        echo "benchmark command failed: $*" >&2
+        cat "$tf.err" >&2
+        rm -f "$tf" "$tf.err"
+        exit 1
+    fi
+    tail -n 1 "$tf" >> "$TIMES_FILE"
+    rm -f "$tf" "$tf.err"
 }
 
 # median_of FILE COLUMN: the median of a column of numbers.

@@ -51,6 +51,14 @@ pub enum Command {
     /// Settle a conflict by keeping the workspace file (--ours) or taking the
     /// source's version (--theirs).
     Resolve(ResolveArgs),
+    /// Print the packages, targets and files that target patterns need.
+    ///
+    /// Exit status 0; with --compare, 3 when the built-in evaluator and real
+    /// buck2 disagree.
+    Graph(GraphArgs),
+    /// Explain why a path is in the workspace: the dependency chain from a
+    /// requested target (or the requested path) that pulled it in.
+    Why(WhyArgs),
     /// Print where the workspace is, for scripts (the buck2 wrapper uses it).
     ///
     /// Prints the workspace root, or with --json an object with `workspace`
@@ -97,9 +105,14 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Paths in the source (relative to the current directory when it is
+    /// Buck2 target patterns (`//app:server`, `//lib/...`, `:name`, `cell//pkg:`)
+    /// and/or source paths (relative to the current directory when it is
     /// inside the workspace, else to the workspace root).
+    #[arg(value_name = "PATTERN|PATH")]
     pub paths: Vec<String>,
+    /// Who computes the file set of target patterns.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub graph: crate::targets::GraphMode,
     /// Move the source to another revision first (git: any commit, branch or
     /// tag; mono: refs) and remember it for later syncs.
     #[arg(long, value_name = "REV")]
@@ -138,4 +151,35 @@ pub struct ResolveArgs {
     /// Take the source's version.
     #[arg(long)]
     pub theirs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Target patterns (default: the workspace's synced targets).
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Who computes the graph.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub graph: crate::targets::GraphMode,
+    /// Compute with both the built-in evaluator and real buck2, and report
+    /// the paths one has and the other lacks.
+    #[arg(long, conflicts_with = "graph")]
+    pub compare: bool,
+    /// Print the whole file set (with reasons) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// List every file, not just the counts and packages.
+    #[arg(long)]
+    pub files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A path in the workspace.
+    pub path: String,
+    /// Target patterns to explain against (default: the synced targets).
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }

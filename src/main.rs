@@ -7,6 +7,7 @@
 
 mod cli;
 mod cmd;
+mod targets;
 mod progress;
 mod workspace;
 
@@ -21,6 +22,8 @@ fn main() {
         Command::Sync(a) => cmd::sync::run(&cli.global, a),
         Command::Status(a) => cmd::status::run(&cli.global, a),
         Command::Resolve(a) => cmd::resolve::run(&cli.global, a),
+        Command::Graph(a) => cmd::graph::run(&cli.global, a),
+        Command::Why(a) => cmd::why::run(&cli.global, a),
         Command::Root(a) => cmd::root::run(&cli.global, a),
         Command::Hooks(a) => cmd::hooks::run(&cli.global, a),
     };

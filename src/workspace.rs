@@ -16,6 +16,10 @@ pub struct Config {
     /// What `antares sync` without arguments syncs: source paths.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// What `antares sync` without arguments syncs: Buck2 target patterns
+    /// (absolute, as resolved when they were given).
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 /// An opened workspace.
@@ -78,6 +82,12 @@ impl Workspace {
             return Ok(p.to_path_buf());
         }
         default_cache_dir()
+    }
+
+    /// The current directory as a source path ("" outside the workspace),
+    /// the package that relative target patterns start from.
+    pub fn current_dir(&self) -> Result<RepoPath> {
+        self.source_path(".")
     }
 
     /// Turns a user-given path into a source path: relative to the current

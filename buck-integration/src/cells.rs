@@ -43,7 +43,11 @@ pub struct IgnoreSet {
 impl IgnoreSet {
     fn new(patterns: &[String]) -> Result<Self, String> {
         let mut b = GlobSetBuilder::new();
-        for p in patterns.iter().map(|p| p.trim_matches('/')).chain(["buck-out"]) {
+        for p in patterns
+            .iter()
+            .map(|p| p.trim_matches('/'))
+            .chain(["buck-out"])
+        {
             let glob = GlobBuilder::new(p)
                 .literal_separator(true)
                 .build()
@@ -87,8 +91,8 @@ const DEFAULT_BUILDFILES: [&str; 2] = ["BUCK.v2", "BUCK"];
 impl Cells {
     /// Reads the root `.buckconfig` and every cell's own configuration.
     pub(crate) fn load(tree: &Tree, describe: &str) -> Result<Cells, BuckError> {
-        let root_config =
-            BuckConfig::load(tree, &RepoPath::root())?.ok_or_else(|| BuckError::NotAProject(describe.to_string()))?;
+        let root_config = BuckConfig::load(tree, &RepoPath::root())?
+            .ok_or_else(|| BuckError::NotAProject(describe.to_string()))?;
         let bad = |message: String| BuckError::Config {
             file: ".buckconfig".into(),
             line: 0,
@@ -101,7 +105,8 @@ impl Cells {
             "repositories"
         };
         for (name, path) in root_config.section(section) {
-            let p = normalize(path).ok_or_else(|| bad(format!("[{section}] {name} = {path:?} leaves the project")))?;
+            let p = normalize(path)
+                .ok_or_else(|| bad(format!("[{section}] {name} = {path:?} leaves the project")))?;
             paths.push((name.to_string(), p));
         }
         let root = paths
@@ -117,7 +122,8 @@ impl Cells {
             .filter(|(_, v)| *v != "disabled")
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let ignore = IgnoreSet::new(&root_config.list("project", "ignore").unwrap_or_default()).map_err(bad)?;
+        let ignore = IgnoreSet::new(&root_config.list("project", "ignore").unwrap_or_default())
+            .map_err(bad)?;
         let mut cells = BTreeMap::new();
         for (name, path) in paths {
             let config = if path.is_root() {
@@ -127,7 +133,11 @@ impl Cells {
             };
             let mut aliases: BTreeMap<String, String> = BTreeMap::new();
             for sec in ["repository_aliases", "cell_aliases"] {
-                aliases.extend(config.section(sec).map(|(k, v)| (k.to_string(), v.to_string())));
+                aliases.extend(
+                    config
+                        .section(sec)
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
             }
             let cell = Cell {
                 buildfiles: buildfile_names(&config),
@@ -140,7 +150,11 @@ impl Cells {
             };
             cells.insert(name, cell);
         }
-        Ok(Cells { root, cells, ignore })
+        Ok(Cells {
+            root,
+            cells,
+            ignore,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&Cell> {
@@ -195,13 +209,19 @@ fn buildfile_names(config: &BuckConfig) -> Vec<String> {
         return v2;
     }
     if let Some(names) = config.list("buildfile", "name") {
-        return names.iter().flat_map(|n| [format!("{n}.v2"), n.clone()]).collect();
+        return names
+            .iter()
+            .flat_map(|n| [format!("{n}.v2"), n.clone()])
+            .collect();
     }
     DEFAULT_BUILDFILES.iter().map(|s| s.to_string()).collect()
 }
 
 /// A cell path from config (`.`, `./x`, `x/`) as a repo path.
 fn normalize(path: &str) -> Option<RepoPath> {
-    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     RepoPath::new(&parts.join("/")).ok()
 }

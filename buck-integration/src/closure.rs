@@ -8,7 +8,7 @@ use crate::fileset::{FileSet, Reason, TargetInfo};
 use crate::label::{label_strings, parse_raw, resolve, Label};
 use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
-use crate::tree::Tree;
+use crate::tree::{relative, Tree};
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
@@ -27,11 +27,13 @@ pub(crate) struct Package {
     pub dir: RepoPath,
     pub buildfile: RepoPath,
     pub entries: Vec<TreeEntry>,
+    /// The entries' paths relative to the package, sorted (what `glob()`
+    /// sees and what a target's inputs can be).
+    pub files: Vec<String>,
     pub eval: FileEval,
-    /// `PACKAGE` files from the cell root down to the package.
-    pub package_files: Vec<RepoPath>,
-    /// `.bzl` files those PACKAGE files load.
-    pub package_loads: BTreeSet<RepoPath>,
+    /// `PACKAGE` files from the cell root down to the package, each with
+    /// the `.bzl` files it loads.
+    pub package_files: Vec<(RepoPath, BTreeSet<RepoPath>)>,
 }
 
 impl Package {
@@ -44,8 +46,7 @@ impl Package {
 #[derive(Clone, Default)]
 struct PackageChain {
     values: BTreeMap<String, serde_json::Value>,
-    files: Vec<RepoPath>,
-    loads: BTreeSet<RepoPath>,
+    files: Vec<(RepoPath, BTreeSet<RepoPath>)>,
 }
 
 /// One target reached, and from where.
@@ -55,6 +56,21 @@ struct Node {
     parent: Option<(usize, String)>,
     origin: Option<String>,
     kind: Option<String>,
+    deps: BTreeSet<Label>,
+    inputs: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(label: Label, parent: Option<(usize, String)>, origin: Option<String>) -> Self {
+        Node {
+            label,
+            parent,
+            origin,
+            kind: None,
+            deps: BTreeSet::new(),
+            inputs: BTreeSet::new(),
+        }
+    }
 }
 
 /// The result of a walk: targets reached and the packages they live in.
@@ -72,14 +88,6 @@ pub(crate) struct Graph<'a, 's> {
     packages: HashMap<(String, String), Option<Rc<Package>>>,
     chains: HashMap<RepoPath, Rc<PackageChain>>,
     warnings: BTreeSet<String>,
-}
-
-fn cell_relative(cell: &Cell, dir: &RepoPath) -> String {
-    dir.as_str()
-        .strip_prefix(cell.path.as_str())
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_string()
 }
 
 impl<'a, 's> Graph<'a, 's> {
@@ -130,13 +138,15 @@ impl<'a, 's> Graph<'a, 's> {
             return Ok(None);
         };
         let entries = self.layout.package_entries(cell, &dir)?;
-        let files: Vec<String> = entries
+        let mut files: Vec<String> = entries
             .iter()
-            .filter_map(|e| e.path.as_str().strip_prefix(dir.as_str()))
-            .map(|p| p.trim_start_matches('/').to_string())
+            .map(|e| relative(&e.path, &dir).to_string())
             .collect();
+        files.sort();
         let chain = self.chain(cell, &dir)?;
-        let eval = self.interp.eval_package_file(&buildfile, cell, pkg, &files, &chain.values);
+        let eval = self
+            .interp
+            .eval_package_file(&buildfile, cell, pkg, &files, &chain.values);
         if let Some(fb) = &eval.fallback {
             self.warn(format!(
                 "{buildfile}: could not evaluate ({}); every label written in it counts as a dependency",
@@ -149,9 +159,9 @@ impl<'a, 's> Graph<'a, 's> {
             dir,
             buildfile,
             entries,
+            files,
             eval,
             package_files: chain.files.clone(),
-            package_loads: chain.loads.clone(),
         }))
     }
 
@@ -169,22 +179,52 @@ impl<'a, 's> Graph<'a, 's> {
             message: e.to_string(),
         })?;
         let tree = self.layout.tree;
-        if matches!(tree.entry(&file)?, Some(e) if e.kind != EntryKind::Dir) && !self.cells().ignore.covers(&file) {
-            let ev = self.interp.eval_package_file(&file, cell, &cell_relative(cell, dir), &[], &chain.values);
+        if matches!(tree.entry(&file)?, Some(e) if e.kind != EntryKind::Dir)
+            && !self.cells().ignore.covers(&file)
+        {
+            let ev = self.interp.eval_package_file(
+                &file,
+                cell,
+                relative(dir, &cell.path),
+                &[],
+                &chain.values,
+            );
             if let Some(fb) = &ev.fallback {
-                self.warn(format!("{file}: could not evaluate ({}); its loads are kept", fb.reason));
+                self.warn(format!(
+                    "{file}: could not evaluate ({}); its loads are kept",
+                    fb.reason
+                ));
             }
             chain.values = ev.package_values;
-            chain.files.push(file);
-            chain.loads.extend(ev.loads);
+            chain.files.push((file, ev.loads));
         }
         let rc = Rc::new(chain);
         self.chains.insert(dir.clone(), rc.clone());
         Ok(rc)
     }
 
+    /// The package directory holding `dir`: `dir` itself or its nearest
+    /// ancestor with a build file (within its cell); `dir` when none has.
+    pub fn enclosing_package(&self, dir: &RepoPath) -> Result<RepoPath, BuckError> {
+        let Some(cell) = self.cells().cell_of(dir) else {
+            return Ok(dir.clone());
+        };
+        let mut cur = Some(dir.clone());
+        while let Some(d) = cur.filter(|d| d.starts_with(&cell.path)) {
+            if self.layout.buildfile(cell, &d)?.is_some() {
+                return Ok(d);
+            }
+            cur = d.parent();
+        }
+        Ok(dir.clone())
+    }
+
     /// The labels a pattern stands for.
-    pub fn pattern_roots(&mut self, pattern: &TargetPattern, origin: Option<String>) -> Result<Vec<Root>, BuckError> {
+    pub fn pattern_roots(
+        &mut self,
+        pattern: &TargetPattern,
+        origin: Option<String>,
+    ) -> Result<Vec<Root>, BuckError> {
         let cells = self.cells();
         let Some(cell) = cells.get(&pattern.cell) else {
             return Ok(Vec::new());
@@ -201,12 +241,18 @@ impl<'a, 's> Graph<'a, 's> {
         }
         let packages = match pattern.kind {
             PatternKind::Recursive => {
-                let dir = cell.path.join_path(&RepoPath::new(&pattern.package).map_err(|e| BuckError::Pattern {
-                    text: pattern.to_string(),
-                    message: e.to_string(),
-                })?);
+                let dir = cell
+                    .path
+                    .join_path(&RepoPath::new(&pattern.package).map_err(|e| {
+                        BuckError::Pattern {
+                            text: pattern.to_string(),
+                            message: e.to_string(),
+                        }
+                    })?);
                 let dirs = self.layout.packages_under(cell, &dir)?;
-                dirs.iter().map(|d| cell_relative(cell, d)).collect()
+                dirs.iter()
+                    .map(|d| relative(d, &cell.path).to_string())
+                    .collect()
             }
             _ => vec![pattern.package.clone()],
         };
@@ -225,7 +271,12 @@ impl<'a, 's> Graph<'a, 's> {
             if p.eval.fallback.is_some() || p.eval.targets.is_empty() {
                 roots.push((label(""), origin.clone()));
             }
-            roots.extend(p.eval.targets.iter().map(|t| (label(&t.name), origin.clone())));
+            roots.extend(
+                p.eval
+                    .targets
+                    .iter()
+                    .map(|t| (label(&t.name), origin.clone())),
+            );
         }
         Ok(roots)
     }
@@ -250,15 +301,14 @@ impl<'a, 's> Graph<'a, 's> {
         if let Some(spec) = root.config.get("parser", "target_platform_detector_spec") {
             for item in spec.split_whitespace() {
                 if let Some((_, label)) = item.split_once("->") {
-                    platform_labels.push((label.to_string(), "[parser] target_platform_detector_spec"));
+                    platform_labels
+                        .push((label.to_string(), "[parser] target_platform_detector_spec"));
                 }
             }
         }
-        for key in ["execution_platforms", "default_target_platform"] {
-            if let Some(v) = root.config.get("build", key) {
-                for l in v.split([',', ' ']).filter(|s| !s.is_empty()) {
-                    platform_labels.push((l.to_string(), "[build] platforms"));
-                }
+        if let Some(v) = root.config.get("build", "execution_platforms") {
+            for l in v.split([',', ' ']).filter(|s| !s.is_empty()) {
+                platform_labels.push((l.to_string(), "[build] execution_platforms"));
             }
         }
         for (text, origin) in platform_labels {
@@ -280,12 +330,7 @@ impl<'a, 's> Graph<'a, 's> {
             if !index.contains_key(&label) {
                 index.insert(label.clone(), nodes.len());
                 queue.push_back(nodes.len());
-                nodes.push(Node {
-                    label,
-                    parent: None,
-                    origin,
-                    kind: None,
-                });
+                nodes.push(Node::new(label, None, origin));
             }
         }
         let mut packages = Vec::new();
@@ -300,12 +345,18 @@ impl<'a, 's> Graph<'a, 's> {
             }
             if !cell.present {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!("cell {} is not in the tree: {label} skipped ({why})", cell.name));
+                self.warn(format!(
+                    "cell {} is not in the tree: {label} skipped ({why})",
+                    cell.name
+                ));
                 continue;
             }
             let Some(pkg) = self.package(&label.cell, &label.package)? else {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!("no build file for package {}//{} ({why})", label.cell, label.package));
+                self.warn(format!(
+                    "no build file for package {}//{} ({why})",
+                    label.cell, label.package
+                ));
                 continue;
             };
             if seen_packages.insert(pkg.key()) {
@@ -325,16 +376,24 @@ impl<'a, 's> Graph<'a, 's> {
                 }
             } else if pkg.eval.fallback.is_none() {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!("{} declares no target {:?} ({why})", pkg.buildfile, label.name));
+                self.warn(format!(
+                    "{} declares no target {:?} ({why})",
+                    pkg.buildfile, label.name
+                ));
             }
             if let Some(fb) = &pkg.eval.fallback {
-                deps.extend(fb.labels.iter().map(|l| ("labels in a failed build file", l.as_str())));
-            }
-            if !follow {
-                continue;
+                deps.extend(
+                    fb.labels
+                        .iter()
+                        .map(|l| ("labels in a failed build file", l.as_str())),
+                );
             }
             for (attr, s) in deps {
-                for text in label_strings(s) {
+                let texts = label_strings(s);
+                if texts.is_empty() && pkg.files.binary_search_by(|f| f.as_str().cmp(s)).is_ok() {
+                    nodes[i].inputs.insert(s.to_string());
+                }
+                for text in texts {
                     let Some(raw) = parse_raw(text) else { continue };
                     let dep = match resolve(&raw, cells, &label.cell, &label.package) {
                         Ok(d) => d,
@@ -343,25 +402,28 @@ impl<'a, 's> Graph<'a, 's> {
                             continue;
                         }
                     };
-                    if index.contains_key(&dep) {
+                    if dep == label || !nodes[i].deps.insert(dep.clone()) {
+                        continue;
+                    }
+                    if !follow || index.contains_key(&dep) {
                         continue;
                     }
                     index.insert(dep.clone(), nodes.len());
                     queue.push_back(nodes.len());
-                    nodes.push(Node {
-                        label: dep,
-                        parent: Some((i, attr.to_string())),
-                        origin: None,
-                        kind: None,
-                    });
+                    nodes.push(Node::new(dep, Some((i, attr.to_string())), None));
                 }
             }
         }
         Ok(Walk { nodes, packages })
     }
 
-    /// The file set of a walk.
-    pub fn assemble(mut self, walk: Walk) -> Result<FileSet, BuckError> {
+    /// The file set of a walk, plus `extra` paths known to be needed (what
+    /// real buck2 reported).
+    pub fn assemble(
+        mut self,
+        walk: Walk,
+        extra: Vec<(RepoPath, Reason)>,
+    ) -> Result<FileSet, BuckError> {
         let cells = self.cells();
         let tree = self.layout.tree;
         let root = self.root_name();
@@ -371,23 +433,45 @@ impl<'a, 's> Graph<'a, 's> {
             involved.insert(rc.name.clone(), Reason::new("project root"));
         }
         for (pkg, i) in &walk.packages {
-            let shown = if pkg.dir.is_root() { "//".to_string() } else { format!("{}/", pkg.dir) };
+            let shown = if pkg.dir.is_root() {
+                "//".to_string()
+            } else {
+                format!("{}/", pkg.dir)
+            };
             let pr = reason_of(&walk.nodes, *i, root).then(format!("package {shown}"));
             fs.packages.insert(pkg.key(), pr.clone());
             fs.add(pkg.buildfile.clone(), || pr.then("build file"));
-            for f in &pkg.package_files {
-                fs.add(f.clone(), || pr.then("PACKAGE file"));
-            }
-            for f in pkg.eval.loads.iter().chain(&pkg.package_loads) {
-                fs.add(f.clone(), || pr.then(format!("loaded by {}", pkg.buildfile)));
-                if let Some(c) = cells.cell_of(f) {
-                    involved.entry(c.name.clone()).or_insert_with(|| pr.then(format!("loads {f}")));
+            let package_files = pkg
+                .package_files
+                .iter()
+                .map(|(f, loads)| (f, Some(f), loads));
+            for (loader, package_file, loads) in
+                std::iter::once((&pkg.buildfile, None, &pkg.eval.loads)).chain(package_files)
+            {
+                if let Some(f) = package_file {
+                    fs.add(f.clone(), || pr.then("PACKAGE file"));
+                }
+                for f in loads {
+                    fs.add(f.clone(), || pr.then(format!("loaded by {loader}")));
+                    if let Some(c) = cells.cell_of(f) {
+                        involved
+                            .entry(c.name.clone())
+                            .or_insert_with(|| pr.then(format!("loads {f}")));
+                    }
                 }
             }
             for e in &pkg.entries {
                 fs.add(e.path.clone(), || pr.then("whole package"));
             }
             involved.entry(pkg.cell.clone()).or_insert(pr);
+        }
+        for (path, reason) in extra {
+            if let Some(c) = cells.cell_of(&path) {
+                involved
+                    .entry(c.name.clone())
+                    .or_insert_with(|| reason.clone());
+            }
+            fs.add(path, || reason);
         }
         if let Some(prelude) = cells.get(PRELUDE).filter(|c| c.on_disk()) {
             let r = Reason::new("vendored prelude (every build file loads it)");
@@ -397,9 +481,13 @@ impl<'a, 's> Graph<'a, 's> {
             involved.entry(prelude.name.clone()).or_insert(r);
         }
         for (name, r) in &involved {
-            let Some(cell) = cells.get(name) else { continue };
+            let Some(cell) = cells.get(name) else {
+                continue;
+            };
             for f in &cell.config.files {
-                fs.add(f.clone(), || r.then(format!("configuration of cell {name}")));
+                fs.add(f.clone(), || {
+                    r.then(format!("configuration of cell {name}"))
+                });
             }
             if let Ok(marker) = cell.path.join(".buckroot") {
                 if tree.entry(&marker)?.is_some() {
@@ -414,6 +502,8 @@ impl<'a, 's> Graph<'a, 's> {
                     node.label.short(root),
                     TargetInfo {
                         kind: kind.clone(),
+                        deps: node.deps.iter().map(|d| d.short(root)).collect(),
+                        inputs: node.inputs.iter().cloned().collect(),
                         reason: reason_of(&walk.nodes, i, root),
                     },
                 );
@@ -439,13 +529,19 @@ impl<'a, 's> Graph<'a, 's> {
             if !done.insert(link.clone()) {
                 continue;
             }
-            let Some(r) = fs.files.get(&link).cloned() else { continue };
+            let Some(r) = fs.files.get(&link).cloned() else {
+                continue;
+            };
             let resolved = tree.resolve(&link)?;
             for through in resolved.links.iter().filter(|l| **l != link) {
-                fs.add(through.clone(), || r.then(format!("symlink {link} passes through it")));
+                fs.add(through.clone(), || {
+                    r.then(format!("symlink {link} passes through it"))
+                });
             }
             if let Some(problem) = resolved.problem {
-                self.warn(format!("{problem} (kept {link}, its target cannot be materialized)"));
+                self.warn(format!(
+                    "{problem} (kept {link}, its target cannot be materialized)"
+                ));
                 continue;
             }
             let Some(target) = resolved.entry else {
@@ -455,7 +551,9 @@ impl<'a, 's> Graph<'a, 's> {
             let step = format!("target of symlink {link}");
             match target.kind {
                 EntryKind::Dir => {
-                    let Some(cell) = cells.cell_of(&target.path) else { continue };
+                    let Some(cell) = cells.cell_of(&target.path) else {
+                        continue;
+                    };
                     for e in self.layout.all_entries(cell, &target.path)? {
                         if e.kind == EntryKind::Symlink {
                             pending.push(e.path.clone());

@@ -119,7 +119,12 @@ struct Parser<'t, 's> {
 
 impl Parser<'_, '_> {
     /// Reads one file; `included_from` is the include line for messages.
-    fn file(&mut self, path: &RepoPath, included_from: Option<&Origin>, depth: usize) -> Result<(), BuckError> {
+    fn file(
+        &mut self,
+        path: &RepoPath,
+        included_from: Option<&Origin>,
+        depth: usize,
+    ) -> Result<(), BuckError> {
         let err = |o: &Origin, message: String| BuckError::Config {
             file: o.file.to_string(),
             line: o.line,
@@ -130,7 +135,10 @@ impl Parser<'_, '_> {
                 file: path.clone(),
                 line: 0,
             });
-            return Err(err(&o, format!("includes nest deeper than {MAX_DEPTH} (a cycle?)")));
+            return Err(err(
+                &o,
+                format!("includes nest deeper than {MAX_DEPTH} (a cycle?)"),
+            ));
         }
         let Some(text) = self.tree.read_text(path)? else {
             return match included_from {
@@ -162,7 +170,10 @@ impl Parser<'_, '_> {
             }
             if let Some(rest) = line.strip_prefix('[') {
                 let Some(name) = rest.strip_suffix(']') else {
-                    return Err(err(&origin, format!("section header {line:?} lacks a closing ']'")));
+                    return Err(err(
+                        &origin,
+                        format!("section header {line:?} lacks a closing ']'"),
+                    ));
                 };
                 let name = name.trim();
                 if name.is_empty() {
@@ -177,10 +188,16 @@ impl Parser<'_, '_> {
                 } else if let Some(t) = inner.strip_prefix("file:") {
                     (false, t)
                 } else {
-                    return Err(err(&origin, format!("unknown directive {line:?} (expected <file:PATH>)")));
+                    return Err(err(
+                        &origin,
+                        format!("unknown directive {line:?} (expected <file:PATH>)"),
+                    ));
                 };
                 let Some(included) = path.resolve_link(target.trim()) else {
-                    return Err(err(&origin, format!("include {target:?} is absolute or leaves the project")));
+                    return Err(err(
+                        &origin,
+                        format!("include {target:?} is absolute or leaves the project"),
+                    ));
                 };
                 if optional && self.tree.entry(&included)?.is_none() {
                     continue;
@@ -189,14 +206,20 @@ impl Parser<'_, '_> {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(err(&origin, format!("expected `key = value`, found {line:?}")));
+                return Err(err(
+                    &origin,
+                    format!("expected `key = value`, found {line:?}"),
+                ));
             };
             let key = key.trim();
             if key.is_empty() {
                 return Err(err(&origin, "empty key".into()));
             }
             let Some(section) = &section else {
-                return Err(err(&origin, format!("key {key:?} appears before any [section]")));
+                return Err(err(
+                    &origin,
+                    format!("key {key:?} appears before any [section]"),
+                ));
             };
             let value = unquote(value.trim()).map_err(|m| err(&origin, m))?;
             self.raw
@@ -235,14 +258,22 @@ fn unquote(v: &str) -> Result<String, String> {
 /// Expands `$(config section.key)` references. A reference to an undefined
 /// key expands to the empty string (it may live in a user or machine config
 /// antares cannot see); a reference cycle is an error.
-fn interpolate(raw: &RawValues, section: &str, key: &str, origin: &Origin, depth: usize) -> Result<String, BuckError> {
+fn interpolate(
+    raw: &RawValues,
+    section: &str,
+    key: &str,
+    origin: &Origin,
+    depth: usize,
+) -> Result<String, BuckError> {
     let err = |message: String| BuckError::Config {
         file: origin.file.to_string(),
         line: origin.line,
         message,
     };
     if depth > MAX_DEPTH {
-        return Err(err(format!("$(config {section}.{key}) refers to itself through a cycle")));
+        return Err(err(format!(
+            "$(config {section}.{key}) refers to itself through a cycle"
+        )));
     }
     let Some((value, _)) = raw.get(&(section.to_string(), key.to_string())) else {
         return Ok(String::new());

@@ -41,6 +41,11 @@ impl fmt::Display for Reason {
 pub struct TargetInfo {
     /// The rule kind as the build file called it (`rust_library`, `genrule`).
     pub kind: String,
+    /// Every label found in its attributes (all `select()` branches,
+    /// macros in strings), resolved.
+    pub deps: Vec<String>,
+    /// Attribute strings naming files of its package, package-relative.
+    pub inputs: Vec<String>,
     pub reason: Reason,
 }
 
@@ -92,7 +97,17 @@ impl Comparison {
 /// Compares two file sets by path.
 pub fn compare(left: &FileSet, right: &FileSet) -> Comparison {
     Comparison {
-        only_left: left.files.keys().filter(|p| !right.files.contains_key(*p)).cloned().collect(),
-        only_right: right.files.keys().filter(|p| !left.files.contains_key(*p)).cloned().collect(),
+        only_left: left
+            .files
+            .keys()
+            .filter(|p| !right.files.contains_key(*p))
+            .cloned()
+            .collect(),
+        only_right: right
+            .files
+            .keys()
+            .filter(|p| !left.files.contains_key(*p))
+            .cloned()
+            .collect(),
     }
 }

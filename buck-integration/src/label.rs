@@ -43,12 +43,19 @@ pub(crate) struct RawLabel<'a> {
 }
 
 fn is_cell_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 fn is_package_path(s: &str) -> bool {
-    s.is_empty() || (!s.starts_with('/') && !s.ends_with('/') && RepoPath::new(s).is_ok() && !s.contains("..."))
-        && s.bytes().all(|b| !b.is_ascii_whitespace() && !b"$()\"'[]{}<>".contains(&b))
+    s.is_empty()
+        || (!s.starts_with('/')
+            && !s.ends_with('/')
+            && RepoPath::new(s).is_ok()
+            && !s.contains("..."))
+            && s.bytes()
+                .all(|b| !b.is_ascii_whitespace() && !b"$()\"'[]{}<>".contains(&b))
 }
 
 /// Strips a `[subtarget]` or `#flavor` suffix and checks the name's characters.
@@ -106,10 +113,10 @@ pub(crate) fn label_strings(s: &str) -> Vec<&str> {
     while let Some(start) = rest.find("$(") {
         let body = &rest[start + 2..];
         let end = body.find(')').unwrap_or(body.len());
-        for token in body[..end].split_whitespace().skip(1) {
-            let token = token.trim_matches(|c| "\"'(),".contains(c));
-            if parse_raw(token).is_some() {
-                out.push(token);
+        let args = body[..end].split_whitespace().skip(1);
+        for piece in args.flat_map(|t| t.split(|c| "\"'(),".contains(c))) {
+            if parse_raw(piece).is_some() {
+                out.push(piece);
             }
         }
         rest = &body[end..];
@@ -119,7 +126,12 @@ pub(crate) fn label_strings(s: &str) -> Vec<&str> {
 
 /// Resolves a written label in the context of `cell` and `package` (the
 /// package being evaluated). Errors name what could not be resolved.
-pub(crate) fn resolve(raw: &RawLabel, cells: &Cells, cell: &str, package: &str) -> Result<Label, String> {
+pub(crate) fn resolve(
+    raw: &RawLabel,
+    cells: &Cells,
+    cell: &str,
+    package: &str,
+) -> Result<Label, String> {
     let cell = match raw.cell {
         None => cell.to_string(),
         Some(c) => cells
@@ -141,12 +153,23 @@ mod tests {
     #[test]
     fn recognizes_label_forms() {
         let l = parse_raw("@sc//defs:rules.bzl").unwrap();
-        assert_eq!((l.cell, l.package, l.name.as_str()), (Some("sc"), Some("defs"), "rules.bzl"));
+        assert_eq!(
+            (l.cell, l.package, l.name.as_str()),
+            (Some("sc"), Some("defs"), "rules.bzl")
+        );
         let l = parse_raw("//lib/math").unwrap();
         assert_eq!((l.package, l.name.as_str()), (Some("lib/math"), "math"));
         let l = parse_raw(":tool[bin]").unwrap();
         assert_eq!((l.package, l.name.as_str()), (None, "tool"));
-        for not in ["http://x.org/a", "//x/...", "PUBLIC", "a b", "//", "DEFAULT", "cell//a b:c"] {
+        for not in [
+            "http://x.org/a",
+            "//x/...",
+            "PUBLIC",
+            "a b",
+            "//",
+            "DEFAULT",
+            "cell//a b:c",
+        ] {
             assert!(parse_raw(not).is_none(), "{not:?}");
         }
     }
@@ -154,7 +177,9 @@ mod tests {
     #[test]
     fn finds_labels_in_macros() {
         assert_eq!(
-            label_strings("cat $(location //a:b) > $OUT && $(exe :tool) $(query_targets \"deps(//q:r)\")"),
+            label_strings(
+                "cat $(location //a:b) > $OUT && $(exe :tool) $(query_targets \"deps(//q:r)\")"
+            ),
             vec!["//a:b", ":tool", "//q:r"]
         );
     }

@@ -32,14 +32,23 @@ impl Layout<'_, '_> {
 
     /// Whether a walk of `cell` stops at `dir`: ignored, another cell's root,
     /// or (with `stop_at_packages`) a sub-package.
-    fn boundary(&self, cell: &Cell, dir: &RepoPath, stop_at_packages: bool) -> Result<bool, SourceError> {
+    fn boundary(
+        &self,
+        cell: &Cell,
+        dir: &RepoPath,
+        stop_at_packages: bool,
+    ) -> Result<bool, SourceError> {
         Ok(self.cells.ignore.matches(dir)
             || self.cells.is_other_cell_root(dir, cell)
             || (stop_at_packages && self.buildfile(cell, dir)?.is_some()))
     }
 
     /// Every file and symlink of the package at `dir`.
-    pub fn package_entries(&self, cell: &Cell, dir: &RepoPath) -> Result<Vec<TreeEntry>, SourceError> {
+    pub fn package_entries(
+        &self,
+        cell: &Cell,
+        dir: &RepoPath,
+    ) -> Result<Vec<TreeEntry>, SourceError> {
         self.walk(cell, dir, true)
     }
 
@@ -49,7 +58,12 @@ impl Layout<'_, '_> {
         self.walk(cell, dir, false)
     }
 
-    fn walk(&self, cell: &Cell, dir: &RepoPath, stop_at_packages: bool) -> Result<Vec<TreeEntry>, SourceError> {
+    fn walk(
+        &self,
+        cell: &Cell,
+        dir: &RepoPath,
+        stop_at_packages: bool,
+    ) -> Result<Vec<TreeEntry>, SourceError> {
         let mut out = Vec::new();
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
@@ -72,7 +86,11 @@ impl Layout<'_, '_> {
     }
 
     /// Every package directory at or below `dir` in `cell`.
-    pub fn packages_under(&self, cell: &Cell, dir: &RepoPath) -> Result<Vec<RepoPath>, SourceError> {
+    pub fn packages_under(
+        &self,
+        cell: &Cell,
+        dir: &RepoPath,
+    ) -> Result<Vec<RepoPath>, SourceError> {
         let mut out = Vec::new();
         if self.cells.ignore.covers(dir) {
             return Ok(out);

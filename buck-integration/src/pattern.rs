@@ -4,6 +4,7 @@
 
 use crate::cells::Cells;
 use crate::error::BuckError;
+use crate::tree::relative;
 use antares_overlay::RepoPath;
 use serde::Serialize;
 use std::fmt;
@@ -39,31 +40,36 @@ impl fmt::Display for TargetPattern {
 
 /// Parses `text`; relative forms are taken from `current_dir` (a
 /// project-relative directory).
-pub fn parse_pattern(text: &str, cells: &Cells, current_dir: &RepoPath) -> Result<TargetPattern, BuckError> {
+pub fn parse_pattern(
+    text: &str,
+    cells: &Cells,
+    current_dir: &RepoPath,
+) -> Result<TargetPattern, BuckError> {
     let bad = |message: &str| BuckError::Pattern {
         text: text.to_string(),
         message: message.to_string(),
     };
-    let here = cells.cell_of(current_dir).or_else(|| cells.root_cell()).ok_or_else(|| bad("no root cell"))?;
+    let here = cells
+        .cell_of(current_dir)
+        .or_else(|| cells.root_cell())
+        .ok_or_else(|| bad("no root cell"))?;
     let (cell, rest) = match text.split_once("//") {
         Some((c, rest)) => {
             let c = c.strip_prefix('@').unwrap_or(c);
             let cell = if c.is_empty() {
                 here
             } else {
-                cells.resolve(&here.name, c).ok_or_else(|| BuckError::UnknownCell {
-                    cell: c.to_string(),
-                    text: text.to_string(),
-                })?
+                cells
+                    .resolve(&here.name, c)
+                    .ok_or_else(|| BuckError::UnknownCell {
+                        cell: c.to_string(),
+                        text: text.to_string(),
+                    })?
             };
             (cell, rest.to_string())
         }
         None => {
-            let rel = current_dir
-                .as_str()
-                .strip_prefix(here.path.as_str())
-                .unwrap_or_default()
-                .trim_start_matches('/');
+            let rel = relative(current_dir, &here.path);
             let joined = match (rel.is_empty(), text.starts_with(':')) {
                 (true, _) | (false, true) => format!("{rel}{text}"),
                 (false, false) => format!("{rel}/{text}"),

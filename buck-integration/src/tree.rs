@@ -95,7 +95,10 @@ impl<'s> Tree<'s> {
                 }
                 Some(e) if e.kind == EntryKind::Symlink => {
                     if links.len() >= MAX_LINKS {
-                        return Ok(stop(links, format!("too many levels of symlinks at {next}")));
+                        return Ok(stop(
+                            links,
+                            format!("too many levels of symlinks at {next}"),
+                        ));
                     }
                     let target = read_link(self.source, &e)?;
                     let Some(resolved) = next.resolve_link(&target) else {
@@ -122,18 +125,24 @@ impl<'s> Tree<'s> {
         })
     }
 
+    /// The bytes of the file at `path` (through symlinks), `None` if absent.
+    pub fn read_bytes(&self, path: &RepoPath) -> Result<Option<Vec<u8>>, SourceError> {
+        match self.resolve(path)?.entry {
+            Some(e) if e.kind == EntryKind::File => self.source.read(&e).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The text of the file at `path` (through symlinks), `None` if absent.
     pub fn read_text(&self, path: &RepoPath) -> Result<Option<String>, SourceError> {
-        let resolved = self.resolve(path)?;
-        match resolved.entry {
-            Some(e) if e.kind == EntryKind::File => {
-                let bytes = self.source.read(&e)?;
-                String::from_utf8(bytes).map(Some).map_err(|_| SourceError::Invalid {
+        match self.read_bytes(path)? {
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| SourceError::Invalid {
                     path: path.to_string(),
                     message: "not valid UTF-8".into(),
-                })
-            }
-            _ => Ok(None),
+                }),
+            None => Ok(None),
         }
     }
 }
@@ -143,4 +152,13 @@ fn reversed_components(path: &RepoPath) -> Vec<String> {
     let mut v: Vec<String> = path.components().map(str::to_string).collect();
     v.reverse();
     v
+}
+
+/// `path` below `base` (`a/b/c` below `a` is `b/c`; `base` itself is
+/// empty). Callers pass a `path` that starts with `base`.
+pub(crate) fn relative<'p>(path: &'p RepoPath, base: &RepoPath) -> &'p str {
+    path.as_str()
+        .strip_prefix(base.as_str())
+        .unwrap_or_default()
+        .trim_start_matches('/')
 }

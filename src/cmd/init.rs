@@ -24,6 +24,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<i32> {
         source: spec,
         cache: global.cache.as_ref().map(|c| cwd.join(c)),
         paths: Vec::new(),
+        targets: Vec::new(),
     };
     let res = std::fs::create_dir_all(layout.state_dir())
         .with_context(|| format!("cannot create {}", layout.state_dir().display()))

@@ -1,11 +1,13 @@
 //! One module per subcommand; each returns the process exit status.
 
+pub mod graph;
 pub mod hooks;
 pub mod init;
 pub mod resolve;
 pub mod root;
 pub mod status;
 pub mod sync;
+pub mod why;
 pub mod watch;
 
 /// Exit status: success.

@@ -6,24 +6,35 @@ use crate::workspace::Workspace;
 use anyhow::{bail, Context, Result};
 use antares_materializer::{Progress, Request, Store, Summary, WorkspaceLock};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
+use crate::targets::{self, GraphMode};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
+    let current = ws.current_dir()?;
     let mut paths: Vec<RepoPath> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
     if args.add || args.paths.is_empty() {
         for p in &ws.config.paths {
             paths.push(RepoPath::new(p).with_context(|| format!("invalid path {p:?} in the workspace config"))?);
         }
+        targets.extend(ws.config.targets.iter().cloned());
     }
     for a in &args.paths {
-        paths.push(ws.source_path(a)?);
+        if targets::is_pattern(a) {
+            targets.push(targets::absolutize(a, &current));
+        } else {
+            paths.push(ws.source_path(a)?);
+        }
     }
-    if paths.is_empty() {
-        bail!("nothing selected yet: run `antares sync PATH…` (`antares sync .` for the whole tree)");
+    if paths.is_empty() && targets.is_empty() {
+        bail!("nothing selected yet: run `antares sync //target…` or `antares sync PATH…` (`antares sync .` for the whole tree)");
     }
     paths.sort();
     paths.dedup();
+    targets.sort();
+    targets.dedup();
     // Drop paths inside other selected paths.
     let selected: Vec<RepoPath> = paths
         .iter()
@@ -43,6 +54,9 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         source: antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?,
         spec: spec.clone(),
         selected: selected.clone(),
+        targets: targets.clone(),
+        graph: args.graph,
+        scope: Mutex::new(Vec::new()),
         wait: !args.no_wait,
     };
 
@@ -51,9 +65,10 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     bar.finish();
     // Remember the selection for the next plain `antares sync`.
     let new_paths: Vec<String> = selected.iter().map(|p| p.as_str().to_string()).collect();
-    if new_paths != ws.config.paths || spec != ws.config.source {
+    if new_paths != ws.config.paths || targets != ws.config.targets || spec != ws.config.source {
         let mut config = ws.config.clone();
         config.paths = new_paths;
+        config.targets = targets;
         config.source = spec;
         Workspace::save_config(&ws.layout, &config)?;
     }
@@ -74,7 +89,13 @@ pub struct Context_<'a> {
     pub source: Box<dyn Source>,
     /// The source as opened (after --rev).
     pub spec: SourceSpec,
+    /// Selected source paths.
     pub selected: Vec<RepoPath>,
+    /// Selected target patterns (absolute).
+    pub targets: Vec<String>,
+    pub graph: GraphMode,
+    /// The scope of the last full sync, for the path-restricted ones.
+    pub scope: Mutex<Vec<RepoPath>>,
     pub wait: bool,
 }
 
@@ -84,13 +105,31 @@ impl Context_<'_> {
         let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
             eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
         })?;
-        let entries = match &only {
-            None => collect(self.source.as_ref(), &self.selected)?,
-            Some(only) => collect_changed(self.source.as_ref(), &self.selected, only)?,
+        let (entries, scope) = match &only {
+            None => {
+                let mut entries = collect(self.source.as_ref(), &self.selected)?;
+                let mut scope = self.selected.clone();
+                if !self.targets.is_empty() {
+                    let set = targets::file_set(self.source.as_ref(), &self.spec, &self.targets, &RepoPath::root(), self.graph)?;
+                    let (more, dirs) = targets::entries(self.source.as_ref(), &set)?;
+                    entries.extend(more);
+                    entries.sort_by(|a, b| a.path.cmp(&b.path));
+                    entries.dedup_by(|a, b| a.path == b.path);
+                    scope.extend(dirs);
+                }
+                if let Ok(mut s) = self.scope.lock() {
+                    s.clone_from(&scope);
+                }
+                (entries, scope)
+            }
+            Some(only) => {
+                let scope = self.scope.lock().map(|s| s.clone()).unwrap_or_default();
+                (collect_changed(self.source.as_ref(), &scope, only)?, scope)
+            }
         };
         let request = Request {
             entries,
-            scope: self.selected.clone(),
+            scope,
             revision: self.source.revision(),
             only,
             ..Default::default()

@@ -4,8 +4,7 @@
 //! (`glob`, `read_config`, `select`, `package_name`, …) are exact.
 
 use super::context::{collect_strings, file_ctx};
-use super::values::{Recorder, Selector};
-use crate::glob::glob_files;
+use super::values::{Recorder, Strings};
 use starlark::collections::SmallMap;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -20,12 +19,15 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
     /// Files of the current package matching `include` and not `exclude`.
     fn glob<'v>(
         #[starlark(require = pos)] include: UnpackListOrTuple<String>,
-        #[starlark(require = named, default = UnpackListOrTuple::default())] exclude: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = UnpackListOrTuple::default())]
+        exclude: UnpackListOrTuple<String>,
         #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Vec<String>> {
         let ctx = file_ctx(eval)?;
-        Ok(glob_files(ctx.package_files, &include.items, &exclude.items)?)
+        Ok(ctx
+            .globs
+            .glob(ctx.package_files, &include.items, &exclude.items)?)
     }
 
     fn package_name(eval: &mut Evaluator) -> anyhow::Result<String> {
@@ -66,7 +68,10 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let ctx = file_ctx(eval)?;
-        let value = ctx.cells.root_cell().and_then(|c| c.config.get(section, key));
+        let value = ctx
+            .cells
+            .root_cell()
+            .and_then(|c| c.config.get(section, key));
         Ok(match value {
             Some(v) => eval.heap().alloc(v),
             None => default.into_option().unwrap_or_else(Value::new_none),
@@ -76,18 +81,24 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
     fn select<'v>(
         #[starlark(require = pos)] branches: Value<'v>,
         #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
-    ) -> anyhow::Result<Selector> {
+    ) -> anyhow::Result<Strings> {
         let mut strings = Vec::new();
         collect_strings(branches, &mut strings);
-        Ok(Selector { strings })
+        Ok(Strings { strings })
     }
 
     /// Applying a function to every branch leaves the branches' labels.
-    fn select_map<'v>(#[starlark(require = pos)] selector: Value<'v>, #[starlark(require = pos)] _f: Value<'v>) -> anyhow::Result<Value<'v>> {
+    fn select_map<'v>(
+        #[starlark(require = pos)] selector: Value<'v>,
+        #[starlark(require = pos)] _f: Value<'v>,
+    ) -> anyhow::Result<Value<'v>> {
         Ok(selector)
     }
 
-    fn select_test<'v>(#[starlark(require = pos)] _selector: Value<'v>, #[starlark(require = pos)] _f: Value<'v>) -> anyhow::Result<bool> {
+    fn select_test<'v>(
+        #[starlark(require = pos)] _selector: Value<'v>,
+        #[starlark(require = pos)] _f: Value<'v>,
+    ) -> anyhow::Result<bool> {
         Ok(false)
     }
 
@@ -101,7 +112,10 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
             ("is_macos", os == "macos"),
             ("is_windows", os == "windows"),
             ("is_freebsd", os == "freebsd"),
-            ("is_unknown", !["linux", "macos", "windows", "freebsd"].contains(&os)),
+            (
+                "is_unknown",
+                !["linux", "macos", "windows", "freebsd"].contains(&os),
+            ),
         ]));
         let arch_value = heap.alloc(AllocStruct([
             ("is_x86_64", arch == "x86_64"),
@@ -109,14 +123,19 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
             ("is_arm", arch == "arm"),
             ("is_i386", arch == "x86"),
             ("is_riscv64", arch == "riscv64"),
-            ("is_unknown", !["x86_64", "aarch64", "arm", "x86", "riscv64"].contains(&arch)),
+            (
+                "is_unknown",
+                !["x86_64", "aarch64", "arm", "x86", "riscv64"].contains(&arch),
+            ),
         ]));
         Ok(heap.alloc(AllocStruct([("os", os_value), ("arch", arch_value)])))
     }
 
     /// `package()` in a PACKAGE or build file: only visibility and
     /// metadata, nothing the file set depends on.
-    fn package<'v>(#[starlark(kwargs)] _options: SmallMap<String, Value<'v>>) -> anyhow::Result<starlark::values::none::NoneType> {
+    fn package<'v>(
+        #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
+    ) -> anyhow::Result<starlark::values::none::NoneType> {
         Ok(starlark::values::none::NoneType)
     }
 
@@ -135,7 +154,10 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
         Ok(starlark::values::none::NoneType)
     }
 
-    fn read_package_value<'v>(#[starlark(require = pos)] key: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+    fn read_package_value<'v>(
+        #[starlark(require = pos)] key: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
         let ctx = file_ctx(eval)?;
         let value = ctx.package_values.borrow().get(key).cloned();
         Ok(match value {
@@ -151,25 +173,45 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
         Ok(default.into_option().unwrap_or_else(Value::new_none))
     }
 
-    fn rule_exists(#[starlark(require = pos)] name: &str, eval: &mut Evaluator) -> anyhow::Result<bool> {
-        Ok(file_ctx(eval)?.targets.borrow().iter().any(|t| t.name == name))
+    fn rule_exists(
+        #[starlark(require = pos)] name: &str,
+        eval: &mut Evaluator,
+    ) -> anyhow::Result<bool> {
+        Ok(file_ctx(eval)?
+            .targets
+            .borrow()
+            .iter()
+            .any(|t| t.name == name))
     }
 
-    fn oncall(#[starlark(require = pos)] _name: &str) -> anyhow::Result<starlark::values::none::NoneType> {
+    fn oncall(
+        #[starlark(require = pos)] _name: &str,
+    ) -> anyhow::Result<starlark::values::none::NoneType> {
         Ok(starlark::values::none::NoneType)
     }
 
     /// A rule defined in Starlark records like any other; its kind is taken
-    /// from the implementation's name (`_foo_impl` → `foo`).
+    /// from the implementation's name (`_foo_impl` → `foo`), and the labels
+    /// in its attribute defaults are implicit dependencies of its targets.
     fn rule<'v>(
         #[starlark(require = named)] r#impl: Value<'v>,
+        #[starlark(require = named, default = NoneOr::None)] attrs: NoneOr<Value<'v>>,
         #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
     ) -> anyhow::Result<Recorder> {
-        Ok(Recorder::new(rule_kind(&r#impl.to_repr())))
+        let mut defaults = Vec::new();
+        if let Some(attrs) = attrs.into_option() {
+            collect_strings(attrs, &mut defaults);
+        }
+        Ok(Recorder::with_defaults(
+            rule_kind(&r#impl.to_repr()),
+            defaults,
+        ))
     }
 
     /// A provider constructor: callable, never needed for the file set.
-    fn provider<'v>(#[starlark(kwargs)] _options: SmallMap<String, Value<'v>>) -> anyhow::Result<Recorder> {
+    fn provider<'v>(
+        #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
+    ) -> anyhow::Result<Recorder> {
         Ok(Recorder::new("provider"))
     }
 }

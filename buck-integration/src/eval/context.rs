@@ -2,6 +2,7 @@
 //! through `Evaluator::extra`.
 
 use crate::cells::{Cell, Cells};
+use crate::glob::GlobCache;
 use starlark::any::ProvidesStaticType;
 use starlark::eval::Evaluator;
 use starlark::values::dict::DictRef;
@@ -12,7 +13,7 @@ use starlark::values::{FrozenValue, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use super::values::Selector;
+use super::values::Strings;
 
 /// One target declared by a build file, reduced to what the file set needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,7 @@ pub(crate) struct FileCtx<'a> {
     pub package: Option<String>,
     /// The package's files, package-relative, for `glob()`.
     pub package_files: &'a [String],
+    pub globs: &'a GlobCache,
     /// Buck2's global functions by name, so `native.NAME` can reach them.
     pub builtins: &'a HashMap<String, FrozenValue>,
     pub targets: RefCell<Vec<RecordedTarget>>,
@@ -77,7 +79,7 @@ fn collect(value: Value, out: &mut Vec<String>, depth: usize) {
             collect(k, out, depth + 1);
             collect(v, out, depth + 1);
         }
-    } else if let Some(s) = Selector::from_value(value) {
+    } else if let Some(s) = Strings::from_value(value) {
         out.extend(s.strings.iter().cloned());
     } else if let Some(s) = StructRef::from_value(value) {
         s.iter().for_each(|(_, v)| collect(v, out, depth + 1));

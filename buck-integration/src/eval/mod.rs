@@ -15,8 +15,9 @@ mod scan;
 mod values;
 
 use crate::cells::{Cell, Cells};
+use crate::glob::GlobCache;
 use crate::label::{label_strings, parse_raw};
-use crate::tree::Tree;
+use crate::tree::{relative, Tree};
 use antares_overlay::RepoPath;
 use context::FileCtx;
 pub(crate) use context::RecordedTarget;
@@ -78,6 +79,7 @@ pub(crate) struct Interp<'a, 's> {
     global_names: HashSet<String>,
     builtins: HashMap<String, FrozenValue>,
     dialect: Dialect,
+    globs: GlobCache,
     modules: RefCell<HashMap<RepoPath, Rc<Loaded>>>,
     loading: RefCell<Vec<RepoPath>>,
 }
@@ -102,7 +104,8 @@ impl<'a, 's> Interp<'a, 's> {
         ])
         .with(builtins::buck_globals)
         .build();
-        let builtins: HashMap<String, FrozenValue> = globals.iter().map(|(n, v)| (n.to_string(), v)).collect();
+        let builtins: HashMap<String, FrozenValue> =
+            globals.iter().map(|(n, v)| (n.to_string(), v)).collect();
         let mut global_names: HashSet<String> = builtins.keys().cloned().collect();
         global_names.insert("native".to_string());
         let mut dialect = Dialect::Extended;
@@ -114,17 +117,24 @@ impl<'a, 's> Interp<'a, 's> {
             global_names,
             builtins,
             dialect,
+            globs: GlobCache::default(),
             modules: RefCell::new(HashMap::new()),
             loading: RefCell::new(Vec::new()),
         }
     }
 
-    fn ctx<'c>(&'c self, cell: &'c Cell, package: Option<&str>, files: &'c [String]) -> FileCtx<'c> {
+    fn ctx<'c>(
+        &'c self,
+        cell: &'c Cell,
+        package: Option<&str>,
+        files: &'c [String],
+    ) -> FileCtx<'c> {
         FileCtx {
             cells: self.cells,
             cell,
             package: package.map(str::to_string),
             package_files: files,
+            globs: &self.globs,
             builtins: &self.builtins,
             targets: RefCell::new(Vec::new()),
             package_values: RefCell::new(BTreeMap::new()),
@@ -164,7 +174,12 @@ impl<'a, 's> Interp<'a, 's> {
             return l.clone();
         }
         if self.loading.borrow().contains(path) {
-            let chain: Vec<String> = self.loading.borrow().iter().map(|p| p.to_string()).collect();
+            let chain: Vec<String> = self
+                .loading
+                .borrow()
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
             return Rc::new(Loaded {
                 module: None,
                 files: BTreeSet::new(),
@@ -175,14 +190,26 @@ impl<'a, 's> Interp<'a, 's> {
         let ctx = self.ctx(cell, None, &[]);
         let (module, files, failure) = self.run(path, cell, &ctx, true);
         self.loading.borrow_mut().pop();
-        let loaded = Rc::new(Loaded { module, files, failure });
-        self.modules.borrow_mut().insert(path.clone(), loaded.clone());
+        let loaded = Rc::new(Loaded {
+            module,
+            files,
+            failure,
+        });
+        self.modules
+            .borrow_mut()
+            .insert(path.clone(), loaded.clone());
         loaded
     }
 
     /// Parses and evaluates one file; returns the frozen module (when
     /// asked), the `.bzl` files it loads transitively, and the failure.
-    fn run(&self, path: &RepoPath, cell: &Cell, ctx: &FileCtx, freeze: bool) -> (Option<FrozenModule>, BTreeSet<RepoPath>, Option<String>) {
+    fn run(
+        &self,
+        path: &RepoPath,
+        cell: &Cell,
+        ctx: &FileCtx,
+        freeze: bool,
+    ) -> (Option<FrozenModule>, BTreeSet<RepoPath>, Option<String>) {
         let mut files = BTreeSet::new();
         let text = match self.tree.read_text(path) {
             Ok(Some(t)) => t,
@@ -204,7 +231,10 @@ impl<'a, 's> Interp<'a, 's> {
                     match (&l.module, &l.failure) {
                         (Some(m), _) => loaded.push((load.module_id.to_string(), m.clone())),
                         (None, why) => {
-                            failure.get_or_insert(format!("load of {p} failed: {}", why.as_deref().unwrap_or("?")));
+                            failure.get_or_insert(format!(
+                                "load of {p} failed: {}",
+                                why.as_deref().unwrap_or("?")
+                            ));
                         }
                     }
                 }
@@ -228,7 +258,8 @@ impl<'a, 's> Interp<'a, 's> {
             .filter(|l| l.short_name == "using-undefined")
             .map(|l| l.original)
             .collect();
-        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
+        let modules: HashMap<&str, &FrozenModule> =
+            loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
         let loader = ReturnFileLoader { modules: &modules };
         let result = Module::with_temp_heap(|module| {
             module.frozen_heap().add_reference(self.globals.heap());
@@ -240,7 +271,8 @@ impl<'a, 's> Interp<'a, 's> {
                 let mut eval = Evaluator::new(&module);
                 eval.extra = Some(ctx);
                 eval.set_loader(&loader);
-                eval.eval_module(ast, &self.globals).map_err(|e| one_line(&e.to_string()))?;
+                eval.eval_module(ast, &self.globals)
+                    .map_err(|e| one_line(&e.to_string()))?;
             }
             if freeze {
                 module
@@ -258,18 +290,28 @@ impl<'a, 's> Interp<'a, 's> {
     }
 
     /// Resolves `load("…")` written in `from` (a file of `cell`).
-    fn resolve_load(&self, module_id: &str, cell: &'a Cell, from: &RepoPath) -> Result<LoadTarget<'a>, String> {
+    fn resolve_load(
+        &self,
+        module_id: &str,
+        cell: &'a Cell,
+        from: &RepoPath,
+    ) -> Result<LoadTarget<'a>, String> {
         let (target_cell, package, file) = if let Some(file) = module_id.strip_prefix(':') {
             let dir = from.parent().unwrap_or_default();
-            let pkg = dir.as_str().strip_prefix(cell.path.as_str()).unwrap_or_default().trim_start_matches('/');
-            (cell, pkg.to_string(), file.to_string())
+            (
+                cell,
+                relative(&dir, &cell.path).to_string(),
+                file.to_string(),
+            )
         } else {
             let (c, rest) = module_id.split_once("//").ok_or("not a label")?;
             let c = c.strip_prefix('@').unwrap_or(c);
             let target_cell = if c.is_empty() {
                 cell
             } else {
-                self.cells.resolve(&cell.name, c).ok_or_else(|| format!("unknown cell {c:?}"))?
+                self.cells
+                    .resolve(&cell.name, c)
+                    .ok_or_else(|| format!("unknown cell {c:?}"))?
             };
             let (pkg, file) = match rest.split_once(':') {
                 Some((p, f)) => (p.to_string(), f.to_string()),
@@ -286,7 +328,10 @@ impl<'a, 's> Interp<'a, 's> {
         let rel = RepoPath::new(&package)
             .and_then(|p| RepoPath::new(&file).map(|f| p.join_path(&f)))
             .map_err(|e| e.to_string())?;
-        Ok(LoadTarget::File(target_cell.path.join_path(&rel), target_cell))
+        Ok(LoadTarget::File(
+            target_cell.path.join_path(&rel),
+            target_cell,
+        ))
     }
 
     /// The `.bzl` files a failed file mentions (transitively, as far as
@@ -300,9 +345,10 @@ impl<'a, 's> Interp<'a, 's> {
             if !seen.insert(p.clone()) {
                 continue;
             }
-            let Ok(Some(text)) = self.tree.read_text(&p) else {
+            let Ok(Some(bytes)) = self.tree.read_bytes(&p) else {
                 continue;
             };
+            let text = String::from_utf8_lossy(&bytes);
             for s in scan::string_literals(&text) {
                 if s.ends_with(".bzl") {
                     if let Ok(LoadTarget::File(bzl, bc)) = self.resolve_load(&s, c, &p) {
@@ -313,7 +359,12 @@ impl<'a, 's> Interp<'a, 's> {
                         continue;
                     }
                 }
-                labels.extend(label_strings(&s).into_iter().filter(|l| parse_raw(l).is_some()).map(str::to_string));
+                labels.extend(
+                    label_strings(&s)
+                        .into_iter()
+                        .filter(|l| parse_raw(l).is_some())
+                        .map(str::to_string),
+                );
             }
         }
         (files, labels)

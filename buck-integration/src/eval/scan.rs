@@ -29,7 +29,10 @@ pub(crate) fn string_literals(text: &str) -> Vec<String> {
                     if !triple && bytes[j] == b'\n' {
                         break;
                     }
-                    if bytes[j] == q && (!triple || (j + 2 < bytes.len() && bytes[j + 1] == q && bytes[j + 2] == q)) {
+                    if bytes[j] == q
+                        && (!triple
+                            || (j + 2 < bytes.len() && bytes[j + 1] == q && bytes[j + 2] == q))
+                    {
                         end = Some(j);
                         break;
                     }
@@ -56,6 +59,9 @@ mod tests {
     #[test]
     fn finds_literals_outside_comments() {
         let text = "load(\"//a:b.bzl\", 'x')\n# \"not\"\nf(\"\"\"multi\nline\"\"\", 'it\\'s') + 'unterminated\n'ok'";
-        assert_eq!(string_literals(text), vec!["//a:b.bzl", "x", "multi\nline", "it\\'s", "ok"]);
+        assert_eq!(
+            string_literals(text),
+            vec!["//a:b.bzl", "x", "multi\nline", "it\\'s", "ok"]
+        );
     }
 }

@@ -24,14 +24,22 @@ pub(crate) struct Recorder {
     /// Reached as `native.KIND`: forwards to the global function of that
     /// name when there is one.
     native: bool,
+    /// Strings of a Starlark rule's attribute defaults (`rule()`): labels
+    /// every target of the rule depends on implicitly.
+    defaults: Vec<String>,
 }
 starlark_simple_value!(Recorder);
 
 impl Recorder {
     pub fn new(kind: impl Into<String>) -> Self {
+        Self::with_defaults(kind, Vec::new())
+    }
+
+    pub fn with_defaults(kind: impl Into<String>, defaults: Vec<String>) -> Self {
         Recorder {
             kind: kind.into(),
             native: false,
+            defaults,
         }
     }
 }
@@ -44,41 +52,58 @@ impl fmt::Display for Recorder {
 
 #[starlark_value(type = "rule")]
 impl<'v> StarlarkValue<'v> for Recorder {
-    fn invoke(&self, _me: Value<'v>, args: &Arguments<'v, '_>, eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<Value<'v>> {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
         let ctx = file_ctx(eval).map_err(starlark::Error::new_other)?;
         if self.native {
             if let Some(f) = ctx.builtins.get(&self.kind) {
                 let pos: Vec<Value<'v>> = args.positions(eval.heap())?.collect();
                 let named_map = args.names_map()?;
-                let named: Vec<(&str, Value<'v>)> = named_map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                let named: Vec<(&str, Value<'v>)> =
+                    named_map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 return eval.eval_function(f.to_value(), &pos, &named);
             }
         }
         let named = args.names_map()?;
-        let name = named.iter().find(|(k, _)| k.as_str() == "name").and_then(|(_, v)| v.unpack_str());
-        if let (Some(name), Some(_)) = (name, &ctx.package) {
-            let mut attrs = Vec::new();
-            let mut positional = Vec::new();
-            for v in args.positions(eval.heap())? {
-                collect_strings(v, &mut positional);
-            }
-            if !positional.is_empty() {
-                attrs.push(("<positional>".to_string(), positional));
-            }
-            for (k, v) in named.iter() {
-                if NOT_DEPENDENCIES.contains(&k.as_str()) {
-                    continue;
-                }
-                let mut strings = Vec::new();
-                collect_strings(*v, &mut strings);
-                attrs.push((k.as_str().to_string(), strings));
-            }
-            ctx.targets.borrow_mut().push(RecordedTarget {
-                name: name.to_string(),
-                kind: self.kind.clone(),
-                attrs,
-            });
+        let name = named
+            .iter()
+            .find(|(k, _)| k.as_str() == "name")
+            .and_then(|(_, v)| v.unpack_str());
+        let mut attrs = Vec::new();
+        let mut positional = Vec::new();
+        for v in args.positions(eval.heap())? {
+            collect_strings(v, &mut positional);
         }
+        if !positional.is_empty() {
+            attrs.push(("<positional>".to_string(), positional));
+        }
+        for (k, v) in named.iter() {
+            if NOT_DEPENDENCIES.contains(&k.as_str()) {
+                continue;
+            }
+            let mut strings = Vec::new();
+            collect_strings(*v, &mut strings);
+            attrs.push((k.as_str().to_string(), strings));
+        }
+        let (Some(name), Some(_)) = (name, &ctx.package) else {
+            // Not a target: an attribute spec (`attrs.dep(default = "//x:y")`)
+            // or a helper. Its strings go back so `rule(attrs = …)` keeps
+            // the default labels.
+            let strings = attrs.into_iter().flat_map(|(_, s)| s).collect();
+            return Ok(eval.heap().alloc(Strings { strings }));
+        };
+        if !self.defaults.is_empty() {
+            attrs.push(("rule defaults".to_string(), self.defaults.clone()));
+        }
+        ctx.targets.borrow_mut().push(RecordedTarget {
+            name: name.to_string(),
+            kind: self.kind.clone(),
+            attrs,
+        });
         Ok(Value::new_none())
     }
 
@@ -109,6 +134,7 @@ impl<'v> StarlarkValue<'v> for Native {
         Some(heap.alloc(Recorder {
             kind: attribute.to_string(),
             native: true,
+            defaults: Vec::new(),
         }))
     }
 
@@ -117,36 +143,44 @@ impl<'v> StarlarkValue<'v> for Native {
     }
 }
 
-/// A `select()`: every branch counts (oracle fact 3: a superset is safe), so
-/// only the strings of all branches are kept. Concatenation with lists and
-/// other selects keeps theirs too.
+/// A value that matters only for the strings inside it: a `select()` (every
+/// branch counts, oracle fact 3: a superset is safe) or an attribute spec.
+/// Concatenation with lists and other selects keeps theirs too.
 #[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
-pub(crate) struct Selector {
+pub(crate) struct Strings {
     pub strings: Vec<String>,
 }
-starlark_simple_value!(Selector);
+starlark_simple_value!(Strings);
 
-impl fmt::Display for Selector {
+impl fmt::Display for Strings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "select({:?})", self.strings)
     }
 }
 
-impl Selector {
-    fn concat<'v>(&self, other: Value<'v>, other_first: bool, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+impl Strings {
+    fn concat<'v>(
+        &self,
+        other: Value<'v>,
+        other_first: bool,
+        heap: Heap<'v>,
+    ) -> Option<starlark::Result<Value<'v>>> {
         let mut theirs = Vec::new();
         collect_strings(other, &mut theirs);
         let strings = if other_first {
-            theirs.into_iter().chain(self.strings.iter().cloned()).collect()
+            theirs
+                .into_iter()
+                .chain(self.strings.iter().cloned())
+                .collect()
         } else {
             self.strings.iter().cloned().chain(theirs).collect()
         };
-        Some(Ok(heap.alloc(Selector { strings })))
+        Some(Ok(heap.alloc(Strings { strings })))
     }
 }
 
 #[starlark_value(type = "selector")]
-impl<'v> StarlarkValue<'v> for Selector {
+impl<'v> StarlarkValue<'v> for Strings {
     fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
         self.concat(rhs, false, heap)
     }
@@ -156,6 +190,7 @@ impl<'v> StarlarkValue<'v> for Selector {
     }
 
     fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
-        self.concat(rhs, false, heap).unwrap_or_else(|| Ok(Value::new_none()))
+        self.concat(rhs, false, heap)
+            .unwrap_or_else(|| Ok(Value::new_none()))
     }
 }

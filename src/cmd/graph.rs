@@ -1,0 +1,72 @@
+//! `antares graph PATTERN… [--json] [--compare] [--files]`
+
+use crate::cli::{GraphArgs, Global};
+use crate::targets::{self, GraphMode};
+use crate::workspace::Workspace;
+use anyhow::{bail, Context, Result};
+use antares_buck::FileSet;
+
+pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
+    let ws = Workspace::find(global.workspace.as_deref())?;
+    let current = ws.current_dir()?;
+    let patterns: Vec<String> = if args.patterns.is_empty() {
+        ws.config.targets.clone()
+    } else {
+        args.patterns.iter().map(|p| targets::absolutize(p, &current)).collect()
+    };
+    if patterns.is_empty() {
+        bail!("no target patterns given and none synced yet: `antares graph //target…`");
+    }
+    let spec = &ws.config.source;
+    let source = antares_overlay::source::open(spec).with_context(|| format!("cannot open source {spec}"))?;
+    let root = antares_overlay::RepoPath::root();
+    if args.compare {
+        let ours = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Builtin)?;
+        let theirs = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Buck2)?;
+        let cmp = antares_buck::compare(&ours, &theirs);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&cmp)?);
+        } else {
+            for p in &cmp.only_left {
+                println!("only builtin: {p}");
+            }
+            for p in &cmp.only_right {
+                println!("only buck2:   {p}");
+            }
+            eprintln!(
+                "builtin {} files, buck2 {} files: {}",
+                ours.files.len(),
+                theirs.files.len(),
+                if cmp.is_equal() { "identical" } else { "they differ" }
+            );
+        }
+        return Ok(if cmp.is_equal() { super::OK } else { 3 });
+    }
+    let set = targets::file_set(source.as_ref(), spec, &patterns, &root, args.graph)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&set)?);
+    } else {
+        print_human(&set, args.files);
+    }
+    Ok(super::OK)
+}
+
+fn print_human(set: &FileSet, files: bool) {
+    println!(
+        "{} targets, {} packages, {} files",
+        set.targets.len(),
+        set.packages.len(),
+        set.files.len()
+    );
+    for (label, info) in &set.targets {
+        println!("  target  {label}  ({})", info.kind);
+    }
+    for p in set.packages.keys() {
+        println!("  package {p}");
+    }
+    if files {
+        for (p, why) in &set.files {
+            println!("  file    {p}  <- {why}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! From Buck2 target patterns to the entries a sync must place, through
+//! antares-buck (built-in evaluator) or real buck2 (`--graph buck2`).
+
+use anyhow::{bail, Context, Result};
+use antares_buck::{FileSet, GraphRequest};
+use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Which graph provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphMode {
+    /// Evaluate BUCK/.bzl files with the built-in Starlark evaluator.
+    Builtin,
+    /// Ask real buck2 (`buck2 cquery`) on a full tree on disk.
+    Buck2,
+}
+
+/// Is a command-line argument a target pattern rather than a path?
+/// `//x:y`, `cell//x`, `@cell//x`, `:name`, `pkg:name`, `x/...`.
+pub fn is_pattern(arg: &str) -> bool {
+    arg.contains("//") || arg.starts_with('@') || arg.contains(':') || arg == "..." || arg.ends_with("/...")
+}
+
+/// Makes a relative pattern absolute against `current_dir`, so it can be
+/// saved and replayed from anywhere: `:a` → `//dir:a`, `sub:a` → `//dir/sub:a`,
+/// `...` → `//dir/...`. Absolute and cell-qualified patterns are unchanged.
+pub fn absolutize(pattern: &str, current_dir: &RepoPath) -> String {
+    if pattern.contains("//") || pattern.starts_with('@') {
+        return pattern.to_string();
+    }
+    let base = current_dir.as_str();
+    let joined = |rest: &str| match (base.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_string(),
+        (false, true) => base.to_string(),
+        (false, false) => format!("{base}/{rest}"),
+    };
+    match pattern.split_once(':') {
+        Some((pkg, name)) => format!("//{}:{name}", joined(pkg)),
+        None if pattern == "..." => format!("//{}", joined("...")),
+        None => format!("//{}", joined(pattern)),
+    }
+}
+
+/// The file set of `patterns`, with relative patterns taken from `current_dir`.
+pub fn file_set(
+    source: &dyn Source,
+    spec: &SourceSpec,
+    patterns: &[String],
+    current_dir: &RepoPath,
+    mode: GraphMode,
+) -> Result<FileSet> {
+    let request = GraphRequest {
+        patterns: patterns.to_vec(),
+        current_dir: current_dir.clone(),
+    };
+    let set = match mode {
+        GraphMode::Builtin => antares_buck::compute(source, &request)?,
+        GraphMode::Buck2 => {
+            let root = full_tree_on_disk(spec)?;
+            let buck2 = antares_buck::buck2::Buck2::on_path(&root)
+                .context("--graph buck2: no `buck2` executable on PATH")?;
+            antares_buck::buck2::query(&buck2, source, &request)?
+        }
+    };
+    for w in &set.warnings {
+        eprintln!("warning: {w}");
+    }
+    for p in patterns {
+        if !matches_any(p, &set) {
+            bail!("{p}: no such target (no matching target was found; see the warnings above)");
+        }
+    }
+    Ok(set)
+}
+
+/// Does an absolute root-cell pattern match some target of the set? Other
+/// cells' patterns are not checked (their labels carry the cell name).
+fn matches_any(pattern: &str, set: &FileSet) -> bool {
+    let Some(rest) = pattern.strip_prefix("//") else {
+        return true;
+    };
+    let labels = || set.targets.keys().filter_map(|l| l.strip_prefix("//"));
+    if let Some(pkg) = rest.strip_suffix("...") {
+        let pkg = pkg.trim_end_matches('/');
+        return labels().any(|l| pkg.is_empty() || l.starts_with(&format!("{pkg}/")) || l.starts_with(&format!("{pkg}:")));
+    }
+    match rest.split_once(':') {
+        Some((pkg, "")) => labels().any(|l| l.starts_with(&format!("{pkg}:"))),
+        Some(_) => labels().any(|l| l == rest),
+        None => {
+            let name = rest.rsplit('/').next().unwrap_or(rest);
+            labels().any(|l| l == format!("{rest}:{name}"))
+        }
+    }
+}
+
+/// Real buck2 needs the whole tree on disk to answer: a dir: source is one.
+fn full_tree_on_disk(spec: &SourceSpec) -> Result<PathBuf> {
+    match spec {
+        SourceSpec::Dir { path } => Ok(path.clone()),
+        other => bail!("--graph buck2 needs the full tree on disk (a dir: source); {other} is not one: use --graph builtin"),
+    }
+}
+
+/// The source entries of a file set, and the directories it covers (the
+/// scope in which a missing file means "deleted by the source").
+pub fn entries(source: &dyn Source, set: &FileSet) -> Result<(Vec<TreeEntry>, Vec<RepoPath>)> {
+    let mut out = BTreeMap::new();
+    let mut dirs = BTreeSet::new();
+    for path in set.files.keys() {
+        let entry = source
+            .stat(path)?
+            .with_context(|| format!("{path}: in the file set but not in {}", source.describe()))?;
+        if let Some(parent) = path.parent() {
+            dirs.insert(parent);
+        }
+        if entry.kind != EntryKind::Dir {
+            out.insert(path.clone(), entry);
+        }
+    }
+    Ok((out.into_values().collect(), dirs.into_iter().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_patterns_become_absolute() {
+        let d = RepoPath::new("app/server").unwrap();
+        assert_eq!(absolutize(":server", &d), "//app/server:server");
+        assert_eq!(absolutize("sub:x", &d), "//app/server/sub:x");
+        assert_eq!(absolutize("...", &d), "//app/server/...");
+        assert_eq!(absolutize("//lib:a", &d), "//lib:a");
+        assert_eq!(absolutize("cell//lib:a", &d), "cell//lib:a");
+        assert_eq!(absolutize(":x", &RepoPath::root()), "//:x");
+        assert!(is_pattern("//a:b") && is_pattern(":b") && is_pattern("a/...") && !is_pattern("lib/util"));
+    }
+}
