@@ -67,7 +67,14 @@ pub fn file_set(
         eprintln!("warning: {w}");
     }
     for p in patterns {
-        if !matches_any(p, &set) {
+        // A build file that failed to evaluate records no targets, only the
+        // labels it mentions: its patterns cannot be checked, only warned about.
+        let pkg = p.trim_start_matches("//").split(':').next().unwrap_or("").trim_end_matches("/...");
+        let unevaluated = set
+            .warnings
+            .iter()
+            .any(|w| w.contains(pkg) && !w.contains("no build file") && !w.contains("declares no target"));
+        if !unevaluated && !matches_any(p, &set) {
             bail!("{p}: no such target (no matching target was found; see the warnings above)");
         }
     }

@@ -287,7 +287,7 @@ fn interpolate(
             return Err(err(format!("unterminated $(config …) in {value:?}")));
         };
         let reference = after[..end].trim();
-        let Some((s, k)) = reference.split_once('.') else {
+        let Some((s, k)) = reference.rsplit_once('.') else {
             return Err(err(format!("$(config {reference}) is not section.key")));
         };
         out.push_str(&interpolate(raw, s, k, origin, depth + 1)?);

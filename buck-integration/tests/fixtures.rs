@@ -299,3 +299,53 @@ fn bundled_prelude_closure_is_exact() {
         "//other:c -> //tools:compiler (rule defaults) -> package tools/ -> whole package"
     );
 }
+
+/// A source that remembers which entries' contents were read.
+struct Recording {
+    inner: DirSource,
+    reads: std::sync::Mutex<Vec<antares_overlay::TreeEntry>>,
+}
+
+impl antares_overlay::Source for Recording {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn revision(&self) -> Option<String> {
+        self.inner.revision()
+    }
+    fn stat(&self, path: &RepoPath) -> antares_overlay::Result<Option<antares_overlay::TreeEntry>> {
+        self.inner.stat(path)
+    }
+    fn list_dir(&self, dir: &RepoPath) -> antares_overlay::Result<Vec<antares_overlay::TreeEntry>> {
+        self.inner.list_dir(dir)
+    }
+    fn read(&self, entry: &antares_overlay::TreeEntry) -> antares_overlay::Result<Vec<u8>> {
+        self.reads.lock().unwrap().push(entry.clone());
+        self.inner.read(entry)
+    }
+}
+
+#[test]
+fn only_build_package_bzl_and_config_files_are_read() {
+    let (_tmp, inner) = fixture("monorepo");
+    let source = Recording {
+        inner,
+        reads: Default::default(),
+    };
+    let request = GraphRequest {
+        patterns: vec!["//...".into(), "//app:main_server".into()],
+        current_dir: RepoPath::root(),
+    };
+    compute(&source, &request).unwrap();
+    let reads = source.reads.lock().unwrap();
+    assert!(!reads.is_empty());
+    for e in reads.iter() {
+        let name = e.path.file_name().unwrap_or("");
+        let allowed = e.kind == antares_overlay::EntryKind::Symlink
+            || ["TARGETS", "BUCK", "PACKAGE"].contains(&name)
+            || name.ends_with(".bzl")
+            || name.contains(".buckconfig")
+            || e.path.as_str().starts_with(".buckconfig.d/");
+        assert!(allowed, "read the contents of {}", e.path);
+    }
+}

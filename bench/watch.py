@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Edit-to-visible latency of `antares sync --watch`.
+
+usage: bench/watch.py ANTARES_BIN [--files N] [--edits E] [--workdir DIR]
+
+Builds a tree of N files (default 100,000) as a dir: source, syncs it, starts
+`antares sync --watch`, then makes E edits (default 200) on each side it can
+and measures the time until each edit is visible on the other side:
+  source -> workspace   (an edit in the dir: source shows up in the workspace)
+  workspace -> upper    (an edit in the workspace is written back to the
+                         mount's upper dir; only when the workspace has one)
+It also times a full reconcile after 1% of the files changed on each side,
+against `rsync -a` of the same changed tree. Prints p50/p95/max in ms.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def make_tree(root, n):
+    for i in range(n):
+        d = os.path.join(root, f"d{i % 1000:03d}")
+        if i < 1000:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i:06d}.txt"), "w") as f:
+            f.write(f"file {i}\n" * 8)
+
+
+def wait_for(path, content, timeout=10.0):
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        try:
+            with open(path) as f:
+                if f.read() == content:
+                    return time.perf_counter() - start
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    return None
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def report(label, lat, misses):
+    ms = [x * 1000 for x in lat]
+    print(f"| {label:<28} | {len(ms):5d} | {statistics.median(ms):8.1f} | {pct(ms, 95):8.1f} | {max(ms):8.1f} | {misses:6d} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bin")
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--edits", type=int, default=200)
+    ap.add_argument("--workdir")
+    a = ap.parse_args()
+    w = a.workdir or tempfile.mkdtemp(prefix="antares-watch.", dir="/var/tmp")
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(w, "cache"))
+    src, ws = os.path.join(w, "src"), os.path.join(w, "ws")
+    watcher = None
+    try:
+        print(f"building {a.files} files…", file=sys.stderr)
+        make_tree(src, a.files)
+        subprocess.run([a.bin, "init", "--source", f"dir:{src}", ws], check=True, env=env, capture_output=True)
+        subprocess.run([a.bin, "-C", ws, "sync", "."], check=True, env=env, capture_output=True)
+        upper = os.path.join(ws, ".antares", "upper")
+        watcher = subprocess.Popen([a.bin, "-C", ws, "sync", "--watch"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        print(f"\nwatch latency: {a.files} files, {a.edits} edits each way, {os.cpu_count()} cores")
+        print("| direction                    | edits |  p50 ms  |  p95 ms  |  max ms  | missed |")
+        print("|------------------------------|-------|----------|----------|----------|--------|")
+        lat, miss = [], 0
+        for k in range(a.edits):
+            i = (k * 7919) % a.files
+            rel = os.path.join(f"d{i % 1000:03d}", f"f{i:06d}.txt")
+            content = f"edit {k} on the source side\n"
+            with open(os.path.join(src, rel) + ".tmp", "w") as f:
+                f.write(content)
+            os.rename(os.path.join(src, rel) + ".tmp", os.path.join(src, rel))
+            t = wait_for(os.path.join(ws, rel), content)
+            if t is None:
+                miss += 1
+            else:
+                lat.append(t)
+            time.sleep(0.02)
+        report("source -> workspace", lat, miss)
+        if os.path.isdir(upper):
+            lat, miss = [], 0
+            for k in range(a.edits):
+                i = (k * 104729 + 11) % a.files
+                rel = os.path.join(f"d{i % 1000:03d}", f"f{i:06d}.txt")
+                content = f"edit {k} in the workspace\n"
+                with open(os.path.join(ws, rel), "w") as f:
+                    f.write(content)
+                t = wait_for(os.path.join(upper, rel), content)
+                if t is None:
+                    miss += 1
+                else:
+                    lat.append(t)
+                time.sleep(0.02)
+            report("workspace -> upper", lat, miss)
+        else:
+            print("| workspace -> upper           | (no upper dir: the workspace has no mount) |")
+        watcher.terminate()
+        watcher.wait()
+        watcher = None
+        # Full reconcile after 1% changed on the source side, vs rsync of the same change.
+        mirror = os.path.join(w, "mirror")
+        subprocess.run(["cp", "-a", src, mirror], check=True)
+        for k in range(a.files // 100):
+            i = (k * 31) % a.files
+            with open(os.path.join(src, f"d{i % 1000:03d}", f"f{i:06d}.txt"), "a") as f:
+                f.write("changed\n")
+        t0 = time.perf_counter()
+        subprocess.run([a.bin, "-C", ws, "sync"], check=True, env=env, capture_output=True)
+        t_sync = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run(["rsync", "-a", src + "/", mirror + "/"], check=True)
+        t_rsync = time.perf_counter() - t0
+        print(f"\nreconcile after 1% changed: antares sync {t_sync:.3f} s, rsync -a {t_rsync:.3f} s, ratio {t_sync / t_rsync:.2f}x")
+    finally:
+        if watcher is not None:
+            watcher.kill()
+        if not a.workdir:
+            shutil.rmtree(w, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
