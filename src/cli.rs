@@ -6,7 +6,12 @@ use std::path::PathBuf;
 /// Materialize exactly what Buck2 targets need from a monorepo into a local
 /// workspace, and mount the whole tree lazily for browsing and editing.
 #[derive(Debug, Parser)]
-#[command(name = "antares", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "antares",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -17,7 +22,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The workspace to act on (default: found from the current directory upwards).
-    #[arg(long, short = 'C', global = true, env = "ANTARES_WORKSPACE", value_name = "DIR")]
+    #[arg(
+        long,
+        short = 'C',
+        global = true,
+        env = "ANTARES_WORKSPACE",
+        value_name = "DIR"
+    )]
     pub workspace: Option<PathBuf>,
     /// The content store directory (default: from the workspace config, else
     /// $XDG_CACHE_HOME/antares, else ~/.cache/antares).

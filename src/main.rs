@@ -7,8 +7,8 @@
 
 mod cli;
 mod cmd;
-mod targets;
 mod progress;
+mod targets;
 mod workspace;
 
 use clap::Parser;

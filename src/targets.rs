@@ -1,9 +1,9 @@
 //! From Buck2 target patterns to the entries a sync must place, through
 //! antares-buck (built-in evaluator) or real buck2 (`--graph buck2`).
 
-use anyhow::{bail, Context, Result};
 use antares_buck::{FileSet, GraphRequest};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
+use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -19,7 +19,11 @@ pub enum GraphMode {
 /// Is a command-line argument a target pattern rather than a path?
 /// `//x:y`, `cell//x`, `@cell//x`, `:name`, `pkg:name`, `x/...`.
 pub fn is_pattern(arg: &str) -> bool {
-    arg.contains("//") || arg.starts_with('@') || arg.contains(':') || arg == "..." || arg.ends_with("/...")
+    arg.contains("//")
+        || arg.starts_with('@')
+        || arg.contains(':')
+        || arg == "..."
+        || arg.ends_with("/...")
 }
 
 /// Makes a relative pattern absolute against `current_dir`, so it can be
@@ -69,11 +73,18 @@ pub fn file_set(
     for p in patterns {
         // A build file that failed to evaluate records no targets, only the
         // labels it mentions: its patterns cannot be checked, only warned about.
-        let pkg = p.trim_start_matches("//").split(':').next().unwrap_or("").trim_end_matches("/...");
-        let unevaluated = set
-            .warnings
-            .iter()
-            .any(|w| w.contains(pkg) && !w.contains("no build file") && !w.contains("declares no target"));
+        let pkg = p
+            .trim_start_matches("//")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches("/...");
+        let unevaluated = set.warnings.iter().any(|w| {
+            w.contains(pkg)
+                && !w.contains("no build file")
+                && !w.contains("declares no target")
+                && !w.contains("no package")
+        });
         if !unevaluated && !matches_any(p, &set) {
             bail!("{p}: no such target (no matching target was found; see the warnings above)");
         }
@@ -90,7 +101,9 @@ fn matches_any(pattern: &str, set: &FileSet) -> bool {
     let labels = || set.targets.keys().filter_map(|l| l.strip_prefix("//"));
     if let Some(pkg) = rest.strip_suffix("...") {
         let pkg = pkg.trim_end_matches('/');
-        return labels().any(|l| pkg.is_empty() || l.starts_with(&format!("{pkg}/")) || l.starts_with(&format!("{pkg}:")));
+        return labels().any(|l| {
+            pkg.is_empty() || l.starts_with(&format!("{pkg}/")) || l.starts_with(&format!("{pkg}:"))
+        });
     }
     match rest.split_once(':') {
         Some((pkg, "")) => labels().any(|l| l.starts_with(&format!("{pkg}:"))),
@@ -142,6 +155,11 @@ mod tests {
         assert_eq!(absolutize("//lib:a", &d), "//lib:a");
         assert_eq!(absolutize("cell//lib:a", &d), "cell//lib:a");
         assert_eq!(absolutize(":x", &RepoPath::root()), "//:x");
-        assert!(is_pattern("//a:b") && is_pattern(":b") && is_pattern("a/...") && !is_pattern("lib/util"));
+        assert!(
+            is_pattern("//a:b")
+                && is_pattern(":b")
+                && is_pattern("a/...")
+                && !is_pattern("lib/util")
+        );
     }
 }

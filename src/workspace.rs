@@ -1,9 +1,9 @@
 //! Finding a workspace and reading/writing its config.
 
-use anyhow::{bail, Context, Result};
 use antares_materializer::fsutil::write_atomic;
 use antares_materializer::layout::{Layout, STATE_DIR};
 use antares_overlay::{RepoPath, SourceSpec};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// `WORKSPACE/.antares/config.toml`.
@@ -62,7 +62,8 @@ impl Workspace {
 
     fn load_config(layout: &Layout) -> Result<Config> {
         let path = layout.state_dir().join(CONFIG);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))
     }
 
@@ -113,7 +114,10 @@ impl Workspace {
                 std::path::Component::CurDir => {}
                 std::path::Component::ParentDir => {
                     if parts.pop().is_none() {
-                        bail!("{arg}: escapes the workspace root {}", self.root().display());
+                        bail!(
+                            "{arg}: escapes the workspace root {}",
+                            self.root().display()
+                        );
                     }
                 }
                 std::path::Component::Normal(s) => match s.to_str() {

@@ -19,7 +19,15 @@ const SERVER_FILES: &[&str] = &[
 fn workspace() -> Sandbox {
     let sb = Sandbox::new();
     example_repo(&sb.path("src"));
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", sb.path("src").display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &[
+            "init",
+            "--source",
+            &format!("dir:{}", sb.path("src").display()),
+            "ws",
+        ],
+    );
     sb
 }
 
@@ -31,7 +39,10 @@ fn sync_of_a_target_places_exactly_its_file_set() {
     assert_eq!(got, SERVER_FILES);
     // `why` explains a dependency's file through the chain from the target.
     let why = sb.ok(&sb.path("ws"), &["why", "lib/util/src/lib.rs"]);
-    assert!(why.contains("//app/server:server") && why.contains("//lib/util:util"), "{why}");
+    assert!(
+        why.contains("//app/server:server") && why.contains("//lib/util:util"),
+        "{why}"
+    );
     let out = sb.run(&sb.path("ws"), &["why", "docs/index.md"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in the file set"));
@@ -52,20 +63,39 @@ fn relative_pattern_from_a_package_directory_and_saved_selection() {
     // Switching to another target removes what is no longer needed.
     sb.ok(&sb.path("ws"), &["sync", "//lib/proto:version"]);
     let got: Vec<String> = snapshot(&sb.path("ws")).into_keys().collect();
-    assert!(got.contains(&"lib/proto/version.txt".to_string()) && !got.contains(&"app/server/src/main.rs".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"lib/proto/version.txt".to_string())
+            && !got.contains(&"app/server/src/main.rs".to_string()),
+        "{got:?}"
+    );
 }
 
 #[test]
 fn graph_reports_targets_packages_and_files() {
     let sb = workspace();
     let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app/server:server", "--json"]));
-    let files: Vec<&str> = j["files"].as_object().unwrap().keys().map(String::as_str).collect();
+    let files: Vec<&str> = j["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(files, SERVER_FILES);
     assert!(j["targets"]["//lib/util:util"].is_object(), "{j}");
     let text = sb.ok(&sb.path("ws"), &["graph", "//app/server:server"]);
-    assert!(text.starts_with(&format!("6 targets, 3 packages, {} files", SERVER_FILES.len())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "6 targets, 3 packages, {} files",
+            SERVER_FILES.len()
+        )),
+        "{text}"
+    );
     // A bad pattern is an error naming it.
     let out = sb.run(&sb.path("ws"), &["graph", "//no/such:pkg"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no/such"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

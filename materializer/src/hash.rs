@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// The BLAKE3 hash of a file's bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {

@@ -85,9 +85,9 @@ impl Manifest {
             path: path.display().to_string(),
             message,
         };
-        let body = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| bad("not an antares manifest (bad header); remove it to start over".into()))?;
+        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+            bad("not an antares manifest (bad header); remove it to start over".into())
+        })?;
         postcard::from_bytes(body).map_err(|e| bad(format!("corrupt manifest: {e}")))
     }
 

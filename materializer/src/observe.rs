@@ -61,7 +61,9 @@ pub fn observe(path: &Path, record: Option<&Record>, saved_at_ns: i64) -> io::Re
         let target = fs::read_link(path)?;
         let target = target
             .to_str()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8"))?
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
+            })?
             .to_string();
         Version {
             kind: Kind::Symlink,
@@ -72,9 +74,13 @@ pub fn observe(path: &Path, record: Option<&Record>, saved_at_ns: i64) -> io::Re
             oid: ObjectId::opaque("workspace"),
         }
     } else if ft.is_dir() {
-        return Ok(Observed::Other { what: "a directory" });
+        return Ok(Observed::Other {
+            what: "a directory",
+        });
     } else {
-        return Ok(Observed::Other { what: "a special file" });
+        return Ok(Observed::Other {
+            what: "a special file",
+        });
     };
     match record {
         Some(rec) if rec.version.same_content(&version) => Ok(Observed::Unchanged { stat }),

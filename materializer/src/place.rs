@@ -38,7 +38,10 @@ impl Placer {
                 }
                 Err(e) => {
                     let _ = fs::remove_file(tmp);
-                    if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY)) {
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY)
+                    ) {
                         self.no_reflink.store(true, Ordering::Relaxed);
                     }
                 }

@@ -23,16 +23,32 @@ pub enum Side {
 /// Resolves the conflict at `path`. The caller holds the workspace lock.
 pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> Result<()> {
     let mut manifest = Manifest::load(&layout.manifest())?;
-    let conflict = manifest.conflicts.get(path).cloned().ok_or_else(|| Error::Invalid {
-        path: path.to_string(),
-        message: "has no conflict to resolve (see `antares status`)".into(),
-    })?;
+    let conflict = manifest
+        .conflicts
+        .get(path)
+        .cloned()
+        .ok_or_else(|| Error::Invalid {
+            path: path.to_string(),
+            message: "has no conflict to resolve (see `antares status`)".into(),
+        })?;
     let dest = path.to_fs_path(layout.root());
     match (side, conflict.theirs) {
         (Side::Ours, Some(theirs)) => {
             // A stat that never matches, so the next look hashes the file.
-            let stat = StatKey { ino: 0, size: u64::MAX, mode: 0, mtime_ns: 0, ctime_ns: 0 };
-            manifest.records.insert(path.clone(), Record { version: theirs, stat });
+            let stat = StatKey {
+                ino: 0,
+                size: u64::MAX,
+                mode: 0,
+                mtime_ns: 0,
+                ctime_ns: 0,
+            };
+            manifest.records.insert(
+                path.clone(),
+                Record {
+                    version: theirs,
+                    stat,
+                },
+            );
         }
         (Side::Ours, None) => {
             manifest.records.remove(path);
@@ -45,7 +61,12 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
             match (&theirs.hash, &theirs.target) {
                 (Some(h), _) => {
                     Placer::default()
-                        .stage_file(&store.object_path(h), &tmp, theirs.size, if theirs.executable { 0o755 } else { 0o644 })
+                        .stage_file(
+                            &store.object_path(h),
+                            &tmp,
+                            theirs.size,
+                            if theirs.executable { 0o755 } else { 0o644 },
+                        )
                         .at(store.object_path(h).display())?;
                 }
                 (None, Some(t)) => place::stage_symlink(t, &tmp).at(tmp.display())?,
@@ -68,7 +89,13 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
             }
             fs::rename(&tmp, &dest).at(dest.display())?;
             let stat = StatKey::of(&fs::symlink_metadata(&dest).at(dest.display())?);
-            manifest.records.insert(path.clone(), Record { version: theirs, stat });
+            manifest.records.insert(
+                path.clone(),
+                Record {
+                    version: theirs,
+                    stat,
+                },
+            );
         }
         (Side::Theirs, None) => {
             match fs::symlink_metadata(&dest) {

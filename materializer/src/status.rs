@@ -29,7 +29,10 @@ pub struct Status {
 
 impl Status {
     pub fn is_clean(&self) -> bool {
-        self.modified.is_empty() && self.added.is_empty() && self.deleted.is_empty() && self.conflicts.is_empty()
+        self.modified.is_empty()
+            && self.added.is_empty()
+            && self.deleted.is_empty()
+            && self.conflicts.is_empty()
     }
 }
 
@@ -59,7 +62,11 @@ pub fn status(layout: &Layout) -> Result<Status> {
     for (p, c) in &manifest.conflicts {
         st.conflicts.push(ConflictEntry {
             path: p.to_string(),
-            theirs: if c.theirs.is_some() { "modified" } else { "deleted" },
+            theirs: if c.theirs.is_some() {
+                "modified"
+            } else {
+                "deleted"
+            },
         });
     }
     let known: BTreeSet<&str> = manifest
@@ -68,10 +75,12 @@ pub fn status(layout: &Layout) -> Result<Status> {
         .chain(manifest.conflicts.keys())
         .map(|p| p.as_str())
         .collect();
-    st.added = untracked(root, &[RepoPath::root()], &[], &|p| known.contains(p.as_str()))
-        .into_iter()
-        .map(|p| p.to_string())
-        .collect();
+    st.added = untracked(root, &[RepoPath::root()], &[], &|p| {
+        known.contains(p.as_str())
+    })
+    .into_iter()
+    .map(|p| p.to_string())
+    .collect();
     st.added.sort();
     Ok(st)
 }
@@ -105,20 +114,37 @@ pub fn untracked(
                 if !e.file_type().is_some_and(|t| t.is_dir()) {
                     return true;
                 }
-                if e.file_name().to_str().is_some_and(|n| NEVER_TRACKED.contains(&n)) {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| NEVER_TRACKED.contains(&n))
+                {
                     return false;
                 }
-                match e.path().strip_prefix(&root_owned).ok().and_then(|r| RepoPath::from_fs(r).ok()) {
-                    Some(rel) => !ignored_owned.iter().any(|i| !i.is_root() && rel.starts_with(i)),
+                match e
+                    .path()
+                    .strip_prefix(&root_owned)
+                    .ok()
+                    .and_then(|r| RepoPath::from_fs(r).ok())
+                {
+                    Some(rel) => !ignored_owned
+                        .iter()
+                        .any(|i| !i.is_root() && rel.starts_with(i)),
                     None => false,
                 }
             })
             .build();
         for entry in walker.flatten() {
-            if entry.file_type().is_some_and(|t| t.is_dir()) || entry.file_name().to_str().is_some_and(is_editor_temp) {
+            if entry.file_type().is_some_and(|t| t.is_dir())
+                || entry.file_name().to_str().is_some_and(is_editor_temp)
+            {
                 continue;
             }
-            let Some(rel) = entry.path().strip_prefix(root).ok().and_then(|r| RepoPath::from_fs(r).ok()) else {
+            let Some(rel) = entry
+                .path()
+                .strip_prefix(root)
+                .ok()
+                .and_then(|r| RepoPath::from_fs(r).ok())
+            else {
                 continue;
             };
             if !known(&rel) {

@@ -120,7 +120,9 @@ impl Store {
         };
         for line in text.lines() {
             let mut it = line.split(' ');
-            let (Some(oid), Some(hash), Some(size), None) = (it.next(), it.next(), it.next(), it.next()) else {
+            let (Some(oid), Some(hash), Some(size), None) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
                 continue;
             };
             let (Some(hash), Ok(size)) = (ContentHash::from_hex(hash), size.parse()) else {
@@ -163,7 +165,8 @@ impl Store {
         if let Some(f) = log.as_mut() {
             // One write per line: O_APPEND keeps concurrent writers' lines whole.
             let line = format!("{} {} {}\n", oid, known.hash, known.size);
-            f.write_all(line.as_bytes()).at(self.oid_log_path().display())?;
+            f.write_all(line.as_bytes())
+                .at(self.oid_log_path().display())?;
         }
         Ok(())
     }
@@ -171,12 +174,23 @@ impl Store {
     /// Reads the entries not yet in the store from `source` (concurrently, as
     /// the source allows) and stores them. Returns the number fetched and the
     /// first error per entry.
-    pub fn fetch(&self, source: &dyn Source, entries: &[TreeEntry], on_done: &(dyn Fn(u64) + Sync)) -> Vec<Error> {
+    pub fn fetch(
+        &self,
+        source: &dyn Source,
+        entries: &[TreeEntry],
+        on_done: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Error> {
         let errors = Mutex::new(Vec::new());
         source.read_many(entries, &|entry, bytes| {
             let res = bytes.map_err(Error::from).and_then(|bytes| {
                 let hash = self.put(&bytes)?;
-                self.record(&entry.oid, Known { hash, size: bytes.len() as u64 })?;
+                self.record(
+                    &entry.oid,
+                    Known {
+                        hash,
+                        size: bytes.len() as u64,
+                    },
+                )?;
                 on_done(bytes.len() as u64);
                 Ok(())
             });
@@ -228,7 +242,11 @@ fn thread_id() -> u64 {
 }
 
 impl BlobCache for Store {
-    fn local_file(&self, source: &dyn Source, entry: &TreeEntry) -> antares_overlay::Result<PathBuf> {
+    fn local_file(
+        &self,
+        source: &dyn Source,
+        entry: &TreeEntry,
+    ) -> antares_overlay::Result<PathBuf> {
         if let Some(k) = self.lookup(&entry.oid) {
             return Ok(self.object_path(&k.hash));
         }
@@ -238,8 +256,14 @@ impl BlobCache for Store {
             message: format!("content store: {e}"),
         };
         let hash = self.put(&bytes).map_err(to_src)?;
-        self.record(&entry.oid, Known { hash, size: bytes.len() as u64 })
-            .map_err(to_src)?;
+        self.record(
+            &entry.oid,
+            Known {
+                hash,
+                size: bytes.len() as u64,
+            },
+        )
+        .map_err(to_src)?;
         let path = self.object_path(&hash);
         // Make sure the object is readable even if a umask or an old store made it otherwise.
         if let Ok(meta) = fs::metadata(&path) {

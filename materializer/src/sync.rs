@@ -39,7 +39,12 @@ use std::time::Instant;
 /// source and the workspace agree.
 pub trait WriteBack: Sync {
     /// Makes `path` hold a copy of the workspace file `from`.
-    fn put_file(&self, path: &RepoPath, from: &std::path::Path, executable: bool) -> antares_overlay::Result<ObjectId>;
+    fn put_file(
+        &self,
+        path: &RepoPath,
+        from: &std::path::Path,
+        executable: bool,
+    ) -> antares_overlay::Result<ObjectId>;
     /// Makes `path` a symlink to `target`.
     fn put_symlink(&self, path: &RepoPath, target: &str) -> antares_overlay::Result<ObjectId>;
     /// Deletes `path` (in an overlay: a whiteout).
@@ -140,16 +145,31 @@ enum Theirs<'a> {
 
 /// What the plan does at a path.
 enum Action {
-    Keep { refresh: Option<StatKey> },
+    Keep {
+        refresh: Option<StatKey>,
+    },
     /// Place a new version; `expect` is the stat of the file it replaces
     /// (None: nothing there, never clobber).
-    Place { version: Version, expect: Option<StatKey> },
-    Remove { expect: StatKey },
+    Place {
+        version: Version,
+        expect: Option<StatKey>,
+    },
+    Remove {
+        expect: StatKey,
+    },
     Forget,
-    Adopt { version: Version, stat: StatKey },
-    Conflict { theirs: Option<Version> },
+    Adopt {
+        version: Version,
+        stat: StatKey,
+    },
+    Conflict {
+        theirs: Option<Version>,
+    },
     /// Two-way: copy ours to the source side (`stat` as observed).
-    WriteBack { version: Version, stat: StatKey },
+    WriteBack {
+        version: Version,
+        stat: StatKey,
+    },
     /// Two-way: delete on the source side what the user deleted here.
     DeleteBack,
     /// Leave the workspace and the record as they are.
@@ -202,7 +222,11 @@ pub fn sync(
             // New workspace files inside the requested subtrees.
             let known = |p: &RepoPath| set.contains(p);
             let under: Vec<RepoPath> = match &request.only {
-                Some(only) => only.iter().filter(|p| p.to_fs_path(root).is_dir() || !known(p)).cloned().collect(),
+                Some(only) => only
+                    .iter()
+                    .filter(|p| p.to_fs_path(root).is_dir() || !known(p))
+                    .cloned()
+                    .collect(),
                 None => request.scope.clone(),
             };
             let added = crate::status::untracked(root, &under, &request.ignored, &known);
@@ -211,7 +235,9 @@ pub fn sync(
                 .only
                 .iter()
                 .flatten()
-                .filter(|p| !known(p) && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir()))
+                .filter(|p| {
+                    !known(p) && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
+                })
                 .cloned()
                 .collect();
             set.extend(added);
@@ -237,7 +263,13 @@ pub fn sync(
     let theirs_of = |p: &RepoPath| -> Theirs {
         match wanted.get(p) {
             Some(e) => match manifest.records.get(p) {
-                Some(r) if r.version.oid == e.oid && (r.version.kind == Kind::Symlink || r.version.executable == e.executable) => Theirs::Same,
+                Some(r)
+                    if r.version.oid == e.oid
+                        && (r.version.kind == Kind::Symlink
+                            || r.version.executable == e.executable) =>
+                {
+                    Theirs::Same
+                }
                 _ => Theirs::New(e),
             },
             None if request.scope.iter().any(|s| p.starts_with(s)) => Theirs::Deleted,
@@ -339,22 +371,30 @@ pub fn sync(
                 version: new_version.expect_version(),
                 expect: Some(stat),
             },
-            (Observed::Unchanged { stat }, Theirs::Deleted | Theirs::Unrequested) => Action::Remove { expect: stat },
+            (Observed::Unchanged { stat }, Theirs::Deleted | Theirs::Unrequested) => {
+                Action::Remove { expect: stat }
+            }
             (Observed::Missing, Theirs::Same) if request.write_back.is_some() => Action::DeleteBack,
             (Observed::Missing, Theirs::Same) => {
                 summary.deleted.push(p.to_string());
                 Action::Leave
             }
-            (Observed::Missing, Theirs::New(_)) if has_record => Action::Conflict { theirs: new_version },
+            (Observed::Missing, Theirs::New(_)) if has_record => Action::Conflict {
+                theirs: new_version,
+            },
             (Observed::Missing, Theirs::New(_)) => Action::Place {
                 version: new_version.expect_version(),
                 expect: None,
             },
             (Observed::Missing, Theirs::Deleted | Theirs::Unrequested) => Action::Forget,
-            (Observed::Present { version, stat }, Theirs::Same | Theirs::Unrequested) if request.write_back.is_some() && has_record => {
+            (Observed::Present { version, stat }, Theirs::Same | Theirs::Unrequested)
+                if request.write_back.is_some() && has_record =>
+            {
                 Action::WriteBack { version, stat }
             }
-            (Observed::Present { version, stat }, Theirs::Deleted | Theirs::Unrequested) if request.write_back.is_some() && !has_record => {
+            (Observed::Present { version, stat }, Theirs::Deleted | Theirs::Unrequested)
+                if request.write_back.is_some() && !has_record =>
+            {
                 // A new workspace file: write it back unless the source has
                 // something at that path that was not requested.
                 match source.stat(&p) {
@@ -367,7 +407,10 @@ pub fn sync(
                         Action::Leave
                     }
                     Err(e) => {
-                        summary.errors.push(PathError { path: p.to_string(), error: e.to_string() });
+                        summary.errors.push(PathError {
+                            path: p.to_string(),
+                            error: e.to_string(),
+                        });
                         Action::Leave
                     }
                 }
@@ -384,9 +427,16 @@ pub fn sync(
                     Action::Conflict { theirs: Some(v) }
                 }
             }
-            (Observed::Other { .. }, Theirs::New(_)) => Action::Conflict { theirs: new_version },
-            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted) if has_record => Action::Conflict { theirs: None },
-            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted | Theirs::Unrequested) => {
+            (Observed::Other { .. }, Theirs::New(_)) => Action::Conflict {
+                theirs: new_version,
+            },
+            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted) if has_record => {
+                Action::Conflict { theirs: None }
+            }
+            (
+                Observed::Present { .. } | Observed::Other { .. },
+                Theirs::Deleted | Theirs::Unrequested,
+            ) => {
                 if has_record {
                     summary.modified.push(p.to_string());
                 }
@@ -421,7 +471,10 @@ pub fn sync(
             _ => None,
         })
         .collect();
-    let mut dirs: BTreeSet<RepoPath> = placements.iter().filter_map(|(p, _, _)| p.parent()).collect();
+    let mut dirs: BTreeSet<RepoPath> = placements
+        .iter()
+        .filter_map(|(p, _, _)| p.parent())
+        .collect();
     dirs.extend(gitlinks.iter().cloned());
     let mut bad_dirs: Vec<(RepoPath, String)> = Vec::new();
     for d in &dirs {
@@ -458,10 +511,17 @@ pub fn sync(
         let dest = p.to_fs_path(root);
         let staged = match (&v.hash, &v.target) {
             (Some(h), _) => placer
-                .stage_file(&store.object_path(h), &tmp, v.size, if v.executable { 0o755 } else { 0o644 })
+                .stage_file(
+                    &store.object_path(h),
+                    &tmp,
+                    v.size,
+                    if v.executable { 0o755 } else { 0o644 },
+                )
                 .map(Some),
             (None, Some(t)) => place::stage_symlink(t, &tmp).map(|()| None),
-            (None, None) => Err(std::io::Error::other("version has neither content nor target")),
+            (None, None) => Err(std::io::Error::other(
+                "version has neither content nor target",
+            )),
         };
         let res = staged.and_then(|m| place::commit(&tmp, &dest, *expect).map(|ok| (ok, m)));
         match res {
@@ -475,7 +535,13 @@ pub fn sync(
                 match fs::symlink_metadata(&dest) {
                     Ok(m) => {
                         if let Ok(mut pl) = placed.lock() {
-                            pl.push(((*p).clone(), Record { version: (*v).clone(), stat: StatKey::of(&m) }));
+                            pl.push((
+                                (*p).clone(),
+                                Record {
+                                    version: (*v).clone(),
+                                    stat: StatKey::of(&m),
+                                },
+                            ));
                         }
                     }
                     Err(e) => fail(format!("placed but cannot stat: {e}")),
@@ -497,7 +563,9 @@ pub fn sync(
     summary.reflinked = reflinked.into_inner();
     summary.copied = copied.into_inner();
     summary.raced = raced.into_inner().unwrap_or_default();
-    summary.errors.extend(errors.into_inner().unwrap_or_default());
+    summary
+        .errors
+        .extend(errors.into_inner().unwrap_or_default());
 
     // Two-way: workspace edits and deletions go to the source side.
     let written: Mutex<HashMap<RepoPath, Record>> = Mutex::new(HashMap::new());
@@ -528,20 +596,31 @@ pub fn sync(
                 }
                 Err(error) => {
                     if let Ok(mut e) = late_errors.lock() {
-                        e.push(PathError { path: p.to_string(), error });
+                        e.push(PathError {
+                            path: p.to_string(),
+                            error,
+                        });
                     }
                 }
             }
             progress.advance(1);
         });
     }
-    summary.raced.extend(raced_late.into_inner().unwrap_or_default());
-    summary.errors.extend(late_errors.into_inner().unwrap_or_default());
+    summary
+        .raced
+        .extend(raced_late.into_inner().unwrap_or_default());
+    summary
+        .errors
+        .extend(late_errors.into_inner().unwrap_or_default());
     let written = written.into_inner().unwrap_or_default();
     let deleted_back = deleted_back.into_inner().unwrap_or_default();
 
     // Fold the outcome into the manifest.
-    let placed: HashMap<RepoPath, Record> = placed.into_inner().unwrap_or_default().into_iter().collect();
+    let placed: HashMap<RepoPath, Record> = placed
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let removed: BTreeSet<RepoPath> = removed.into_iter().collect();
     let mut conflict_copies: Vec<(RepoPath, Version)> = Vec::new();
     let conflicts_before = manifest.conflicts.clone();
@@ -616,7 +695,14 @@ pub fn sync(
             }
         }
     }
-    write_conflict_copies(layout, store, &placer, &manifest, &conflict_copies, &mut summary);
+    write_conflict_copies(
+        layout,
+        store,
+        &placer,
+        &manifest,
+        &conflict_copies,
+        &mut summary,
+    );
 
     dirty |= manifest.conflicts != conflicts_before;
     if request.revision.is_some() && request.revision != manifest.revision {
@@ -668,7 +754,9 @@ fn symlink_targets(
     let read: Mutex<Vec<(RepoPath, std::result::Result<String, String>)>> = Mutex::new(Vec::new());
     source.read_many(&to_read, &|e, bytes| {
         let r = match bytes {
-            Ok(b) => String::from_utf8(b).map_err(|_| "symlink target is not valid UTF-8".to_string()),
+            Ok(b) => {
+                String::from_utf8(b).map_err(|_| "symlink target is not valid UTF-8".to_string())
+            }
             Err(err) => Err(err.to_string()),
         };
         if let Ok(mut v) = read.lock() {
@@ -678,9 +766,17 @@ fn symlink_targets(
     for (p, r) in read.into_inner().unwrap_or_default() {
         let checked = r.and_then(|t| {
             if t.starts_with('/') {
-                Err(Error::AbsoluteSymlink { path: p.clone(), target: t }.to_string())
+                Err(Error::AbsoluteSymlink {
+                    path: p.clone(),
+                    target: t,
+                }
+                .to_string())
             } else if p.resolve_link(&t).is_none() {
-                Err(Error::EscapingSymlink { path: p.clone(), target: t }.to_string())
+                Err(Error::EscapingSymlink {
+                    path: p.clone(),
+                    target: t,
+                }
+                .to_string())
             } else {
                 Ok(t)
             }
@@ -762,7 +858,10 @@ fn write_conflict_copies(
         if let Err(e) = res {
             summary.errors.push(PathError {
                 path: p.to_string(),
-                error: format!("cannot keep the source's version in {}: {e}", base.display()),
+                error: format!(
+                    "cannot keep the source's version in {}: {e}",
+                    base.display()
+                ),
             });
         }
     }
@@ -773,7 +872,9 @@ fn list_files(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let Ok(rd) = fs::read_dir(dir.join(&rel)) else { continue };
+        let Ok(rd) = fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
         for e in rd.flatten() {
             let r = rel.join(e.file_name());
             match e.file_type() {
@@ -789,7 +890,12 @@ fn list_files(dir: &std::path::Path) -> Vec<PathBuf> {
 /// Writes one workspace change to the source side. Returns the new record
 /// for a written file, `None` for a deletion or when the file changed while
 /// it was being copied (left for the next sync).
-fn write_back_one(wb: &dyn WriteBack, root: &std::path::Path, p: &RepoPath, action: &Action) -> std::result::Result<Option<Record>, String> {
+fn write_back_one(
+    wb: &dyn WriteBack,
+    root: &std::path::Path,
+    p: &RepoPath,
+    action: &Action,
+) -> std::result::Result<Option<Record>, String> {
     match action {
         Action::WriteBack { version, stat } => {
             let from = p.to_fs_path(root);
@@ -804,9 +910,15 @@ fn write_back_one(wb: &dyn WriteBack, root: &std::path::Path, p: &RepoPath, acti
             }
             let mut version = version.clone();
             version.oid = oid;
-            Ok(Some(Record { version, stat: *stat }))
+            Ok(Some(Record {
+                version,
+                stat: *stat,
+            }))
         }
-        Action::DeleteBack => wb.delete(p).map(|()| None).map_err(|e| format!("cannot write back the deletion: {e}")),
+        Action::DeleteBack => wb
+            .delete(p)
+            .map(|()| None)
+            .map_err(|e| format!("cannot write back the deletion: {e}")),
         _ => Ok(None),
     }
 }

@@ -23,15 +23,28 @@ fn env() -> Env {
     let ws = dir.path().join("ws");
     fs::create_dir_all(ws.join(".antares")).unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
-    Env { layout: Layout::new(&ws), store, _dir: dir }
+    Env {
+        layout: Layout::new(&ws),
+        store,
+        _dir: dir,
+    }
 }
 
 impl Env {
     fn sync(&self, src: &MemSource) -> Summary {
         self.sync_scoped(src, src.entries(), vec![RepoPath::root()])
     }
-    fn sync_scoped(&self, src: &MemSource, entries: Vec<antares_overlay::TreeEntry>, scope: Vec<RepoPath>) -> Summary {
-        let req = Request { entries, scope, ..Default::default() };
+    fn sync_scoped(
+        &self,
+        src: &MemSource,
+        entries: Vec<antares_overlay::TreeEntry>,
+        scope: Vec<RepoPath>,
+    ) -> Summary {
+        let req = Request {
+            entries,
+            scope,
+            ..Default::default()
+        };
         sync(&self.layout, &self.store, src, req, &NoProgress).unwrap()
     }
     fn path(&self, p: &str) -> std::path::PathBuf {
@@ -52,7 +65,11 @@ fn identity(p: &Path) -> (u64, i64) {
 }
 
 fn sample() -> MemSource {
-    let s = MemSource::new(&[("a/one.txt", "one"), ("a/b/two.txt", "two"), ("top.txt", "top")]);
+    let s = MemSource::new(&[
+        ("a/one.txt", "one"),
+        ("a/b/two.txt", "two"),
+        ("top.txt", "top"),
+    ]);
     s.put_exec("bin/run.sh", "#!/bin/sh\n");
     s.link("a/link.txt", "b/two.txt");
     s
@@ -65,9 +82,26 @@ fn places_files_modes_and_symlinks() {
     let s = e.sync(&src);
     assert_eq!((s.added, s.updated, s.removed), (5, 0, 0), "{s:?}");
     assert_eq!(e.read("a/b/two.txt"), "two");
-    assert_eq!(fs::metadata(e.path("bin/run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
-    assert_eq!(fs::metadata(e.path("top.txt")).unwrap().permissions().mode() & 0o777, 0o644);
-    assert_eq!(fs::read_link(e.path("a/link.txt")).unwrap().to_str(), Some("b/two.txt"));
+    assert_eq!(
+        fs::metadata(e.path("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs::metadata(e.path("top.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    assert_eq!(
+        fs::read_link(e.path("a/link.txt")).unwrap().to_str(),
+        Some("b/two.txt")
+    );
     assert_eq!(e.read("a/link.txt"), "two");
     assert!(status(&e.layout).unwrap().is_clean());
     // Nothing left in the staging dir.
@@ -79,19 +113,38 @@ fn noop_resync_rewrites_and_reads_nothing() {
     let e = env();
     let src = sample();
     e.sync(&src);
-    let before: Vec<_> = ["a/one.txt", "a/b/two.txt", "top.txt", "bin/run.sh", "a/link.txt"]
-        .iter()
-        .map(|p| identity(&e.path(p)))
-        .collect();
+    let before: Vec<_> = [
+        "a/one.txt",
+        "a/b/two.txt",
+        "top.txt",
+        "bin/run.sh",
+        "a/link.txt",
+    ]
+    .iter()
+    .map(|p| identity(&e.path(p)))
+    .collect();
     src.take_reads();
     std::thread::sleep(std::time::Duration::from_millis(30)); // past the racy-clean window
     let s = e.sync(&src);
-    assert_eq!((s.added, s.updated, s.removed, s.unchanged, s.fetched), (0, 0, 0, 5, 0), "{s:?}");
-    assert!(src.take_reads().is_empty(), "a no-op sync read from the source");
-    let after: Vec<_> = ["a/one.txt", "a/b/two.txt", "top.txt", "bin/run.sh", "a/link.txt"]
-        .iter()
-        .map(|p| identity(&e.path(p)))
-        .collect();
+    assert_eq!(
+        (s.added, s.updated, s.removed, s.unchanged, s.fetched),
+        (0, 0, 0, 5, 0),
+        "{s:?}"
+    );
+    assert!(
+        src.take_reads().is_empty(),
+        "a no-op sync read from the source"
+    );
+    let after: Vec<_> = [
+        "a/one.txt",
+        "a/b/two.txt",
+        "top.txt",
+        "bin/run.sh",
+        "a/link.txt",
+    ]
+    .iter()
+    .map(|p| identity(&e.path(p)))
+    .collect();
     assert_eq!(before, after);
 }
 
@@ -193,7 +246,11 @@ fn unrequested_paths_removed_only_if_unmodified() {
     let src = sample();
     e.sync(&src);
     e.write("a/one.txt", "mine");
-    let only_bin: Vec<_> = src.entries().into_iter().filter(|x| x.path.as_str().starts_with("bin/")).collect();
+    let only_bin: Vec<_> = src
+        .entries()
+        .into_iter()
+        .filter(|x| x.path.as_str().starts_with("bin/"))
+        .collect();
     let s = e.sync_scoped(&src, only_bin, vec![RepoPath::new("bin").unwrap()]);
     assert_eq!(s.removed, 3, "{s:?}"); // two.txt, link.txt, top.txt
     assert_eq!(s.modified, vec!["a/one.txt"]);
@@ -241,7 +298,10 @@ fn never_writes_through_a_workspace_symlink() {
     let src = MemSource::new(&[("a/one.txt", "one")]);
     let s = e.sync(&src);
     assert_eq!(s.errors.len(), 1, "{s:?}");
-    assert!(fs::read_dir(outside.path()).unwrap().next().is_none(), "wrote through a symlink");
+    assert!(
+        fs::read_dir(outside.path()).unwrap().next().is_none(),
+        "wrote through a symlink"
+    );
 }
 
 #[test]
@@ -254,16 +314,37 @@ fn resolve_ours_and_theirs() {
     src.put("a/one.txt", "theirs");
     src.put("top.txt", "theirs too");
     assert_eq!(e.sync(&src).conflicts.len(), 2);
-    resolve(&e.layout, &e.store, &RepoPath::new("a/one.txt").unwrap(), Side::Theirs).unwrap();
+    resolve(
+        &e.layout,
+        &e.store,
+        &RepoPath::new("a/one.txt").unwrap(),
+        Side::Theirs,
+    )
+    .unwrap();
     assert_eq!(e.read("a/one.txt"), "theirs");
-    resolve(&e.layout, &e.store, &RepoPath::new("top.txt").unwrap(), Side::Ours).unwrap();
+    resolve(
+        &e.layout,
+        &e.store,
+        &RepoPath::new("top.txt").unwrap(),
+        Side::Ours,
+    )
+    .unwrap();
     assert_eq!(e.read("top.txt"), "mine too");
     let st = status(&e.layout).unwrap();
     assert!(st.conflicts.is_empty(), "{st:?}");
     assert_eq!(st.modified, vec!["top.txt"]);
     let s = e.sync(&src);
-    assert!(s.conflicts.is_empty() && s.modified == vec!["top.txt"], "{s:?}");
-    assert!(resolve(&e.layout, &e.store, &RepoPath::new("top.txt").unwrap(), Side::Ours).is_err());
+    assert!(
+        s.conflicts.is_empty() && s.modified == vec!["top.txt"],
+        "{s:?}"
+    );
+    assert!(resolve(
+        &e.layout,
+        &e.store,
+        &RepoPath::new("top.txt").unwrap(),
+        Side::Ours
+    )
+    .is_err());
 }
 
 #[test]
@@ -293,7 +374,11 @@ fn interrupted_sync_converges() {
     fs::create_dir_all(e.layout.tmp_dir()).unwrap();
     fs::write(e.layout.tmp_dir().join("17"), "torn").unwrap();
     let s = e.sync(&src);
-    assert_eq!((s.adopted, s.conflicts.len(), s.errors.len()), (5, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.adopted, s.conflicts.len(), s.errors.len()),
+        (5, 0, 0),
+        "{s:?}"
+    );
     assert!(!e.layout.tmp_dir().exists());
     let s = e.sync(&src);
     assert_eq!(s.unchanged, 5);
@@ -308,7 +393,11 @@ fn warm_sync_reads_nothing_from_the_source() {
     let ws2 = e.layout.root().parent().unwrap().join("ws2");
     fs::create_dir_all(ws2.join(".antares")).unwrap();
     let l2 = Layout::new(&ws2);
-    let req = Request { entries: src.entries(), scope: vec![RepoPath::root()], ..Default::default() };
+    let req = Request {
+        entries: src.entries(),
+        scope: vec![RepoPath::root()],
+        ..Default::default()
+    };
     let s = sync(&l2, &e.store, &src, req, &NoProgress).unwrap();
     assert_eq!((s.added, s.fetched), (5, 0));
     // Only the symlink target is read (symlinks are not stored as blobs).

@@ -21,7 +21,11 @@ fn env() -> Env {
     let ws = dir.path().join("ws");
     fs::create_dir_all(ws.join(".antares")).unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
-    Env { layout: Layout::new(&ws), store, _dir: dir }
+    Env {
+        layout: Layout::new(&ws),
+        store,
+        _dir: dir,
+    }
 }
 
 impl Env {
@@ -30,7 +34,11 @@ impl Env {
             entries: src.entries(),
             scope: vec![RepoPath::root()],
             write_back: Some(src),
-            only: only.map(|o| o.iter().map(|p| RepoPath::new(p).unwrap()).collect::<BTreeSet<_>>()),
+            only: only.map(|o| {
+                o.iter()
+                    .map(|p| RepoPath::new(p).unwrap())
+                    .collect::<BTreeSet<_>>()
+            }),
             ..Default::default()
         };
         sync(&self.layout, &self.store, src, req, &NoProgress).unwrap()
@@ -54,7 +62,11 @@ fn workspace_edit_new_file_and_deletion_flow_back() {
     std::os::unix::fs::symlink("a.txt", e.ws("pkg/alias")).unwrap();
     fs::remove_file(e.ws("pkg/b.txt")).unwrap();
     let s = e.two_way(&src, None);
-    assert_eq!(s.written_back, vec!["pkg/a.txt", "pkg/alias", "pkg/new.txt"], "{s:?}");
+    assert_eq!(
+        s.written_back,
+        vec!["pkg/a.txt", "pkg/alias", "pkg/new.txt"],
+        "{s:?}"
+    );
     assert_eq!(s.deleted_back, vec!["pkg/b.txt"]);
     assert!(s.conflicts.is_empty() && s.errors.is_empty(), "{s:?}");
     assert_eq!(src.content("pkg/a.txt").as_deref(), Some("edited in ws"));
@@ -63,7 +75,12 @@ fn workspace_edit_new_file_and_deletion_flow_back() {
     assert_eq!(src.content("pkg/b.txt"), None);
     // Converged: the next sync has nothing to do in either direction.
     let s = e.two_way(&src, None);
-    assert!(s.written_back.is_empty() && s.deleted_back.is_empty() && s.added + s.updated + s.removed == 0, "{s:?}");
+    assert!(
+        s.written_back.is_empty()
+            && s.deleted_back.is_empty()
+            && s.added + s.updated + s.removed == 0,
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -76,7 +93,10 @@ fn source_side_edits_flow_in() {
     src.put("pkg/d.txt", "created on the mount");
     let s = e.two_way(&src, None);
     assert_eq!((s.updated, s.removed, s.added), (1, 1, 1), "{s:?}");
-    assert_eq!(fs::read_to_string(e.ws("pkg/a.txt")).unwrap(), "edited on the mount");
+    assert_eq!(
+        fs::read_to_string(e.ws("pkg/a.txt")).unwrap(),
+        "edited on the mount"
+    );
     assert!(!e.ws("other/c.txt").exists());
     assert!(s.written_back.is_empty());
 }
@@ -95,7 +115,10 @@ fn both_sides_conflict_keeps_both_and_same_bytes_just_record() {
     assert_eq!(s.adopted, 1);
     assert_eq!(fs::read_to_string(e.ws("pkg/a.txt")).unwrap(), "ws version");
     assert_eq!(src.content("pkg/a.txt").as_deref(), Some("mount version"));
-    assert!(s.written_back.is_empty(), "a conflict was written back: {s:?}");
+    assert!(
+        s.written_back.is_empty(),
+        "a conflict was written back: {s:?}"
+    );
 }
 
 #[test]
@@ -135,20 +158,37 @@ fn restricted_sync_touches_only_the_given_paths() {
 fn new_file_colliding_with_an_unrequested_source_path_is_not_written() {
     let e = env();
     let src = sample();
-    let only_pkg: Vec<_> = src.entries().into_iter().filter(|x| x.path.as_str().starts_with("pkg/")).collect();
-    let req = Request { entries: only_pkg.clone(), scope: vec![RepoPath::new("pkg").unwrap()], write_back: Some(&src), ..Default::default() };
+    let only_pkg: Vec<_> = src
+        .entries()
+        .into_iter()
+        .filter(|x| x.path.as_str().starts_with("pkg/"))
+        .collect();
+    let req = Request {
+        entries: only_pkg.clone(),
+        scope: vec![RepoPath::new("pkg").unwrap()],
+        write_back: Some(&src),
+        ..Default::default()
+    };
     sync(&e.layout, &e.store, &src, req, &NoProgress).unwrap();
     fs::create_dir_all(e.ws("other")).unwrap();
     fs::write(e.ws("other/c.txt"), "mine").unwrap();
     let req = Request {
         entries: only_pkg,
-        scope: vec![RepoPath::new("pkg").unwrap(), RepoPath::new("other").unwrap()],
+        scope: vec![
+            RepoPath::new("pkg").unwrap(),
+            RepoPath::new("other").unwrap(),
+        ],
         write_back: Some(&src),
         ..Default::default()
     };
     // `other` is in scope but its entries were not requested: c.txt exists in the source.
     let s = sync(&e.layout, &e.store, &src, req, &NoProgress).unwrap();
     assert_eq!(src.content("other/c.txt").as_deref(), Some("c"), "{s:?}");
-    assert!(s.errors.iter().any(|x| x.path == "other/c.txt" && x.error.contains("not written back")), "{s:?}");
+    assert!(
+        s.errors
+            .iter()
+            .any(|x| x.path == "other/c.txt" && x.error.contains("not written back")),
+        "{s:?}"
+    );
     assert_eq!(fs::read_to_string(e.ws("other/c.txt")).unwrap(), "mine");
 }

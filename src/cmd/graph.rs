@@ -1,10 +1,10 @@
 //! `antares graph PATTERN… [--json] [--compare] [--files]`
 
-use crate::cli::{GraphArgs, Global};
+use crate::cli::{Global, GraphArgs};
 use crate::targets::{self, GraphMode};
 use crate::workspace::Workspace;
-use anyhow::{bail, Context, Result};
 use antares_buck::FileSet;
+use anyhow::{bail, Context, Result};
 
 pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
@@ -12,13 +12,17 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let patterns: Vec<String> = if args.patterns.is_empty() {
         ws.config.targets.clone()
     } else {
-        args.patterns.iter().map(|p| targets::absolutize(p, &current)).collect()
+        args.patterns
+            .iter()
+            .map(|p| targets::absolutize(p, &current))
+            .collect()
     };
     if patterns.is_empty() {
         bail!("no target patterns given and none synced yet: `antares graph //target…`");
     }
     let spec = &ws.config.source;
-    let source = antares_overlay::source::open(spec).with_context(|| format!("cannot open source {spec}"))?;
+    let source = antares_overlay::source::open(spec)
+        .with_context(|| format!("cannot open source {spec}"))?;
     let root = antares_overlay::RepoPath::root();
     if args.compare {
         let ours = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Builtin)?;
@@ -37,7 +41,11 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
                 "builtin {} files, buck2 {} files: {}",
                 ours.files.len(),
                 theirs.files.len(),
-                if cmp.is_equal() { "identical" } else { "they differ" }
+                if cmp.is_equal() {
+                    "identical"
+                } else {
+                    "they differ"
+                }
             );
         }
         return Ok(if cmp.is_equal() { super::OK } else { 3 });

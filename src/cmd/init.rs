@@ -2,18 +2,22 @@
 
 use crate::cli::{Global, InitArgs};
 use crate::workspace::{Config, Workspace};
-use anyhow::{bail, Context, Result};
 use antares_materializer::layout::{Layout, STATE_DIR};
 use antares_overlay::SourceSpec;
+use anyhow::{bail, Context, Result};
 
 pub fn run(global: &Global, args: &InitArgs) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let spec = SourceSpec::parse(&args.source)?.absolutize(&cwd);
     // Open the source first: a bad spec must leave nothing behind.
-    let source = antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?;
+    let source = antares_overlay::source::open(&spec)
+        .with_context(|| format!("cannot open source {spec}"))?;
     let root = cwd.join(&args.workspace);
     if root.join(STATE_DIR).exists() {
-        bail!("{} is already an antares workspace ({STATE_DIR}/ exists)", root.display());
+        bail!(
+            "{} is already an antares workspace ({STATE_DIR}/ exists)",
+            root.display()
+        );
     }
     if root.exists() && !root.is_dir() {
         bail!("{} exists and is not a directory", root.display());
@@ -41,8 +45,14 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<i32> {
         "initialized workspace {} reading {}{}",
         root.display(),
         source.describe(),
-        source.revision().map(|r| format!(" (revision {r})")).unwrap_or_default()
+        source
+            .revision()
+            .map(|r| format!(" (revision {r})"))
+            .unwrap_or_default()
     );
-    eprintln!("next: antares -C {} sync PATH…  (`.` for everything)", root.display());
+    eprintln!(
+        "next: antares -C {} sync PATH…  (`.` for everything)",
+        root.display()
+    );
     Ok(super::OK)
 }

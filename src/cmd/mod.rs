@@ -7,8 +7,8 @@ pub mod resolve;
 pub mod root;
 pub mod status;
 pub mod sync;
-pub mod why;
 pub mod watch;
+pub mod why;
 
 /// Exit status: success.
 pub const OK: i32 = 0;

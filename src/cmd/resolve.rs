@@ -2,9 +2,9 @@
 
 use crate::cli::{Global, ResolveArgs};
 use crate::workspace::Workspace;
-use anyhow::{Context, Result};
 use antares_materializer::resolve::{resolve, Side};
 use antares_materializer::{Store, WorkspaceLock};
+use anyhow::{Context, Result};
 
 pub fn run(global: &Global, args: &ResolveArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
@@ -13,9 +13,17 @@ pub fn run(global: &Global, args: &ResolveArgs) -> Result<i32> {
         eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
     })?;
     let store_dir = ws.store_dir(global.cache.as_deref())?;
-    let store = Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
+    let store = Store::open(&store_dir)
+        .with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
     let side = if args.ours { Side::Ours } else { Side::Theirs };
     resolve(&ws.layout, &store, &path, side)?;
-    eprintln!("resolved {path} ({})", if args.ours { "kept the workspace's version" } else { "took the source's version" });
+    eprintln!(
+        "resolved {path} ({})",
+        if args.ours {
+            "kept the workspace's version"
+        } else {
+            "took the source's version"
+        }
+    );
     Ok(super::OK)
 }

@@ -11,7 +11,10 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
         for c in &st.conflicts {
-            println!("C {}  (source {}; its version is in .antares/conflicts/)", c.path, c.theirs);
+            println!(
+                "C {}  (source {}; its version is in .antares/conflicts/)",
+                c.path, c.theirs
+            );
         }
         for p in &st.modified {
             println!("M {p}");
@@ -26,5 +29,9 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
             eprintln!("clean: the workspace matches the last sync");
         }
     }
-    Ok(if st.conflicts.is_empty() { super::OK } else { super::CONFLICTS })
+    Ok(if st.conflicts.is_empty() {
+        super::OK
+    } else {
+        super::CONFLICTS
+    })
 }

@@ -2,11 +2,11 @@
 
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
+use crate::targets::{self, GraphMode};
 use crate::workspace::Workspace;
-use anyhow::{bail, Context, Result};
 use antares_materializer::{Progress, Request, Store, Summary, WorkspaceLock};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
-use crate::targets::{self, GraphMode};
+use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -17,7 +17,10 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let mut targets: Vec<String> = Vec::new();
     if args.add || args.paths.is_empty() {
         for p in &ws.config.paths {
-            paths.push(RepoPath::new(p).with_context(|| format!("invalid path {p:?} in the workspace config"))?);
+            paths.push(
+                RepoPath::new(p)
+                    .with_context(|| format!("invalid path {p:?} in the workspace config"))?,
+            );
         }
         targets.extend(ws.config.targets.iter().cloned());
     }
@@ -46,12 +49,14 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         None => ws.config.source.clone(),
     };
     let store_dir = ws.store_dir(global.cache.as_deref())?;
-    let store = Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
+    let store = Store::open(&store_dir)
+        .with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
     store.clean_tmp();
     let ctx = Context_ {
         ws: &ws,
         store: &store,
-        source: antares_overlay::source::open(&spec).with_context(|| format!("cannot open source {spec}"))?,
+        source: antares_overlay::source::open(&spec)
+            .with_context(|| format!("cannot open source {spec}"))?,
         spec: spec.clone(),
         selected: selected.clone(),
         targets: targets.clone(),
@@ -75,7 +80,9 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     report(&ws, ctx.source.as_ref(), &summary, args.json)?;
     if args.watch {
         if matches!(ctx.spec, SourceSpec::Git { .. }) {
-            eprintln!("note: a git: source is a fixed commit; --watch follows workspace edits only");
+            eprintln!(
+                "note: a git: source is a fixed commit; --watch follows workspace edits only"
+            );
         }
         return crate::cmd::watch::run(&ctx, args.json);
     }
@@ -101,7 +108,11 @@ pub struct Context_<'a> {
 
 impl Context_<'_> {
     /// One sync of the selection, or of just the `only` paths.
-    pub fn sync_once(&self, only: Option<BTreeSet<RepoPath>>, progress: &dyn Progress) -> Result<Summary> {
+    pub fn sync_once(
+        &self,
+        only: Option<BTreeSet<RepoPath>>,
+        progress: &dyn Progress,
+    ) -> Result<Summary> {
         let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
             eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
         })?;
@@ -110,7 +121,13 @@ impl Context_<'_> {
                 let mut entries = collect(self.source.as_ref(), &self.selected)?;
                 let mut scope = self.selected.clone();
                 if !self.targets.is_empty() {
-                    let set = targets::file_set(self.source.as_ref(), &self.spec, &self.targets, &RepoPath::root(), self.graph)?;
+                    let set = targets::file_set(
+                        self.source.as_ref(),
+                        &self.spec,
+                        &self.targets,
+                        &RepoPath::root(),
+                        self.graph,
+                    )?;
                     let (more, dirs) = targets::entries(self.source.as_ref(), &set)?;
                     entries.extend(more);
                     entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -134,7 +151,13 @@ impl Context_<'_> {
             only,
             ..Default::default()
         };
-        Ok(antares_materializer::sync(&self.ws.layout, self.store, self.source.as_ref(), request, progress)?)
+        Ok(antares_materializer::sync(
+            &self.ws.layout,
+            self.store,
+            self.source.as_ref(),
+            request,
+            progress,
+        )?)
     }
 }
 
@@ -158,9 +181,16 @@ fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<TreeEntry>>
 
 /// The current entries at the `changed` paths that lie inside the selection
 /// (a changed directory contributes its whole subtree).
-fn collect_changed(source: &dyn Source, selected: &[RepoPath], changed: &BTreeSet<RepoPath>) -> Result<Vec<TreeEntry>> {
+fn collect_changed(
+    source: &dyn Source,
+    selected: &[RepoPath],
+    changed: &BTreeSet<RepoPath>,
+) -> Result<Vec<TreeEntry>> {
     let mut out = BTreeMap::new();
-    for p in changed.iter().filter(|p| selected.iter().any(|s| p.starts_with(s))) {
+    for p in changed
+        .iter()
+        .filter(|p| selected.iter().any(|s| p.starts_with(s)))
+    {
         match source.stat(p)? {
             Some(e) if e.kind == EntryKind::Dir => {
                 for e in source.walk(p)? {
@@ -224,7 +254,10 @@ pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> R
         ("written back", &s.written_back),
         ("deletion written back", &s.deleted_back),
         ("changed while syncing, left for the next sync", &s.raced),
-        ("submodule (gitlink), left as an empty directory", &s.gitlinks),
+        (
+            "submodule (gitlink), left as an empty directory",
+            &s.gitlinks,
+        ),
     ];
     for (what, paths) in lists {
         for p in paths {

@@ -7,10 +7,10 @@
 //! cannot know what changed, so it falls back to a full sync.
 
 use super::sync::{exit_status, Context_};
-use anyhow::{Context, Result};
 use antares_materializer::layout::STATE_DIR;
 use antares_materializer::{NoProgress, Summary};
 use antares_overlay::{RepoPath, SourceSpec};
+use anyhow::{Context, Result};
 use notify::{Event, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,11 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
     }
     eprintln!(
         "watching {} (Ctrl-C to stop)",
-        roots.iter().map(|(r, _)| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        roots
+            .iter()
+            .map(|(r, _)| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut worst = 0;
     loop {
@@ -88,7 +92,10 @@ enum Side {
 }
 
 /// Blocks for the next burst of events; `None` when the watcher is gone.
-fn next_batch(rx: &mpsc::Receiver<notify::Result<Event>>, roots: &[(PathBuf, Side)]) -> Option<Batch> {
+fn next_batch(
+    rx: &mpsc::Receiver<notify::Result<Event>>,
+    roots: &[(PathBuf, Side)],
+) -> Option<Batch> {
     let first = rx.recv().ok()?;
     let start = Instant::now();
     let mut paths = BTreeSet::new();
@@ -106,7 +113,11 @@ fn next_batch(rx: &mpsc::Receiver<notify::Result<Event>>, roots: &[(PathBuf, Sid
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    Some(if rescan { Batch::Rescan } else { Batch::Paths(paths) })
+    Some(if rescan {
+        Batch::Rescan
+    } else {
+        Batch::Paths(paths)
+    })
 }
 
 /// The repo path an event path stands for, or `None` for state, build
@@ -126,7 +137,13 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
 }
 
 fn log_cycle(s: &Summary, started: Instant, json: bool) -> Result<()> {
-    let changed = s.added + s.updated + s.removed + s.adopted + s.written_back.len() + s.deleted_back.len() + s.conflicts.len();
+    let changed = s.added
+        + s.updated
+        + s.removed
+        + s.adopted
+        + s.written_back.len()
+        + s.deleted_back.len()
+        + s.conflicts.len();
     if changed == 0 && s.errors.is_empty() {
         return Ok(());
     }

@@ -10,9 +10,12 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
     let path = ws.source_path(&args.path)?;
     let current = ws.current_dir()?;
     // A path requested directly needs no graph.
-    if let Some(sel) = ws.config.paths.iter().find(|p| {
-        antares_overlay::RepoPath::new(p).is_ok_and(|p| path.starts_with(&p))
-    }) {
+    if let Some(sel) = ws
+        .config
+        .paths
+        .iter()
+        .find(|p| antares_overlay::RepoPath::new(p).is_ok_and(|p| path.starts_with(&p)))
+    {
         let why = format!("requested path {}", if sel.is_empty() { "." } else { sel });
         print(&path, &why, args.json)?;
         return Ok(super::OK);
@@ -20,14 +23,24 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
     let patterns: Vec<String> = if args.patterns.is_empty() {
         ws.config.targets.clone()
     } else {
-        args.patterns.iter().map(|p| targets::absolutize(p, &current)).collect()
+        args.patterns
+            .iter()
+            .map(|p| targets::absolutize(p, &current))
+            .collect()
     };
     if patterns.is_empty() {
         bail!("{path}: not in a requested path, and no targets are synced; give target patterns");
     }
     let spec = &ws.config.source;
-    let source = antares_overlay::source::open(spec).with_context(|| format!("cannot open source {spec}"))?;
-    let set = targets::file_set(source.as_ref(), spec, &patterns, &antares_overlay::RepoPath::root(), GraphMode::Builtin)?;
+    let source = antares_overlay::source::open(spec)
+        .with_context(|| format!("cannot open source {spec}"))?;
+    let set = targets::file_set(
+        source.as_ref(),
+        spec,
+        &patterns,
+        &antares_overlay::RepoPath::root(),
+        GraphMode::Builtin,
+    )?;
     match set.why(&path) {
         Some(reason) => {
             print(&path, &reason.to_string(), args.json)?;
@@ -39,7 +52,10 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
 
 fn print(path: &antares_overlay::RepoPath, why: &str, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::json!({ "path": path.as_str(), "reason": why }));
+        println!(
+            "{}",
+            serde_json::json!({ "path": path.as_str(), "reason": why })
+        );
     } else {
         println!("{path}: {why}");
     }

@@ -15,7 +15,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().expect("tempdir") }
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -37,7 +39,12 @@ impl Sandbox {
     /// Runs and asserts the exit code, returning stdout.
     pub fn ok(&self, cwd: &Path, args: &[&str]) -> String {
         let out = self.run(cwd, args);
-        assert_eq!(out.status.code(), Some(0), "antares {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "antares {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -67,13 +74,24 @@ pub fn copy_tree(src: &Path, dest: &Path) {
 /// Runs git with a fixed identity in `dir`.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -114,10 +132,19 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
         if meta.is_dir() {
             walk(root, &p, out);
         } else if meta.file_type().is_symlink() {
-            out.insert(rel, Node::Link(fs::read_link(&p).unwrap().to_string_lossy().into_owned()));
+            out.insert(
+                rel,
+                Node::Link(fs::read_link(&p).unwrap().to_string_lossy().into_owned()),
+            );
         } else {
             let exec = meta.permissions().mode() & 0o100 != 0;
-            out.insert(rel, Node::File { exec, bytes: fs::read(&p).unwrap() });
+            out.insert(
+                rel,
+                Node::File {
+                    exec,
+                    bytes: fs::read(&p).unwrap(),
+                },
+            );
         }
     }
 }

@@ -1,4 +1,5 @@
 //! An in-memory source whose content tests can change between syncs.
+#![allow(dead_code)] // each test crate uses a different subset
 
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, SourceError, TreeEntry};
 use std::collections::BTreeMap;
@@ -25,13 +26,22 @@ impl MemSource {
         s
     }
     pub fn put(&self, path: &str, content: &str) {
-        self.files.lock().unwrap().insert(path.into(), Node::File(content.as_bytes().to_vec(), false));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.into(), Node::File(content.as_bytes().to_vec(), false));
     }
     pub fn put_exec(&self, path: &str, content: &str) {
-        self.files.lock().unwrap().insert(path.into(), Node::File(content.as_bytes().to_vec(), true));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.into(), Node::File(content.as_bytes().to_vec(), true));
     }
     pub fn link(&self, path: &str, target: &str) {
-        self.files.lock().unwrap().insert(path.into(), Node::Link(target.into()));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.into(), Node::Link(target.into()));
     }
     pub fn remove(&self, path: &str) {
         self.files.lock().unwrap().remove(path);
@@ -54,7 +64,12 @@ impl MemSource {
     }
     /// Every file and symlink entry (what a full walk yields, minus dirs).
     pub fn entries(&self) -> Vec<TreeEntry> {
-        self.files.lock().unwrap().iter().map(|(p, n)| Self::entry(p, n)).collect()
+        self.files
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, n)| Self::entry(p, n))
+            .collect()
     }
 }
 
@@ -66,10 +81,18 @@ impl Source for MemSource {
         None
     }
     fn stat(&self, path: &RepoPath) -> antares_overlay::Result<Option<TreeEntry>> {
-        Ok(self.files.lock().unwrap().get(path.as_str()).map(|n| Self::entry(path.as_str(), n)))
+        Ok(self
+            .files
+            .lock()
+            .unwrap()
+            .get(path.as_str())
+            .map(|n| Self::entry(path.as_str(), n)))
     }
     fn list_dir(&self, _dir: &RepoPath) -> antares_overlay::Result<Vec<TreeEntry>> {
-        Err(SourceError::Invalid { path: "mem".into(), message: "not needed in these tests".into() })
+        Err(SourceError::Invalid {
+            path: "mem".into(),
+            message: "not needed in these tests".into(),
+        })
     }
     fn read(&self, entry: &TreeEntry) -> antares_overlay::Result<Vec<u8>> {
         self.reads.lock().unwrap().push(entry.path.to_string());
@@ -83,7 +106,12 @@ impl Source for MemSource {
 
 /// Write-back into the in-memory source, as the overlay's upper layer would.
 impl antares_materializer::sync::WriteBack for MemSource {
-    fn put_file(&self, path: &RepoPath, from: &std::path::Path, executable: bool) -> antares_overlay::Result<ObjectId> {
+    fn put_file(
+        &self,
+        path: &RepoPath,
+        from: &std::path::Path,
+        executable: bool,
+    ) -> antares_overlay::Result<ObjectId> {
         let bytes = std::fs::read(from).map_err(|e| SourceError::io(from.display(), e))?;
         let node = Node::File(bytes, executable);
         let oid = Self::entry(path.as_str(), &node).oid;
