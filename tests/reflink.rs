@@ -31,8 +31,13 @@ impl XfsMount {
             }
         };
         run(Command::new("truncate").args(["-s", "512M"]).arg(&img))?;
-        run(Command::new("mkfs.xfs").args(["-q", "-m", "reflink=1"]).arg(&img))?;
-        run(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&mnt))?;
+        run(Command::new("mkfs.xfs")
+            .args(["-q", "-m", "reflink=1"])
+            .arg(&img))?;
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt))?;
         Ok(XfsMount { mnt })
     }
 }
@@ -40,7 +45,10 @@ impl XfsMount {
 impl Drop for XfsMount {
     fn drop(&mut self) {
         // umount of a loop mount auto-detaches the loop device (autoclear).
-        let ok = Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success());
+        let ok = Command::new("umount")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
         }
@@ -50,7 +58,17 @@ impl Drop for XfsMount {
 fn sync_json(sb: &Sandbox, base: &Path, src: &Path) -> serde_json::Value {
     let cache = base.join("cache");
     let (cache, ws) = (cache.to_str().unwrap(), base.join("ws"));
-    sb.ok(base, &["--cache", cache, "init", "--source", &format!("dir:{}", src.display()), "ws"]);
+    sb.ok(
+        base,
+        &[
+            "--cache",
+            cache,
+            "init",
+            "--source",
+            &format!("dir:{}", src.display()),
+            "ws",
+        ],
+    );
     let j = json(&sb.ok(&ws, &["--cache", cache, "sync", ".", "--json"]));
     assert_eq!(snapshot(&ws), snapshot(src));
     j
@@ -81,9 +99,16 @@ fn copies_where_reflinks_are_unsupported() {
     make_tree(&src, 40, 100_000);
     // The sandbox lives on the default temp file system (ext4 or tmpfs here).
     let j = sync_json(&sb, sb.dir.path(), &src);
-    let (r, c) = (j["summary"]["reflinked"].as_u64().unwrap(), j["summary"]["copied"].as_u64().unwrap());
+    let (r, c) = (
+        j["summary"]["reflinked"].as_u64().unwrap(),
+        j["summary"]["copied"].as_u64().unwrap(),
+    );
     assert_eq!(r + c, 40, "{j}");
-    let fstype = Command::new("stat").args(["-f", "-c", "%T"]).arg(sb.dir.path()).output().unwrap();
+    let fstype = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(sb.dir.path())
+        .output()
+        .unwrap();
     let fstype = String::from_utf8_lossy(&fstype.stdout).trim().to_string();
     if fstype == "ext2/ext3" || fstype == "tmpfs" {
         assert_eq!(c, 40, "{fstype} cannot clone, yet {r} files were reflinked");

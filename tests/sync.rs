@@ -21,10 +21,19 @@ fn dir_source_syncs_the_example_monorepo_exactly() {
     assert_eq!(snapshot(&sb.path("ws")), snapshot(&src));
     let run_sh = fs::metadata(sb.path("ws/app/cli/run.sh")).unwrap();
     assert_eq!(run_sh.permissions().mode() & 0o777, 0o755);
-    assert_eq!(fs::read_link(sb.path("ws/docs/README.link.md")).unwrap().to_str(), Some("../README.md"));
+    assert_eq!(
+        fs::read_link(sb.path("ws/docs/README.link.md"))
+            .unwrap()
+            .to_str(),
+        Some("../README.md")
+    );
     // Status is clean and the no-op re-sync changes nothing.
     let st = json(&sb.ok(&sb.path("ws"), &["status", "--json"]));
-    assert_eq!(st["modified"].as_array().unwrap().len() + st["added"].as_array().unwrap().len(), 0, "{st}");
+    assert_eq!(
+        st["modified"].as_array().unwrap().len() + st["added"].as_array().unwrap().len(),
+        0,
+        "{st}"
+    );
     let again = json(&sb.ok(&sb.path("ws/app"), &["sync", "--json"]));
     assert_eq!(again["summary"]["unchanged"], n);
     assert_eq!(again["summary"]["added"], 0);
@@ -41,7 +50,15 @@ fn git_source_at_revisions_with_modes_and_symlinks() {
     let second = git_commit_all(&repo, "second");
     git(&repo, &["tag", "v1", &first]);
 
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("git:{}@v1", repo.display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &[
+            "init",
+            "--source",
+            &format!("git:{}@v1", repo.display()),
+            "ws",
+        ],
+    );
     let j = json(&sb.ok(&sb.path("ws"), &["sync", ".", "--json"]));
     assert_eq!(j["revision"], first.as_str());
     git(&repo, &["checkout", "-q", &first]);
@@ -49,7 +66,14 @@ fn git_source_at_revisions_with_modes_and_symlinks() {
 
     // Move to the second commit: one file changed, one deleted, nothing else touched.
     let j = json(&sb.ok(&sb.path("ws"), &["sync", "--rev", &second, "--json"]));
-    assert_eq!((j["summary"]["updated"].as_u64(), j["summary"]["removed"].as_u64()), (Some(1), Some(1)), "{j}");
+    assert_eq!(
+        (
+            j["summary"]["updated"].as_u64(),
+            j["summary"]["removed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{j}"
+    );
     git(&repo, &["checkout", "-q", &second]);
     assert_eq!(snapshot(&sb.path("ws")), snapshot(&repo));
     // The revision is remembered.
@@ -64,17 +88,39 @@ fn bare_repository_and_subtree_selection() {
     example_repo(&repo);
     git_commit_all(&repo, "first");
     let bare = sb.path("bare.git");
-    git(sb.dir.path(), &["clone", "-q", "--bare", repo.to_str().unwrap(), bare.to_str().unwrap()]);
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("git:{}", bare.display()), "ws"]);
+    git(
+        sb.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            repo.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("git:{}", bare.display()), "ws"],
+    );
     sb.ok(&sb.path("ws"), &["sync", "lib", "app/cli"]);
     let snap = snapshot(&sb.path("ws"));
-    assert!(snap.keys().all(|k| k.starts_with("lib/") || k.starts_with("app/cli/")), "{:?}", snap.keys());
+    assert!(
+        snap.keys()
+            .all(|k| k.starts_with("lib/") || k.starts_with("app/cli/")),
+        "{:?}",
+        snap.keys()
+    );
     assert!(snap.contains_key("lib/util/src/lib.rs") && snap.contains_key("app/cli/run.sh"));
     // Narrowing the selection removes what is no longer requested (unmodified).
     fs::write(sb.path("ws/lib/util/src/lib.rs"), "edited").unwrap();
     sb.ok(&sb.path("ws"), &["sync", "app/cli"]);
     let snap = snapshot(&sb.path("ws"));
-    assert_eq!(snap.keys().filter(|k| k.starts_with("lib/")).collect::<Vec<_>>(), vec!["lib/util/src/lib.rs"]);
+    assert_eq!(
+        snap.keys()
+            .filter(|k| k.starts_with("lib/"))
+            .collect::<Vec<_>>(),
+        vec!["lib/util/src/lib.rs"]
+    );
     // --add widens it again.
     sb.ok(&sb.path("ws"), &["sync", "--add", "toolchains"]);
     assert!(sb.path("ws/toolchains/BUCK").exists() && sb.path("ws/app/cli/BUCK").exists());
@@ -97,7 +143,10 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         assert!(err.contains(needle), "{spec}: {err}");
         assert!(!sb.path("bad").exists(), "{spec} left a workspace behind");
     }
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", src.display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
     sb.ok(&sb.path("ws"), &["sync", "lib"]);
     let before = snapshot(&sb.path("ws"));
     for (args, needle) in [
@@ -107,7 +156,11 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     ] {
         let out = sb.run(&sb.path("ws"), &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(snapshot(&sb.path("ws")), before);
     // Outside any workspace.
@@ -115,7 +168,10 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside an antares workspace"));
     // Re-init refused.
-    let out = sb.run(sb.dir.path(), &["init", "--source", &format!("dir:{}", src.display()), "ws"]);
+    let out = sb.run(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("already an antares workspace"));
 }
 
@@ -124,7 +180,10 @@ fn conflicts_exit_2_and_resolve_settles_them() {
     let sb = Sandbox::new();
     let src = sb.path("src");
     example_repo(&src);
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", src.display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
     sb.ok(&sb.path("ws"), &["sync", "."]);
     fs::write(sb.path("ws/lib/proto/version.txt"), "mine\n").unwrap();
     fs::write(src.join("lib/proto/version.txt"), "theirs\n").unwrap();
@@ -133,14 +192,29 @@ fn conflicts_exit_2_and_resolve_settles_them() {
     assert_eq!(out.status.code(), Some(2));
     let j = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(j["summary"]["conflicts"][0], "lib/proto/version.txt");
-    assert_eq!(fs::read_to_string(sb.path("ws/lib/proto/version.txt")).unwrap(), "mine\n");
-    assert_eq!(fs::read_to_string(sb.path("ws/.antares/conflicts/lib/proto/version.txt")).unwrap(), "theirs\n");
+    assert_eq!(
+        fs::read_to_string(sb.path("ws/lib/proto/version.txt")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path("ws/.antares/conflicts/lib/proto/version.txt")).unwrap(),
+        "theirs\n"
+    );
     let out = sb.run(&sb.path("ws"), &["status"]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("C lib/proto/version.txt") && text.contains("M app/cli/main.rs"), "{text}");
-    sb.ok(&sb.path("ws/lib/proto"), &["resolve", "version.txt", "--theirs"]);
-    assert_eq!(fs::read_to_string(sb.path("ws/lib/proto/version.txt")).unwrap(), "theirs\n");
+    assert!(
+        text.contains("C lib/proto/version.txt") && text.contains("M app/cli/main.rs"),
+        "{text}"
+    );
+    sb.ok(
+        &sb.path("ws/lib/proto"),
+        &["resolve", "version.txt", "--theirs"],
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path("ws/lib/proto/version.txt")).unwrap(),
+        "theirs\n"
+    );
     let out = sb.run(&sb.path("ws"), &["status"]);
     assert_eq!(out.status.code(), Some(0));
 }
@@ -150,14 +224,26 @@ fn a_second_sync_waits_for_the_lock_or_refuses() {
     let sb = Sandbox::new();
     let src = sb.path("src");
     example_repo(&src);
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", src.display()), "ws"]);
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(sb.path("ws/.antares/lock")).unwrap();
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sb.path("ws/.antares/lock"))
+        .unwrap();
     lock.lock().unwrap();
     let out = sb.run(&sb.path("ws"), &["sync", ".", "--no-wait"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("locked"));
     assert!(!sb.path("ws/lib").exists(), "a refused sync wrote files");
-    let child = sb.cmd(&sb.path("ws"), &["sync", "."]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = sb
+        .cmd(&sb.path("ws"), &["sync", "."])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert!(!sb.path("ws/lib").exists(), "the waiting sync did not wait");
     drop(lock);
