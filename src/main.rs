@@ -9,6 +9,7 @@ mod cli;
 mod cmd;
 mod progress;
 mod targets;
+mod tree;
 mod workspace;
 
 use clap::Parser;

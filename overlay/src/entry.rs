@@ -43,13 +43,17 @@ impl ObjectId {
     /// A git object id (40 or 64 lowercase hex chars). Returns `None` if `hex` is not one.
     pub fn git(hex: &str) -> Option<Self> {
         let ok = (hex.len() == 40 || hex.len() == 64)
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| ObjectId(hex.to_string()))
     }
 
     /// A stat signature for a file in a live directory.
     pub fn stat(dev: u64, ino: u64, size: u64, mtime_ns: i64, ctime_ns: i64) -> Self {
-        ObjectId(format!("stat:{dev:x}:{ino:x}:{size:x}:{mtime_ns:x}:{ctime_ns:x}"))
+        ObjectId(format!(
+            "stat:{dev:x}:{ino:x}:{size:x}:{mtime_ns:x}:{ctime_ns:x}"
+        ))
     }
 
     /// An id with no meaning beyond equality (e.g. directories of a live tree).

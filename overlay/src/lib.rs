@@ -10,6 +10,8 @@ pub mod error;
 pub mod path;
 pub mod source;
 pub mod spec;
+pub mod view;
+pub mod fuse;
 
 pub use cache::BlobCache;
 pub use entry::{EntryKind, ObjectId, TreeEntry};
@@ -18,3 +20,4 @@ pub use path::{validate_name, PathError, RepoPath};
 pub use source::Source;
 pub use source::{open as open_source, DirSource, GitSource};
 pub use spec::SourceSpec;
+pub use view::{Node, View, ViewError};

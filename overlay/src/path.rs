@@ -46,7 +46,9 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
 
 /// A validated, `/`-separated path relative to the repository root.
 /// The empty string is the root itself.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct RepoPath(String);
 
@@ -68,7 +70,9 @@ impl RepoPath {
             match validate_name(comp) {
                 Ok(()) => {}
                 Err(PathError::EmptyName) => return Err(PathError::EmptyComponent(s.to_string())),
-                Err(PathError::DotComponent(_)) => return Err(PathError::DotComponent(s.to_string())),
+                Err(PathError::DotComponent(_)) => {
+                    return Err(PathError::DotComponent(s.to_string()))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -224,7 +228,15 @@ mod tests {
 
     #[test]
     fn refuses_escaping_paths() {
-        for bad in ["/etc/passwd", "a/../b", "..", "a//b", "a/./b", "a/\0b", "a/"] {
+        for bad in [
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/./b",
+            "a/\0b",
+            "a/",
+        ] {
             assert!(RepoPath::new(bad).is_err(), "{bad:?} accepted");
         }
         for bad in ["", ".", "..", "a/b", "a\0"] {
@@ -246,7 +258,10 @@ mod tests {
     #[test]
     fn resolves_relative_links() {
         let l = RepoPath::new("app/gen/linked.rs").unwrap();
-        assert_eq!(l.resolve_link("../../shared_src/real.rs").unwrap().as_str(), "shared_src/real.rs");
+        assert_eq!(
+            l.resolve_link("../../shared_src/real.rs").unwrap().as_str(),
+            "shared_src/real.rs"
+        );
         assert_eq!(l.resolve_link("../../../x"), None);
         assert_eq!(l.resolve_link("/abs"), None);
     }

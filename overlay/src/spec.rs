@@ -70,7 +70,10 @@ impl SourceSpec {
     /// directory has no revisions.
     pub fn at_revision(self, rev: &str) -> Result<Self, SourceError> {
         if rev.is_empty() {
-            return Err(SourceError::Spec { spec: self.to_string(), message: "empty revision".into() });
+            return Err(SourceError::Spec {
+                spec: self.to_string(),
+                message: "empty revision".into(),
+            });
         }
         match self {
             SourceSpec::Git { path, .. } => Ok(SourceSpec::Git { path, rev: Some(rev.to_string()) }),
@@ -128,19 +131,31 @@ mod tests {
     fn parses_specs() {
         assert_eq!(
             SourceSpec::parse("git:/r@feature/x").unwrap(),
-            SourceSpec::Git { path: "/r".into(), rev: Some("feature/x".into()) }
+            SourceSpec::Git {
+                path: "/r".into(),
+                rev: Some("feature/x".into())
+            }
         );
         assert_eq!(
             SourceSpec::parse("git:/r").unwrap(),
-            SourceSpec::Git { path: "/r".into(), rev: None }
+            SourceSpec::Git {
+                path: "/r".into(),
+                rev: None
+            }
         );
         assert_eq!(
             SourceSpec::parse("mono:http://u@h:8000/@main").unwrap(),
-            SourceSpec::Mono { url: "http://u@h:8000".into(), refs: Some("main".into()) }
+            SourceSpec::Mono {
+                url: "http://u@h:8000".into(),
+                refs: Some("main".into())
+            }
         );
         assert_eq!(
             SourceSpec::parse("mono:http://h:8000").unwrap(),
-            SourceSpec::Mono { url: "http://h:8000".into(), refs: None }
+            SourceSpec::Mono {
+                url: "http://h:8000".into(),
+                refs: None
+            }
         );
         assert!(SourceSpec::parse("svn:/x").is_err());
         assert!(SourceSpec::parse("dir:").is_err());

@@ -3,6 +3,7 @@
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
 use crate::targets::{self, GraphMode};
+use crate::tree::Tree;
 use crate::workspace::Workspace;
 use antares_materializer::{Progress, Request, Store, Summary, WorkspaceLock};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
@@ -55,8 +56,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let ctx = Context_ {
         ws: &ws,
         store: &store,
-        source: antares_overlay::source::open(&spec)
-            .with_context(|| format!("cannot open source {spec}"))?,
+        tree: Tree::open(&ws, &spec)?,
         spec: spec.clone(),
         selected: selected.clone(),
         targets: targets.clone(),
@@ -77,7 +77,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         config.source = spec;
         Workspace::save_config(&ws.layout, &config)?;
     }
-    report(&ws, ctx.source.as_ref(), &summary, args.json)?;
+    report(&ws, ctx.tree.source.as_ref(), &summary, args.json)?;
     if args.watch {
         if matches!(ctx.spec, SourceSpec::Git { .. }) {
             eprintln!(
@@ -93,7 +93,8 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
 pub struct Context_<'a> {
     pub ws: &'a Workspace,
     pub store: &'a Store,
-    pub source: Box<dyn Source>,
+    /// The source, or the View of upper over it when there is an upper.
+    pub tree: Tree,
     /// The source as opened (after --rev).
     pub spec: SourceSpec,
     /// Selected source paths.
@@ -118,17 +119,17 @@ impl Context_<'_> {
         })?;
         let (entries, scope) = match &only {
             None => {
-                let mut entries = collect(self.source.as_ref(), &self.selected)?;
+                let mut entries = collect(self.tree.source.as_ref(), &self.selected)?;
                 let mut scope = self.selected.clone();
                 if !self.targets.is_empty() {
                     let set = targets::file_set(
-                        self.source.as_ref(),
+                        self.tree.source.as_ref(),
                         &self.spec,
                         &self.targets,
                         &RepoPath::root(),
                         self.graph,
                     )?;
-                    let (more, dirs) = targets::entries(self.source.as_ref(), &set)?;
+                    let (more, dirs) = targets::entries(self.tree.source.as_ref(), &set)?;
                     entries.extend(more);
                     entries.sort_by(|a, b| a.path.cmp(&b.path));
                     entries.dedup_by(|a, b| a.path == b.path);
@@ -141,20 +142,21 @@ impl Context_<'_> {
             }
             Some(only) => {
                 let scope = self.scope.lock().map(|s| s.clone()).unwrap_or_default();
-                (collect_changed(self.source.as_ref(), &scope, only)?, scope)
+                (collect_changed(self.tree.source.as_ref(), &scope, only)?, scope)
             }
         };
         let request = Request {
             entries,
             scope,
-            revision: self.source.revision(),
+            revision: self.tree.source.revision(),
             only,
+            write_back: self.tree.write_back(),
             ..Default::default()
         };
         Ok(antares_materializer::sync(
             &self.ws.layout,
             self.store,
-            self.source.as_ref(),
+            self.tree.source.as_ref(),
             request,
             progress,
         )?)

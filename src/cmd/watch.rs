@@ -32,11 +32,16 @@ enum Batch {
 pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
     let roots = watch_roots(ctx);
     let (tx, rx) = mpsc::channel::<notify::Result<Event>>();
+    // The upper dir is inside the workspace's watched tree already.
+    let watched: Vec<&(PathBuf, Side)> = roots
+        .iter()
+        .filter(|(r, _)| !roots.iter().any(|(o, _)| o != r && r.starts_with(o)))
+        .collect();
     let mut watcher = notify::recommended_watcher(move |ev| {
         let _ = tx.send(ev);
     })
     .context("cannot start the file watcher")?;
-    for (root, _) in &roots {
+    for (root, _) in &watched {
         watcher
             .watch(root, RecursiveMode::Recursive)
             .with_context(|| format!("cannot watch {}", root.display()))?;
@@ -82,6 +87,11 @@ fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
     if let SourceSpec::Dir { path } = &ctx.spec {
         roots.push((path.clone(), Side::Source));
     }
+    if let Some(upper) = ctx.tree.upper() {
+        roots.push((upper.to_path_buf(), Side::Upper));
+    }
+    // The upper dir lies inside the workspace: match the longest root first.
+    roots.sort_by_key(|(r, _)| std::cmp::Reverse(r.as_os_str().len()));
     roots
 }
 
@@ -89,6 +99,8 @@ fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
 enum Side {
     Workspace,
     Source,
+    /// The mount's upper dir: whiteouts (`.wh.NAME`) stand for NAME.
+    Upper,
 }
 
 /// Blocks for the next burst of events; `None` when the watcher is gone.
@@ -133,7 +145,15 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
     if comps.any(|c| c == ".git") {
         return None;
     }
-    RepoPath::from_fs(rel).ok()
+    let path = RepoPath::from_fs(rel).ok()?;
+    if *side == Side::Upper {
+        if let Some(name) = path.file_name().and_then(|n| n.strip_prefix(".wh.")) {
+            let parent = path.parent().unwrap_or_default();
+            // `.wh..wh..opq` marks the directory itself opaque.
+            return if name == ".wh..opq" { Some(parent) } else { parent.join(name).ok() };
+        }
+    }
+    Some(path)
 }
 
 fn log_cycle(s: &Summary, started: Instant, json: bool) -> Result<()> {

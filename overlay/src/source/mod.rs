@@ -53,7 +53,11 @@ pub trait Source: Send + Sync {
     /// any order and possibly from several threads. Backends that gain from
     /// concurrency (a network source, a git object database) override this
     /// with bounded parallelism; the default reads one at a time.
-    fn read_many(&self, entries: &[TreeEntry], sink: &(dyn Fn(&TreeEntry, Result<Vec<u8>>) + Sync)) {
+    fn read_many(
+        &self,
+        entries: &[TreeEntry],
+        sink: &(dyn Fn(&TreeEntry, Result<Vec<u8>>) + Sync),
+    ) {
         for e in entries {
             sink(e, self.read(e));
         }

@@ -1,0 +1,1 @@
+//! FUSE face (in progress).

@@ -1,0 +1,77 @@
+//! The tree a workspace syncs against: the source alone, or — once the
+//! workspace has an upper layer (made by `antares mount`) — the overlay View
+//! of upper over source, with workspace edits written back into the upper.
+
+use crate::workspace::Workspace;
+use anyhow::{Context, Result};
+use antares_materializer::sync::WriteBack;
+use antares_overlay::view::View;
+use antares_overlay::{ObjectId, RepoPath, Source, SourceSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The upper layer of a workspace: `.antares/upper`.
+pub fn upper_dir(ws: &Workspace) -> PathBuf {
+    ws.layout.state_dir().join("upper")
+}
+
+/// What a sync reads, and where edits go back to.
+pub struct Tree {
+    pub source: Arc<dyn Source>,
+    /// Set when the workspace has an upper layer: syncs are then two-way.
+    pub write_back: Option<UpperWriteBack>,
+}
+
+/// Writes workspace edits into the upper layer through the View.
+pub struct UpperWriteBack(Arc<View>);
+
+impl Tree {
+    pub fn open(ws: &Workspace, spec: &SourceSpec) -> Result<Tree> {
+        let lower: Arc<dyn Source> = Arc::from(antares_overlay::source::open(spec).with_context(|| format!("cannot open source {spec}"))?);
+        let upper = upper_dir(ws);
+        if !upper.is_dir() {
+            return Ok(Tree {
+                source: lower,
+                write_back: None,
+            });
+        }
+        let view = Arc::new(View::new(lower, &upper).with_context(|| format!("cannot open the upper layer {}", upper.display()))?);
+        Ok(Tree {
+            source: view.clone(),
+            write_back: Some(UpperWriteBack(view)),
+        })
+    }
+
+    pub fn write_back(&self) -> Option<&dyn WriteBack> {
+        self.write_back.as_ref().map(|w| w as &dyn WriteBack)
+    }
+
+    /// The upper dir, when there is one (the watcher follows it too).
+    pub fn upper(&self) -> Option<&Path> {
+        self.write_back.as_ref().map(|w| w.0.upper_dir())
+    }
+}
+
+/// Workspace edits land in the upper layer through the View, whole-file
+/// temp + rename, and the View's id for the new upper entry is returned.
+impl WriteBack for UpperWriteBack {
+    fn put_file(&self, path: &RepoPath, from: &Path, executable: bool) -> antares_overlay::Result<ObjectId> {
+        let bytes = std::fs::read(from).map_err(|e| antares_overlay::SourceError::io(from.display(), e))?;
+        let node = self.0.write_file(path, &bytes, if executable { 0o755 } else { 0o644 })?;
+        Ok(node.to_entry().oid)
+    }
+
+    fn put_symlink(&self, path: &RepoPath, target: &str) -> antares_overlay::Result<ObjectId> {
+        if self.0.node(path)?.is_some() {
+            self.0.remove(path, false)?;
+        }
+        Ok(self.0.symlink(path, target)?.to_entry().oid)
+    }
+
+    fn delete(&self, path: &RepoPath) -> antares_overlay::Result<()> {
+        match self.0.node(path)? {
+            Some(_) => Ok(self.0.remove(path, false)?),
+            None => Ok(()),
+        }
+    }
+}
