@@ -236,7 +236,9 @@ pub fn sync(
                 .iter()
                 .flatten()
                 .filter(|p| {
-                    !known(p) && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
+                    !known(p)
+                        && !p.file_name().is_some_and(crate::status::is_editor_temp)
+                        && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
                 })
                 .cloned()
                 .collect();

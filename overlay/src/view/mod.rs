@@ -276,22 +276,19 @@ impl View {
     /// Opens the upper directory `dir` if it exists as a real directory
     /// (never through a symlink). `Ok(None)` when absent.
     fn upper_dir_fd(&self, dir: &RepoPath) -> Result<Option<OwnedFd>> {
-        let mut fd = self.root_fd()?;
-        for name in dir.components() {
-            fd = match upper::open_dir(&fd, name) {
-                Ok(f) => f,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
-                    ) =>
-                {
-                    return Ok(None)
-                }
-                Err(e) => return Err(ViewError::io(dir, e)),
-            };
+        let root = self.root_fd()?;
+        match upper::open_dir_beneath(&root, dir.as_str()) {
+            Ok(f) => Ok(Some(f)),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) | Some(libc::EXDEV)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(ViewError::io(dir, e)),
         }
-        Ok(Some(fd))
     }
 
     /// Opens the upper directory `dir`, creating it and its ancestors in the

@@ -85,6 +85,32 @@ pub fn open_dir(dir: &impl AsFd, name: &str) -> io::Result<OwnedFd> {
     openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
+/// Opens `rel` (a `/`-separated relative path, "" for `dir` itself) below
+/// `dir` as a directory in one `openat2` call that refuses to traverse any
+/// symlink or to leave `dir`.
+pub fn open_dir_beneath(dir: &impl AsFd, rel: &str) -> io::Result<OwnedFd> {
+    let c = cstr(if rel.is_empty() { "." } else { rel })?;
+    // SAFETY: open_how is plain data; zeroed then filled.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH;
+    // SAFETY: valid fd, NUL-terminated path, pointer to a live open_how and its size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_fd().as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by openat2 and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Opens the directory at `root` (the upper root itself).
 pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
     let f = std::fs::OpenOptions::new()
