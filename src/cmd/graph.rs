@@ -4,7 +4,7 @@ use crate::cli::{Global, GraphArgs};
 use crate::targets::{self, GraphMode};
 use crate::workspace::Workspace;
 use antares_buck::FileSet;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
@@ -21,8 +21,8 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
         bail!("no target patterns given and none synced yet: `antares graph //target…`");
     }
     let spec = &ws.config.source;
-    let source = antares_overlay::source::open(spec)
-        .with_context(|| format!("cannot open source {spec}"))?;
+    // Through the View when there is an upper layer: edits on the mount count.
+    let source = crate::tree::Tree::open(&ws, spec)?.source;
     let root = antares_overlay::RepoPath::root();
     if args.compare {
         let ours = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Builtin)?;

@@ -3,7 +3,7 @@
 use crate::cli::{Global, WhyArgs};
 use crate::targets::{self, GraphMode};
 use crate::workspace::Workspace;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
@@ -32,8 +32,8 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
         bail!("{path}: not in a requested path, and no targets are synced; give target patterns");
     }
     let spec = &ws.config.source;
-    let source = antares_overlay::source::open(spec)
-        .with_context(|| format!("cannot open source {spec}"))?;
+    // Through the View when there is an upper layer: edits on the mount count.
+    let source = crate::tree::Tree::open(&ws, spec)?.source;
     let set = targets::file_set(
         source.as_ref(),
         spec,
