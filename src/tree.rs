@@ -3,10 +3,10 @@
 //! of upper over source, with workspace edits written back into the upper.
 
 use crate::workspace::Workspace;
-use anyhow::{Context, Result};
 use antares_materializer::sync::WriteBack;
 use antares_overlay::view::View;
 use antares_overlay::{ObjectId, RepoPath, Source, SourceSpec};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +27,10 @@ pub struct UpperWriteBack(Arc<View>);
 
 impl Tree {
     pub fn open(ws: &Workspace, spec: &SourceSpec) -> Result<Tree> {
-        let lower: Arc<dyn Source> = Arc::from(antares_overlay::source::open(spec).with_context(|| format!("cannot open source {spec}"))?);
+        let lower: Arc<dyn Source> = Arc::from(
+            antares_overlay::source::open(spec)
+                .with_context(|| format!("cannot open source {spec}"))?,
+        );
         let upper = upper_dir(ws);
         if !upper.is_dir() {
             return Ok(Tree {
@@ -35,7 +38,10 @@ impl Tree {
                 write_back: None,
             });
         }
-        let view = Arc::new(View::new(lower, &upper).with_context(|| format!("cannot open the upper layer {}", upper.display()))?);
+        let view = Arc::new(
+            View::new(lower, &upper)
+                .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
+        );
         Ok(Tree {
             source: view.clone(),
             write_back: Some(UpperWriteBack(view)),
@@ -55,9 +61,17 @@ impl Tree {
 /// Workspace edits land in the upper layer through the View, whole-file
 /// temp + rename, and the View's id for the new upper entry is returned.
 impl WriteBack for UpperWriteBack {
-    fn put_file(&self, path: &RepoPath, from: &Path, executable: bool) -> antares_overlay::Result<ObjectId> {
-        let bytes = std::fs::read(from).map_err(|e| antares_overlay::SourceError::io(from.display(), e))?;
-        let node = self.0.write_file(path, &bytes, if executable { 0o755 } else { 0o644 })?;
+    fn put_file(
+        &self,
+        path: &RepoPath,
+        from: &Path,
+        executable: bool,
+    ) -> antares_overlay::Result<ObjectId> {
+        let bytes =
+            std::fs::read(from).map_err(|e| antares_overlay::SourceError::io(from.display(), e))?;
+        let node = self
+            .0
+            .write_file(path, &bytes, if executable { 0o755 } else { 0o644 })?;
         Ok(node.to_entry().oid)
     }
 

@@ -43,6 +43,18 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).at(p.display())?;
         }
+        // All 256 shard directories up front: a put then never needs a mkdir.
+        let objects = root.join("objects");
+        if !objects.join("ff").is_dir() {
+            for i in 0..=255u8 {
+                let p = objects.join(format!("{i:02x}"));
+                match fs::create_dir(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(p.display(), e)),
+                }
+            }
+        }
         Ok(Store {
             root: root.to_path_buf(),
             oids: OnceLock::new(),
@@ -94,9 +106,6 @@ impl Store {
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(tmp.display(), e));
-        }
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at(parent.display())?;
         }
         if let Err(e) = fs::rename(&tmp, &dest) {
             let _ = fs::remove_file(&tmp);

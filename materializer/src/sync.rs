@@ -250,6 +250,11 @@ pub fn sync(
         }
         set.into_iter().collect()
     };
+    tracing::debug!(
+        phase = "checking",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sync phase"
+    );
     progress.phase("checking", paths.len() as u64);
     let saved_at = manifest.saved_at_ns;
     let observed: Vec<(RepoPath, std::io::Result<Observed>)> = paths
@@ -293,6 +298,11 @@ pub fn sync(
         }
     }
     if !to_fetch.is_empty() {
+        tracing::debug!(
+            phase = "fetching",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sync phase"
+        );
         progress.phase("fetching", to_fetch.len() as u64);
         let bytes = AtomicU64::new(0);
         let errors = store.fetch(source, &to_fetch, &|n| {
@@ -486,6 +496,11 @@ pub fn sync(
     }
     summary.gitlinks = gitlinks.iter().map(|p| p.to_string()).collect();
 
+    tracing::debug!(
+        phase = "placing",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sync phase"
+    );
     progress.phase("placing", placements.len() as u64);
     let placer = Placer::default();
     let counter = AtomicU64::new(0);
@@ -577,6 +592,11 @@ pub fn sync(
             .iter()
             .filter(|(_, a)| matches!(a, Action::WriteBack { .. } | Action::DeleteBack))
             .collect();
+        tracing::debug!(
+            phase = "writing back",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sync phase"
+        );
         progress.phase("writing back", back.len() as u64);
         back.par_iter().for_each(|(p, a)| {
             let res = write_back_one(wb, root, p, a);
@@ -713,8 +733,13 @@ pub fn sync(
     }
     if dirty {
         // Data first, then the manifest that describes it.
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushing"
+        );
         syncfs(root);
         store.sync_fs();
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "flushed");
         manifest.save(&layout.manifest())?;
     }
     let _ = fs::remove_dir_all(&tmp_dir);

@@ -7,11 +7,11 @@
 pub mod cache;
 pub mod entry;
 pub mod error;
+pub mod fuse;
 pub mod path;
 pub mod source;
 pub mod spec;
 pub mod view;
-pub mod fuse;
 
 pub use cache::BlobCache;
 pub use entry::{EntryKind, ObjectId, TreeEntry};

@@ -142,7 +142,10 @@ impl Context_<'_> {
             }
             Some(only) => {
                 let scope = self.scope.lock().map(|s| s.clone()).unwrap_or_default();
-                (collect_changed(self.tree.source.as_ref(), &scope, only)?, scope)
+                (
+                    collect_changed(self.tree.source.as_ref(), &scope, only)?,
+                    scope,
+                )
             }
         };
         let request = Request {

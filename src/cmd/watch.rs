@@ -150,7 +150,11 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
         if let Some(name) = path.file_name().and_then(|n| n.strip_prefix(".wh.")) {
             let parent = path.parent().unwrap_or_default();
             // `.wh..wh..opq` marks the directory itself opaque.
-            return if name == ".wh..opq" { Some(parent) } else { parent.join(name).ok() };
+            return if name == ".wh..opq" {
+                Some(parent)
+            } else {
+                parent.join(name).ok()
+            };
         }
     }
     Some(path)

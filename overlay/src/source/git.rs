@@ -93,7 +93,13 @@ impl GitSource {
 
     /// This thread's handle on the repository.
     fn repo(&self) -> &gix::Repository {
-        self.local.get_or(|| self.shared.to_thread_local())
+        self.local.get_or(|| {
+            let mut repo = self.shared.to_thread_local();
+            // Blobs are read once each and go straight to the content store:
+            // an object cache would only hold memory (tens of MB per thread).
+            repo.object_cache_size(0);
+            repo
+        })
     }
 
     fn git_err(&self, message: String) -> SourceError {

@@ -32,6 +32,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Why a View operation failed. [`ViewError::errno`] maps each to the errno
 /// a file system would return.
@@ -220,14 +221,22 @@ impl Source for EmptySource {
 
 type Listing = Arc<HashMap<String, TreeEntry>>;
 
+/// How long a listing of a live lower (one without a revision, e.g. a
+/// `dir:` source) is reused before the source is asked again. Immutable
+/// lowers are listed once.
+pub const LIVE_LISTING_TTL: Duration = Duration::from_secs(1);
+
 /// Lower `Source` + upper directory, merged.
 pub struct View {
     lower: Arc<dyn Source>,
     upper: PathBuf,
-    /// Directory listings of an immutable lower (one with a revision), so a
-    /// lookup lists a lower directory once instead of asking per name.
-    /// Live lowers are asked every time.
-    lower_dirs: Option<Mutex<HashMap<RepoPath, Listing>>>,
+    /// The upper root, opened once: every upper path is resolved beneath it.
+    root: OwnedFd,
+    /// Lower directory listings, so a lookup lists a lower directory once
+    /// instead of asking per name: for good when the lower is immutable (it
+    /// has a revision), for [`LIVE_LISTING_TTL`] when it is live.
+    lower_dirs: Mutex<HashMap<RepoPath, (Listing, Option<Instant>)>>,
+    live: bool,
 }
 
 impl std::fmt::Debug for View {
@@ -251,11 +260,17 @@ impl View {
             path: upper.display().to_string(),
             source: e,
         })?;
-        let lower_dirs = lower.revision().map(|_| Mutex::new(HashMap::new()));
+        let root = upper::open_root(&upper).map_err(|e| ViewError::Io {
+            path: upper.display().to_string(),
+            source: e,
+        })?;
+        let live = lower.revision().is_none();
         Ok(View {
             lower,
             upper,
-            lower_dirs,
+            root,
+            lower_dirs: Mutex::new(HashMap::new()),
+            live,
         })
     }
 
@@ -270,19 +285,23 @@ impl View {
     }
 
     fn root_fd(&self) -> Result<OwnedFd> {
-        upper::open_root(&self.upper).map_err(|e| ViewError::io(&RepoPath::root(), e))
+        self.root
+            .try_clone()
+            .map_err(|e| ViewError::io(&RepoPath::root(), e))
     }
 
     /// Opens the upper directory `dir` if it exists as a real directory
     /// (never through a symlink). `Ok(None)` when absent.
     fn upper_dir_fd(&self, dir: &RepoPath) -> Result<Option<OwnedFd>> {
-        let root = self.root_fd()?;
-        match upper::open_dir_beneath(&root, dir.as_str()) {
+        match upper::open_dir_beneath(&self.root, dir.as_str()) {
             Ok(f) => Ok(Some(f)),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) | Some(libc::EXDEV)
+                    Some(libc::ENOENT)
+                        | Some(libc::ENOTDIR)
+                        | Some(libc::ELOOP)
+                        | Some(libc::EXDEV)
                 ) =>
             {
                 Ok(None)
@@ -321,8 +340,9 @@ impl View {
 
     /// The lower entries of `dir`, by name (cached for immutable lowers).
     fn lower_listing(&self, dir: &RepoPath) -> Result<Listing> {
-        if let Some(cache) = &self.lower_dirs {
-            if let Some(l) = cache.lock().map_err(|_| poisoned(dir))?.get(dir) {
+        let now = Instant::now();
+        if let Some((l, expires)) = self.lower_dirs.lock().map_err(|_| poisoned(dir))?.get(dir) {
+            if expires.is_none_or(|t| now < t) {
                 return Ok(l.clone());
             }
         }
@@ -337,12 +357,11 @@ impl View {
                 .filter_map(|e| Some((e.path.file_name()?.to_string(), e)))
                 .collect(),
         );
-        if let Some(cache) = &self.lower_dirs {
-            cache
-                .lock()
-                .map_err(|_| poisoned(dir))?
-                .insert(dir.clone(), map.clone());
-        }
+        let expires = self.live.then(|| now + LIVE_LISTING_TTL);
+        self.lower_dirs
+            .lock()
+            .map_err(|_| poisoned(dir))?
+            .insert(dir.clone(), (map.clone(), expires));
         Ok(map)
     }
 
@@ -350,10 +369,35 @@ impl View {
         if !parent.merge_lower {
             return Ok(None);
         }
-        if self.lower_dirs.is_some() {
-            return Ok(self.lower_listing(&parent.path)?.get(name).cloned());
+        Ok(self.lower_listing(&parent.path)?.get(name).cloned())
+    }
+
+    /// A string that changes whenever the listing of directory `node` may
+    /// have changed (upper dir inode and times, lower dir object id), so a
+    /// consumer can keep a cached listing while it stays the same.
+    pub fn dir_version(&self, node: &Node) -> Result<String> {
+        let mut v = String::new();
+        if let Some(fd) = self.upper_dir_fd(&node.path)? {
+            let st = upper::fstat(&fd).map_err(|e| ViewError::io(&node.path, e))?;
+            v = format!(
+                "{}:{}.{}:{}.{}",
+                st.st_ino, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
+            );
         }
-        Ok(self.lower.stat(&parent.path.join(name)?)?)
+        if node.merge_lower {
+            let lower = match node.path.parent() {
+                Some(p) => node
+                    .path
+                    .file_name()
+                    .and_then(|n| self.lower_listing(&p).ok()?.get(n).cloned()),
+                None => self.lower.stat(&node.path)?,
+            };
+            if let Some(e) = lower {
+                v.push('/');
+                v.push_str(e.oid.as_str());
+            }
+        }
+        Ok(v)
     }
 
     /// The root of the merged tree.
@@ -381,14 +425,17 @@ impl View {
         }
         let mut up = None;
         let mut opaque = false;
-        if parent.is_upper() {
+        // The upper dir is looked at even if `parent` was not in it when it
+        // was resolved: another writer may have created it since.
+        {
             if let Some(dfd) = self.upper_dir_fd(&parent.path)? {
                 if upper::is_whited_out(&dfd, name).map_err(|e| ViewError::io(&path, e))? {
                     return Ok(None);
                 }
                 if let Some(st) = upper::lstatat(&dfd, name).map_err(|e| ViewError::io(&path, e))? {
                     if upper::is_dir_stat(&st) {
-                        let fd = upper::open_dir(&dfd, name).map_err(|e| ViewError::io(&path, e))?;
+                        let fd =
+                            upper::open_dir(&dfd, name).map_err(|e| ViewError::io(&path, e))?;
                         opaque = upper::is_opaque(&fd).map_err(|e| ViewError::io(&path, e))?;
                     }
                     up = Some(st);
@@ -469,7 +516,7 @@ impl View {
         }
         let mut out: BTreeMap<String, Node> = BTreeMap::new();
         let mut whiteouts = Vec::new();
-        if let Some(dfd) = self.upper_dir_fd(&dir.path)?.filter(|_| dir.is_upper()) {
+        if let Some(dfd) = self.upper_dir_fd(&dir.path)? {
             let names = upper::list_names(&dfd).map_err(|e| ViewError::io(&dir.path, e))?;
             for name in names {
                 if let Some(target) = name.strip_prefix(upper::WHITEOUT_PREFIX) {
@@ -580,11 +627,12 @@ impl View {
             }
             EntryKind::File => {
                 let (dfd, name) = self.ensure_upper_parent(path)?;
-                let (tmp, mut f) = upper::create_temp(&dfd, name, 0o600)
-                    .map_err(|e| ViewError::io(path, e))?;
+                let (tmp, mut f) =
+                    upper::create_temp(&dfd, name, 0o600).map_err(|e| ViewError::io(path, e))?;
                 let filled = match cache {
                     Some(c) => c.local_file(self.lower.as_ref(), &entry).and_then(|local| {
-                        let mut src = File::open(&local).map_err(|e| SourceError::io(local.display(), e))?;
+                        let mut src =
+                            File::open(&local).map_err(|e| SourceError::io(local.display(), e))?;
                         io::copy(&mut src, &mut f)
                             .map(drop)
                             .map_err(|e| SourceError::io(local.display(), e))
@@ -749,7 +797,12 @@ impl View {
     }
 
     /// Makes a hard link `to` of the file `from` (copied up first).
-    pub fn link(&self, from: &RepoPath, to: &RepoPath, cache: Option<&dyn BlobCache>) -> Result<Node> {
+    pub fn link(
+        &self,
+        from: &RepoPath,
+        to: &RepoPath,
+        cache: Option<&dyn BlobCache>,
+    ) -> Result<Node> {
         if self.node(to)?.is_some() {
             return Err(ViewError::Exists(to.clone()));
         }
@@ -846,7 +899,10 @@ impl View {
         let (dfd, dname) = self.ensure_upper_parent(to)?;
         let dst_had_whiteout =
             upper::clear_whiteout(&dfd, dname).map_err(|e| ViewError::io(to, e))?;
-        if let Some(d) = dst.as_ref().filter(|d| !exchange && d.kind == EntryKind::Dir && d.is_upper()) {
+        if let Some(d) = dst
+            .as_ref()
+            .filter(|d| !exchange && d.kind == EntryKind::Dir && d.is_upper())
+        {
             // An empty merged directory may still hold whiteout markers.
             upper::remove_tree(&dfd, dname).map_err(|e| ViewError::io(&d.path, e))?;
         }
@@ -872,7 +928,12 @@ impl View {
     }
 
     /// Sets the permission bits (copies up first).
-    pub fn set_mode(&self, path: &RepoPath, mode: u32, cache: Option<&dyn BlobCache>) -> Result<Node> {
+    pub fn set_mode(
+        &self,
+        path: &RepoPath,
+        mode: u32,
+        cache: Option<&dyn BlobCache>,
+    ) -> Result<Node> {
         let n = self.copy_up(path, cache)?;
         if n.kind != EntryKind::Symlink {
             let (dfd, name) = self.upper_parent(path)?;
@@ -979,6 +1040,6 @@ impl Source for View {
         if node.is_upper() {
             return Ok(self.read_node(&node)?);
         }
-        Ok(self.lower.read(entry)?)
+        self.lower.read(entry)
     }
 }

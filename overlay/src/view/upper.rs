@@ -9,9 +9,11 @@
 //! # On-disk format (compatible with kernel overlayfs, Scorpio, fuse-overlayfs)
 //!
 //! - A **whiteout** for `name` is a character device `name` with device
-//!   number 0/0 (what kernel overlayfs and Scorpio write as root). Without
-//!   `CAP_MKNOD` we write fuse-overlayfs's unprivileged form instead: an
-//!   empty regular file `.wh.<name>` next to it. Both are read.
+//!   number 0/0 (what kernel overlayfs and Scorpio write). Since Linux 5.8
+//!   creating a 0/0 device needs no privilege; where `mknod` is still
+//!   refused (older kernels, some file systems) we write fuse-overlayfs's
+//!   unprivileged form instead: an empty regular file `.wh.<name>` next to
+//!   it. Both are read.
 //! - An **opaque** directory carries the xattr `trusted.overlay.opaque`,
 //!   `user.overlay.opaque` or `user.fuseoverlayfs.opaque` with value `y`, or
 //!   contains an empty file `.wh..wh..opq` (fuse-overlayfs). We write the

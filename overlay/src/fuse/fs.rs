@@ -1,0 +1,1434 @@
+//! The `fuser::Filesystem` over one or more [`View`]s.
+//!
+//! View 0 is the tree; the others are *bind directories* (e.g. `buck-out`)
+//! shown at the root under their names, each a View with an empty lower
+//! whose upper dir is the local directory. With a kernel bind mount on top
+//! they are never reached through FUSE; without one they are served here.
+//!
+//! Inodes are path-based: an inode number names `(view, path)` for the life
+//! of the mount (renames move the numbers along; an unlinked path's number
+//! is retired so a new file there gets a new one). `forget` is not tracked:
+//! the table grows with the number of distinct paths looked up.
+//!
+//! Caching and freshness: entry and attribute TTLs are [`TTL`] (1 s), and
+//! negative lookups are not cached, so a change made in the upper dir behind
+//! the daemon's back (the two-way sync) is seen within a second. Upper files
+//! are opened without `FOPEN_KEEP_CACHE`, so their page cache is dropped on
+//! every open (close-to-open consistency); lower files are immutable for a
+//! given object id and keep their cache. No direct I/O anywhere, so shared
+//! writable mmap (SQLite WAL's `-shm`) works. File locks (POSIX and flock)
+//! are left to the kernel (the lock ops are not implemented, so it keeps
+//! them locally), which is exact for a single-host mount.
+
+use super::MountStats;
+use crate::cache::BlobCache;
+use crate::entry::EntryKind;
+use crate::path::RepoPath;
+use crate::view::{upper, Node, View, ViewError};
+use fuser::{
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Entry and attribute TTL: how long the kernel may trust a lookup or a
+/// getattr before asking again (bounds staleness after outside writes).
+pub const TTL: Duration = Duration::from_secs(1);
+
+type Key = (usize, RepoPath);
+
+struct InodeData {
+    key: Key,
+    /// Set when the path was unlinked or replaced: the number is retired.
+    retired: bool,
+    /// The passthrough backing file shared by all open handles of this inode.
+    backing: Option<(Arc<BackingId>, usize)>,
+    /// For directories: the View's version of the listing last handed to
+    /// the kernel; while it stays the same the kernel keeps its cache.
+    dir_version: Option<String>,
+}
+
+#[derive(Default)]
+struct Inodes {
+    by_ino: HashMap<u64, InodeData>,
+    by_key: HashMap<Key, u64>,
+    next: u64,
+}
+
+impl Inodes {
+    fn ino_for(&mut self, key: Key) -> u64 {
+        if let Some(i) = self.by_key.get(&key) {
+            return *i;
+        }
+        self.next += 1;
+        let ino = self.next;
+        self.by_key.insert(key.clone(), ino);
+        self.by_ino.insert(
+            ino,
+            InodeData {
+                key,
+                retired: false,
+                backing: None,
+                dir_version: None,
+            },
+        );
+        ino
+    }
+
+    fn retire(&mut self, key: &Key) {
+        if let Some(ino) = self.by_key.remove(key) {
+            if let Some(d) = self.by_ino.get_mut(&ino) {
+                d.retired = true;
+            }
+        }
+    }
+
+    /// Moves `from` and everything below it to `to` (after a rename).
+    fn rename(&mut self, view: usize, from: &RepoPath, to: &RepoPath) {
+        self.retire(&(view, to.clone()));
+        let moved: Vec<(Key, u64)> = self
+            .by_key
+            .iter()
+            .filter(|((v, p), _)| *v == view && p.starts_with(from) && !p.starts_with(to))
+            .map(|(k, i)| (k.clone(), *i))
+            .collect();
+        for ((v, p), ino) in moved {
+            let rest = &p.as_str()[from.as_str().len()..];
+            let new = RepoPath::new(&format!("{}{}", to.as_str(), rest));
+            self.by_key.remove(&(v, p));
+            if let Ok(new) = new {
+                self.by_key.insert((v, new.clone()), ino);
+                if let Some(d) = self.by_ino.get_mut(&ino) {
+                    d.key = (v, new);
+                }
+            }
+        }
+    }
+
+    /// Swaps `a` and `b` (after `RENAME_EXCHANGE`).
+    fn exchange(&mut self, view: usize, a: &RepoPath, b: &RepoPath) {
+        let tmp = match RepoPath::new(&format!("{}\u{1}xchg", a.as_str())) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        self.rename(view, a, &tmp);
+        self.rename(view, b, a);
+        self.rename(view, &tmp, b);
+    }
+}
+
+enum Handle {
+    File {
+        file: Arc<File>,
+        /// Keeps the inode's passthrough registration alive while open.
+        passthrough: bool,
+    },
+    /// A directory; its listing is made on the first readdir (none is
+    /// needed when the kernel serves the listing from its cache).
+    Dir {
+        ino: INodeNo,
+        listing: Arc<Mutex<Option<Arc<Vec<DirEnt>>>>>,
+    },
+}
+
+struct DirEnt {
+    ino: u64,
+    kind: FileType,
+    name: String,
+    node: Option<Node>,
+}
+
+/// The FUSE file system. Build it with [`OverlayFs::new`] and hand it to
+/// [`super::mount`] (or to `fuser` directly).
+pub struct OverlayFs {
+    views: Vec<Arc<View>>,
+    /// Root names served by views other than 0.
+    binds: HashMap<String, usize>,
+    /// Views whose files are opened in FUSE passthrough mode.
+    passthrough_views: Vec<usize>,
+    cache: Arc<dyn BlobCache>,
+    inodes: Mutex<Inodes>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_fh: AtomicU64,
+    mounted_at: SystemTime,
+    uid: u32,
+    gid: u32,
+    is_root: bool,
+    passthrough_ok: AtomicU64,
+    stats: Arc<MountStats>,
+    /// Bumped by every mutation: cached directory nodes older than the
+    /// current generation are resolved again.
+    generation: AtomicU64,
+    /// Resolved directory nodes, so a lookup does not walk from the root;
+    /// trusted for [`TTL`] (the same bound the kernel's own cache has).
+    dir_nodes: Mutex<HashMap<Key, (Node, Instant, u64)>>,
+}
+
+fn errno(e: &ViewError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn io_errno(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn file_type(node: &Node) -> FileType {
+    match &node.upper {
+        Some(st) => match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => FileType::Directory,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFIFO => FileType::NamedPipe,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFCHR => FileType::CharDevice,
+            libc::S_IFBLK => FileType::BlockDevice,
+            _ => FileType::RegularFile,
+        },
+        None => match node.kind {
+            EntryKind::Dir | EntryKind::Gitlink => FileType::Directory,
+            EntryKind::Symlink => FileType::Symlink,
+            EntryKind::File => FileType::RegularFile,
+        },
+    }
+}
+
+fn time(sec: i64, nsec: i64) -> SystemTime {
+    if sec >= 0 {
+        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs())
+    }
+}
+
+fn timespec(t: TimeOrNow) -> libc::timespec {
+    match t {
+        TimeOrNow::Now => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        TimeOrNow::SpecificTime(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => libc::timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as i64,
+            },
+            Err(e) => libc::timespec {
+                tv_sec: -(e.duration().as_secs() as i64),
+                tv_nsec: 0,
+            },
+        },
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<&str, Errno> {
+    let s = name.to_str().ok_or(Errno::EINVAL)?;
+    if s.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(s)
+}
+
+impl OverlayFs {
+    /// `views[0]` is the tree; `binds` maps root names to other views;
+    /// files of views listed in `passthrough_views` are opened in kernel
+    /// passthrough mode when the kernel supports it.
+    pub fn new(
+        views: Vec<Arc<View>>,
+        binds: HashMap<String, usize>,
+        passthrough_views: Vec<usize>,
+        cache: Arc<dyn BlobCache>,
+        stats: Arc<MountStats>,
+    ) -> OverlayFs {
+        let mut inodes = Inodes {
+            next: 1,
+            ..Default::default()
+        };
+        inodes.by_key.insert((0, RepoPath::root()), 1);
+        inodes.by_ino.insert(
+            1,
+            InodeData {
+                key: (0, RepoPath::root()),
+                retired: false,
+                backing: None,
+                dir_version: None,
+            },
+        );
+        // SAFETY: these getters cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        OverlayFs {
+            views,
+            binds,
+            passthrough_views,
+            cache,
+            inodes: Mutex::new(inodes),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mounted_at: SystemTime::now(),
+            uid,
+            gid,
+            is_root: uid == 0,
+            passthrough_ok: AtomicU64::new(0),
+            stats,
+            generation: AtomicU64::new(0),
+            dir_nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn inodes(&self) -> MutexGuard<'_, Inodes> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handles(&self) -> MutexGuard<'_, HashMap<u64, Handle>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(&self, ino: INodeNo) -> Result<Key, Errno> {
+        let inodes = self.inodes();
+        let d = inodes.by_ino.get(&ino.0).ok_or(Errno::ENOENT)?;
+        if d.retired {
+            return Err(Errno::ENOENT);
+        }
+        Ok(d.key.clone())
+    }
+
+    fn view(&self, v: usize) -> Result<&Arc<View>, Errno> {
+        self.views.get(v).ok_or(Errno::EIO)
+    }
+
+    /// The current node of an inode (resolved afresh, so outside changes to
+    /// the upper dir are seen).
+    fn node(&self, ino: INodeNo) -> Result<(Key, Node), Errno> {
+        let key = self.key(ino)?;
+        let node = self
+            .view(key.0)?
+            .node(&key.1)
+            .map_err(|e| errno(&e))?
+            .ok_or(Errno::ENOENT)?;
+        Ok((key, node))
+    }
+
+    /// Forgets cached directory nodes (after any change made through us).
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The node of directory `key`, from the short-lived cache if fresh.
+    fn dir_node(&self, key: &Key) -> Result<Node, Errno> {
+        let gen = self.generation.load(Ordering::Relaxed);
+        {
+            let cache = self.dir_nodes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((n, at, g)) = cache.get(key) {
+                if *g == gen && at.elapsed() < TTL {
+                    return Ok(n.clone());
+                }
+            }
+        }
+        let node = self
+            .view(key.0)?
+            .node(&key.1)
+            .map_err(|e| errno(&e))?
+            .ok_or(Errno::ENOENT)?;
+        if node.kind == EntryKind::Dir {
+            let mut cache = self.dir_nodes.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(key.clone(), (node.clone(), Instant::now(), gen));
+        }
+        Ok(node)
+    }
+
+    /// The key of `parent/name`.
+    fn child_key(&self, parent: INodeNo, name: &OsStr) -> Result<Key, Errno> {
+        let name = name_str(name)?;
+        let (v, path) = self.key(parent)?;
+        if v == 0 && path.is_root() {
+            if let Some(bv) = self.binds.get(name) {
+                return Ok((*bv, RepoPath::root()));
+            }
+        }
+        let p = path.join(name).map_err(|_| Errno::EINVAL)?;
+        Ok((v, p))
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> Result<FileAttr, Errno> {
+        let kind = file_type(node);
+        if let Some(st) = &node.upper {
+            return Ok(FileAttr {
+                ino: INodeNo(ino),
+                size: st.st_size as u64,
+                blocks: st.st_blocks as u64,
+                atime: time(st.st_atime, st.st_atime_nsec),
+                mtime: time(st.st_mtime, st.st_mtime_nsec),
+                ctime: time(st.st_ctime, st.st_ctime_nsec),
+                crtime: time(st.st_ctime, st.st_ctime_nsec),
+                kind,
+                perm: (st.st_mode & 0o7777) as u16,
+                nlink: st.st_nlink as u32,
+                uid: st.st_uid,
+                gid: st.st_gid,
+                rdev: st.st_rdev as u32,
+                blksize: st.st_blksize as u32,
+                flags: 0,
+            });
+        }
+        let size = match (&node.lower, kind) {
+            (Some(e), FileType::RegularFile) => match e.size {
+                Some(s) => s,
+                None => {
+                    let view = self.view(0)?;
+                    let local = self
+                        .cache
+                        .local_file(view.lower().as_ref(), e)
+                        .map_err(|_| Errno::EIO)?;
+                    std::fs::metadata(local).map_err(|e| io_errno(&e))?.len()
+                }
+            },
+            (Some(e), FileType::Symlink) => e.size.unwrap_or(0),
+            _ => 4096,
+        };
+        Ok(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.mounted_at,
+            mtime: self.mounted_at,
+            ctime: self.mounted_at,
+            crtime: self.mounted_at,
+            kind,
+            perm: node.mode() as u16,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        })
+    }
+
+    /// Gives a newly created upper entry to the requesting user (when we
+    /// run as root; otherwise it belongs to us, as with any FUSE daemon).
+    fn chown_new(&self, req: &Request, key: &Key) {
+        if !self.is_root {
+            return;
+        }
+        if let Ok(view) = self.view(key.0) {
+            if let Err(e) = view.set_owner(&key.1, Some(req.uid()), Some(req.gid()), None) {
+                tracing::warn!("chown {}: {e}", key.1);
+            }
+        }
+    }
+
+    fn entry_reply(&self, key: Key, reply: ReplyEntry) {
+        self.changed();
+        let found = self
+            .view(key.0)
+            .and_then(|v| v.node(&key.1).map_err(|e| errno(&e)))
+            .and_then(|n| n.ok_or(Errno::ENOENT));
+        self.entry_reply_found(key, found, reply);
+    }
+
+    fn entry_reply_found(&self, key: Key, found: Result<Node, Errno>, reply: ReplyEntry) {
+        match found {
+            Ok(node) => {
+                let ino = self.inodes().ino_for(key);
+                match self.attr(ino, &node) {
+                    Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+                    Err(e) => reply.error(e),
+                }
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn new_fh(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles().insert(fh, h);
+        fh
+    }
+
+    fn file(&self, fh: FileHandle) -> Result<Arc<File>, Errno> {
+        match self.handles().get(&fh.0) {
+            Some(Handle::File { file, .. }) => Ok(file.clone()),
+            Some(Handle::Dir { .. }) => Err(Errno::EISDIR),
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    /// Opens the file of `node` for the given open flags: lower files
+    /// read-only from the blob cache, everything written through the upper
+    /// dir (copied up first).
+    fn open_file(&self, key: &Key, node: &Node, flags: i32) -> Result<(File, bool), Errno> {
+        let view = self.view(key.0)?;
+        let acc = flags & libc::O_ACCMODE;
+        let writes = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if writes {
+            // Read-write where permitted, so the kernel may read pages of a
+            // file opened write-only (partial page writes, mmap).
+            let extra = flags & (libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC);
+            let f = view
+                .open_upper(&key.1, libc::O_RDWR | extra, Some(self.cache.as_ref()))
+                .or_else(|_| view.open_upper(&key.1, acc | extra, Some(self.cache.as_ref())))
+                .map_err(|e| errno(&e))?;
+            return Ok((f, false));
+        }
+        if let Some(f) = view.open_upper_read(node).map_err(|e| errno(&e))? {
+            return Ok((f, false));
+        }
+        let entry = node.lower.as_ref().ok_or(Errno::ENOENT)?;
+        let local = self
+            .cache
+            .local_file(view.lower().as_ref(), entry)
+            .map_err(|e| {
+                tracing::warn!("fetching {}: {e}", entry.path);
+                Errno::EIO
+            })?;
+        let f = File::open(&local).map_err(|e| io_errno(&e))?;
+        Ok((f, true))
+    }
+
+    /// Registers `file` as the passthrough backing of `ino` (or reuses the
+    /// inode's existing one). `None` when passthrough is not in use.
+    fn backing(
+        &self,
+        ino: u64,
+        key: &Key,
+        file: &File,
+        open_backing: impl FnOnce(&File) -> io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if self.passthrough_ok.load(Ordering::Relaxed) == 0
+            || !self.passthrough_views.contains(&key.0)
+        {
+            return None;
+        }
+        let mut inodes = self.inodes();
+        let d = inodes.by_ino.get_mut(&ino)?;
+        if let Some((b, n)) = &mut d.backing {
+            *n += 1;
+            return Some(b.clone());
+        }
+        match open_backing(file) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                d.backing = Some((b.clone(), 1));
+                Some(b)
+            }
+            Err(e) => {
+                tracing::debug!("passthrough unavailable for {}: {e}", key.1);
+                None
+            }
+        }
+    }
+
+    fn drop_backing(&self, ino: u64) {
+        let mut inodes = self.inodes();
+        if let Some(d) = inodes.by_ino.get_mut(&ino) {
+            if let Some((_, n)) = &mut d.backing {
+                *n -= 1;
+                if *n == 0 {
+                    d.backing = None;
+                }
+            }
+        }
+    }
+
+    fn list_dir(&self, ino: INodeNo) -> Result<Vec<DirEnt>, Errno> {
+        let (key, node) = self.node(ino)?;
+        let view = self.view(key.0)?;
+        let children = view.list(&node).map_err(|e| errno(&e))?;
+        let mut out = Vec::with_capacity(children.len() + 2);
+        let parent_ino = match key.1.parent() {
+            Some(p) => self.inodes().ino_for((key.0, p)),
+            None => 1,
+        };
+        out.push(DirEnt {
+            ino: ino.0,
+            kind: FileType::Directory,
+            name: ".".into(),
+            node: None,
+        });
+        out.push(DirEnt {
+            ino: parent_ino,
+            kind: FileType::Directory,
+            name: "..".into(),
+            node: None,
+        });
+        let at_root = key.0 == 0 && key.1.is_root();
+        let mut inodes = self.inodes();
+        for c in children {
+            let Some(name) = c.path.file_name().map(str::to_string) else {
+                continue;
+            };
+            if at_root && self.binds.contains_key(&name) {
+                continue;
+            }
+            let ino = inodes.ino_for((key.0, c.path.clone()));
+            out.push(DirEnt {
+                ino,
+                kind: file_type(&c),
+                name,
+                node: Some(c),
+            });
+        }
+        if at_root {
+            for (name, v) in &self.binds {
+                let ino = inodes.ino_for((*v, RepoPath::root()));
+                let node = self.views.get(*v).and_then(|v| v.root().ok());
+                out.push(DirEnt {
+                    ino,
+                    kind: FileType::Directory,
+                    name: name.clone(),
+                    node,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn dir_handle(&self, fh: FileHandle) -> Result<Arc<Vec<DirEnt>>, Errno> {
+        let (ino, listing) = match self.handles().get(&fh.0) {
+            Some(Handle::Dir { ino, listing }) => (*ino, listing.clone()),
+            Some(_) => return Err(Errno::ENOTDIR),
+            None => return Err(Errno::EBADF),
+        };
+        let mut l = listing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = &*l {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(self.list_dir(ino)?);
+        *l = Some(d.clone());
+        Ok(d)
+    }
+
+    fn xattr_path(&self, ino: INodeNo, copy_up: bool) -> Result<Option<CString>, Errno> {
+        let (key, node) = self.node(ino)?;
+        let view = self.view(key.0)?;
+        let node = if copy_up && !node.is_upper() {
+            view.copy_up(&key.1, Some(self.cache.as_ref()))
+                .map_err(|e| errno(&e))?
+        } else {
+            node
+        };
+        match view.upper_path(&node) {
+            Some(p) => Ok(Some(
+                CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
+        if size == 0 {
+            reply.size(data.len() as u32);
+        } else if data.len() > size as usize {
+            reply.error(Errno::ERANGE);
+        } else {
+            reply.data(data);
+        }
+    }
+}
+
+impl Filesystem for OverlayFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let want = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS;
+        let caps = config.capabilities();
+        let _ = config.add_capabilities(want & caps);
+        if !self.passthrough_views.is_empty() && caps.contains(InitFlags::FUSE_PASSTHROUGH) {
+            // Passthrough needs a stacking depth; 1 is enough on ext4/xfs.
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok()
+            {
+                self.passthrough_ok.store(1, Ordering::Relaxed);
+                self.stats.passthrough.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let key = match self.child_key(parent, name) {
+            Ok(k) => k,
+            Err(e) => return reply.error(e),
+        };
+        let found = match (key.1.parent(), key.1.file_name()) {
+            (Some(pp), Some(n)) => self.dir_node(&(key.0, pp)).and_then(|pn| {
+                self.view(key.0)?
+                    .child(&pn, n)
+                    .map_err(|e| errno(&e))?
+                    .ok_or(Errno::ENOENT)
+            }),
+            _ => self.dir_node(&key),
+        };
+        self.entry_reply_found(key, found, reply);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // An open file's attributes come from its fd (it may be unlinked).
+        if let Some(fh) = fh {
+            if let Ok(f) = self.file(fh) {
+                if let Ok(st) = upper::fstat(&*f) {
+                    let retired_or_upper = self
+                        .inodes()
+                        .by_ino
+                        .get(&ino.0)
+                        .map(|d| d.retired)
+                        .unwrap_or(true);
+                    if retired_or_upper {
+                        let node = Node {
+                            path: RepoPath::root(),
+                            kind: EntryKind::File,
+                            upper: Some(st),
+                            lower: None,
+                            merge_lower: false,
+                        };
+                        match self.attr(ino.0, &node) {
+                            Ok(a) => return reply.attr(&TTL, &a),
+                            Err(e) => return reply.error(e),
+                        }
+                    }
+                }
+            }
+        }
+        match self.node(ino).and_then(|(_, n)| self.attr(ino.0, &n)) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let run = || -> Result<FileAttr, Errno> {
+            let (key, _) = self.node(ino)?;
+            let view = self.view(key.0)?;
+            let cache = Some(self.cache.as_ref());
+            if let Some(size) = size {
+                let via_fh = fh.and_then(|fh| self.file(fh).ok()).filter(|f| {
+                    // Only an upper fd opened for writing can be truncated.
+                    // SAFETY: fcntl F_GETFL on a valid fd.
+                    let fl = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+                    fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDONLY
+                });
+                let f = match via_fh {
+                    Some(f) => f,
+                    None => Arc::new(
+                        view.open_upper(&key.1, libc::O_WRONLY, cache)
+                            .map_err(|e| errno(&e))?,
+                    ),
+                };
+                f.set_len(size).map_err(|e| io_errno(&e))?;
+            }
+            if uid.is_some() || gid.is_some() {
+                view.set_owner(&key.1, uid, gid, cache)
+                    .map_err(|e| errno(&e))?;
+            }
+            if let Some(mode) = mode {
+                view.set_mode(&key.1, mode, cache).map_err(|e| errno(&e))?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                view.set_times(&key.1, atime.map(timespec), mtime.map(timespec), cache)
+                    .map_err(|e| errno(&e))?;
+            }
+            self.changed();
+            let (_, node) = self.node(ino)?;
+            self.attr(ino.0, &node)
+        };
+        match run() {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let run = || -> Result<Vec<u8>, Errno> {
+            let (key, node) = self.node(ino)?;
+            if node.kind != EntryKind::Symlink {
+                return Err(Errno::EINVAL);
+            }
+            self.view(key.0)?.read_node(&node).map_err(|e| errno(&e))
+        };
+        match run() {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let run = || -> Result<Key, Errno> {
+            let key = self.child_key(parent, name)?;
+            let view = self.view(key.0)?;
+            let mode = (mode & libc::S_IFMT) | (mode & 0o7777 & !umask);
+            view.mknod(&key.1, mode, u64::from(rdev))
+                .map_err(|e| errno(&e))?;
+            self.chown_new(req, &key);
+            Ok(key)
+        };
+        match run() {
+            Ok(key) => self.entry_reply(key, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let run = || -> Result<Key, Errno> {
+            let key = self.child_key(parent, name)?;
+            self.view(key.0)?
+                .mkdir(&key.1, mode & 0o7777 & !umask)
+                .map_err(|e| errno(&e))?;
+            self.chown_new(req, &key);
+            Ok(key)
+        };
+        match run() {
+            Ok(key) => self.entry_reply(key, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let run = || -> Result<(), Errno> {
+            let key = self.child_key(parent, name)?;
+            if key.1.is_root() {
+                return Err(Errno::EBUSY);
+            }
+            self.view(key.0)?
+                .remove(&key.1, false)
+                .map_err(|e| errno(&e))?;
+            self.inodes().retire(&key);
+            self.changed();
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let run = || -> Result<(), Errno> {
+            let key = self.child_key(parent, name)?;
+            if key.1.is_root() {
+                return Err(Errno::EBUSY);
+            }
+            self.view(key.0)?
+                .remove(&key.1, true)
+                .map_err(|e| errno(&e))?;
+            self.inodes().retire(&key);
+            self.changed();
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let run = || -> Result<Key, Errno> {
+            let key = self.child_key(parent, link_name)?;
+            let target = target.to_str().ok_or(Errno::EINVAL)?;
+            self.view(key.0)?
+                .symlink(&key.1, target)
+                .map_err(|e| errno(&e))?;
+            self.chown_new(req, &key);
+            Ok(key)
+        };
+        match run() {
+            Ok(key) => self.entry_reply(key, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let run = || -> Result<(), Errno> {
+            let from = self.child_key(parent, name)?;
+            let to = self.child_key(newparent, newname)?;
+            if from.0 != to.0 || from.1.is_root() || to.1.is_root() {
+                return Err(Errno::EXDEV);
+            }
+            if flags.contains(RenameFlags::RENAME_WHITEOUT) {
+                return Err(Errno::EINVAL);
+            }
+            self.view(from.0)?
+                .rename(&from.1, &to.1, flags.bits(), Some(self.cache.as_ref()))
+                .map_err(|e| errno(&e))?;
+            self.changed();
+            let mut inodes = self.inodes();
+            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                inodes.exchange(from.0, &from.1, &to.1);
+            } else {
+                inodes.rename(from.0, &from.1, &to.1);
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let run = || -> Result<Key, Errno> {
+            let (from, _) = self.node(ino)?;
+            let to = self.child_key(newparent, newname)?;
+            if from.0 != to.0 {
+                return Err(Errno::EXDEV);
+            }
+            self.view(to.0)?
+                .link(&from.1, &to.1, Some(self.cache.as_ref()))
+                .map_err(|e| errno(&e))?;
+            Ok(to)
+        };
+        match run() {
+            Ok(key) => self.entry_reply(key, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let run = || -> Result<(File, bool, Key), Errno> {
+            let (key, node) = self.node(ino)?;
+            if node.kind == EntryKind::Dir {
+                return Err(Errno::EISDIR);
+            }
+            let (f, immutable) = self.open_file(&key, &node, flags.0)?;
+            Ok((f, immutable, key))
+        };
+        match run() {
+            Ok((file, immutable, key)) => {
+                let fopen = if immutable {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                match self.backing(ino.0, &key, &file, |f| reply.open_backing(f)) {
+                    Some(b) => {
+                        let fh = self.new_fh(Handle::File {
+                            file: Arc::new(file),
+                            passthrough: true,
+                        });
+                        reply.opened_passthrough(FileHandle(fh), fopen, &b);
+                    }
+                    None => {
+                        let fh = self.new_fh(Handle::File {
+                            file: Arc::new(file),
+                            passthrough: false,
+                        });
+                        reply.opened(FileHandle(fh), fopen);
+                    }
+                }
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let run = || -> Result<Vec<u8>, Errno> {
+            let f = self.file(fh)?;
+            crate::view::read_at(&f, offset, size as usize).map_err(|e| io_errno(&e))
+        };
+        match run() {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let run = || -> Result<u32, Errno> {
+            let f = self.file(fh)?;
+            f.write_all_at(data, offset).map_err(|e| io_errno(&e))?;
+            Ok(data.len() as u32)
+        };
+        match run() {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Writes go straight to the upper file; nothing is buffered here.
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if let Some(Handle::File {
+            passthrough: true, ..
+        }) = self.handles().remove(&fh.0)
+        {
+            self.drop_backing(ino.0);
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let run = || -> Result<(), Errno> {
+            let f = self.file(fh)?;
+            let r = if datasync {
+                f.sync_data()
+            } else {
+                f.sync_all()
+            };
+            r.map_err(|e| io_errno(&e))
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let run = || -> Result<bool, Errno> {
+            let (key, node) = self.node(ino)?;
+            if node.kind != EntryKind::Dir {
+                return Err(Errno::ENOTDIR);
+            }
+            let version = self
+                .view(key.0)?
+                .dir_version(&node)
+                .map_err(|e| errno(&e))?;
+            let mut inodes = self.inodes();
+            let d = inodes.by_ino.get_mut(&ino.0).ok_or(Errno::ENOENT)?;
+            let same = d.dir_version.as_deref() == Some(version.as_str());
+            d.dir_version = Some(version);
+            Ok(same)
+        };
+        match run() {
+            Ok(unchanged) => {
+                let fh = self.new_fh(Handle::Dir {
+                    ino,
+                    listing: Arc::new(Mutex::new(None)),
+                });
+                // The kernel caches the listing; it keeps it across opens
+                // only while the directory's version is unchanged.
+                let mut flags = FopenFlags::FOPEN_CACHE_DIR;
+                if unchanged {
+                    flags |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                reply.opened(FileHandle(fh), flags);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        match self.dir_handle(fh) {
+            Ok(list) => {
+                for (i, e) in list.iter().enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let list = match self.dir_handle(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for (i, e) in list.iter().enumerate().skip(offset as usize) {
+            let attr = match &e.node {
+                Some(n) => self.attr(e.ino, n),
+                None => self
+                    .node(if e.name == "." { ino } else { INodeNo(e.ino) })
+                    .and_then(|(_, n)| self.attr(e.ino, &n)),
+            };
+            let Ok(attr) = attr else { continue };
+            if reply.add(
+                INodeNo(e.ino),
+                (i + 1) as u64,
+                &e.name,
+                &TTL,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.handles().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let run = || -> Result<libc::statvfs, Errno> {
+            let view = self.view(0)?;
+            let p =
+                CString::new(view.upper_dir().as_os_str().as_bytes()).map_err(|_| Errno::EIO)?;
+            // SAFETY: zeroed statvfs is a valid out-buffer.
+            let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: valid path and out pointer.
+            if unsafe { libc::statvfs(p.as_ptr(), &mut s) } != 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            Ok(s)
+        };
+        match run() {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                255,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let run = || -> Result<(), Errno> {
+            let n = name_str(name)?;
+            if upper::is_internal_xattr(n) {
+                return Err(Errno::EPERM);
+            }
+            let p = self.xattr_path(ino, true)?.ok_or(Errno::EIO)?;
+            let cn = CString::new(n).map_err(|_| Errno::EINVAL)?;
+            // SAFETY: valid path, name and value buffer.
+            let r = unsafe {
+                libc::lsetxattr(
+                    p.as_ptr(),
+                    cn.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    flags,
+                )
+            };
+            if r != 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let run = || -> Result<Vec<u8>, Errno> {
+            let n = name_str(name)?;
+            if upper::is_internal_xattr(n) {
+                return Err(Errno::NO_XATTR);
+            }
+            let Some(p) = self.xattr_path(ino, false)? else {
+                return Err(Errno::NO_XATTR);
+            };
+            let cn = CString::new(n).map_err(|_| Errno::EINVAL)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            // SAFETY: valid path, name and buffer.
+            let r = unsafe {
+                libc::lgetxattr(p.as_ptr(), cn.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            };
+            if r < 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            buf.truncate(r as usize);
+            Ok(buf)
+        };
+        match run() {
+            Ok(d) => Self::reply_xattr(reply, size, &d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let run = || -> Result<Vec<u8>, Errno> {
+            let Some(p) = self.xattr_path(ino, false)? else {
+                return Ok(Vec::new());
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            // SAFETY: valid path and buffer.
+            let r = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            buf.truncate(r as usize);
+            let mut out = Vec::new();
+            for n in buf.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+                if !upper::is_internal_xattr(&String::from_utf8_lossy(n)) {
+                    out.extend_from_slice(n);
+                    out.push(0);
+                }
+            }
+            Ok(out)
+        };
+        match run() {
+            Ok(d) => Self::reply_xattr(reply, size, &d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let run = || -> Result<(), Errno> {
+            let n = name_str(name)?;
+            if upper::is_internal_xattr(n) {
+                return Err(Errno::NO_XATTR);
+            }
+            let Some(p) = self.xattr_path(ino, false)? else {
+                return Err(Errno::NO_XATTR);
+            };
+            let cn = CString::new(n).map_err(|_| Errno::EINVAL)?;
+            // SAFETY: valid path and name.
+            if unsafe { libc::lremovexattr(p.as_ptr(), cn.as_ptr()) } != 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let run = || -> Result<(File, Key, FileAttr), Errno> {
+            let key = self.child_key(parent, name)?;
+            let view = self.view(key.0)?;
+            let file = view
+                .create_file(&key.1, mode & 0o7777 & !umask)
+                .map_err(|e| errno(&e))?;
+            self.chown_new(req, &key);
+            let node = view
+                .node(&key.1)
+                .map_err(|e| errno(&e))?
+                .ok_or(Errno::ENOENT)?;
+            self.changed();
+            let ino = self.inodes().ino_for(key.clone());
+            let attr = self.attr(ino, &node)?;
+            Ok((file, key, attr))
+        };
+        // `flags` needs no handling: the file is new and empty, and our fd is
+        // always read-write (the kernel enforces the caller's access mode).
+        let _ = flags;
+        match run() {
+            Ok((file, key, attr)) => {
+                let backing = self.backing(attr.ino.0, &key, &file, |f| reply.open_backing(f));
+                let fh = self.new_fh(Handle::File {
+                    file: Arc::new(file),
+                    passthrough: backing.is_some(),
+                });
+                match backing {
+                    Some(b) => reply.created_passthrough(
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                        &b,
+                    ),
+                    None => reply.created(
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                    ),
+                }
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let run = || -> Result<(), Errno> {
+            let f = self.file(fh)?;
+            // SAFETY: fallocate on a valid fd.
+            let r = unsafe {
+                libc::fallocate(
+                    f.as_raw_fd(),
+                    mode,
+                    offset as libc::off_t,
+                    length as libc::off_t,
+                )
+            };
+            if r != 0 {
+                return Err(io_errno(&io::Error::last_os_error()));
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! Real FUSE mounts of a View. Needs root and /dev/fuse; otherwise every
+//! test prints why it is skipped and passes.
+
+use antares_overlay::fuse::{self, BindMode, MountConfig, MountHandle, Unmounted};
+use antares_overlay::{BlobCache, DirSource, Source, SourceError, TreeEntry, View};
+use std::fs;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+/// A blob cache for tests: one file per object id in a directory.
+struct TestCache {
+    dir: PathBuf,
+}
+
+impl BlobCache for TestCache {
+    fn local_file(&self, source: &dyn Source, entry: &TreeEntry) -> Result<PathBuf, SourceError> {
+        let name: String = entry
+            .oid
+            .as_str()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = self.dir.join(name);
+        if !path.exists() {
+            let bytes = source.read(entry)?;
+            let tmp = self.dir.join(format!(".tmp-{}", std::process::id()));
+            fs::write(&tmp, bytes).map_err(|e| SourceError::io(tmp.display(), e))?;
+            fs::rename(&tmp, &path).map_err(|e| SourceError::io(path.display(), e))?;
+        }
+        Ok(path)
+    }
+}
+
+fn can_mount() -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIPPED: FUSE mount tests need root and /dev/fuse");
+        return false;
+    }
+    true
+}
+
+/// A mounted fixture; unmounts in Drop (lazily if needed), even on panic.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    lower: PathBuf,
+    upper: PathBuf,
+    local_buck_out: PathBuf,
+    mnt: PathBuf,
+    handle: Option<MountHandle>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+        if fuse::is_stale(&self.mnt) || is_mountpoint(&self.mnt) {
+            let _ = fuse::unmount(&self.mnt);
+        }
+    }
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(m) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let p = p.to_string_lossy();
+    m.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+}
+
+fn lower_tree(root: &Path) {
+    fs::create_dir_all(root.join("src/deep/er")).unwrap();
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::write(root.join("README"), "hello from lower\n").unwrap();
+    fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
+    fs::write(root.join("src/lib.rs"), "pub fn lib() {}\n").unwrap();
+    fs::write(root.join("src/deep/er/x.txt"), "x\n").unwrap();
+    fs::write(root.join("docs/a.md"), "a\n").unwrap();
+    fs::write(root.join("docs/b.md"), "b\n").unwrap();
+    fs::write(root.join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("src/main.rs", root.join("link")).unwrap();
+}
+
+fn setup() -> Option<Fixture> {
+    if !can_mount() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("lower");
+    let upper = tmp.path().join("upper");
+    let cache = tmp.path().join("cache");
+    let local_buck_out = tmp.path().join("state/buck-out");
+    let mnt = tmp.path().join("mnt");
+    lower_tree(&lower);
+    fs::create_dir_all(&cache).unwrap();
+    let source: Arc<dyn Source> = Arc::new(DirSource::open(&lower).unwrap());
+    let view = Arc::new(View::new(source, &upper).unwrap());
+    let mut cfg = MountConfig::new(view, Arc::new(TestCache { dir: cache }), &mnt);
+    cfg.bind_dirs = vec![("buck-out".into(), local_buck_out.clone())];
+    let handle = fuse::mount(cfg).unwrap();
+    let mnt = handle.mountpoint().to_path_buf();
+    Some(Fixture {
+        _tmp: tmp,
+        lower,
+        upper,
+        local_buck_out,
+        mnt,
+        handle: Some(handle),
+    })
+}
+
+fn is_whiteout(p: &Path) -> bool {
+    match fs::symlink_metadata(p) {
+        Ok(m) => m.file_type().is_char_device() && m.rdev() == 0,
+        Err(_) => {
+            let wh = p
+                .parent()
+                .unwrap()
+                .join(format!(".wh.{}", p.file_name().unwrap().to_str().unwrap()));
+            wh.exists()
+        }
+    }
+}
+
+#[test]
+fn reads_lower_files_and_listings() {
+    let Some(f) = setup() else { return };
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("README")).unwrap(),
+        "hello from lower\n"
+    );
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("src/deep/er/x.txt")).unwrap(),
+        "x\n"
+    );
+    let mut names: Vec<String> = fs::read_dir(&f.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["README", "buck-out", "docs", "link", "run.sh", "src"]
+    );
+    assert_eq!(fs::metadata(f.mnt.join("README")).unwrap().len(), 17);
+    // Nothing was copied up by reading.
+    assert!(!f.upper.join("README").exists());
+}
+
+#[test]
+fn write_copies_up_and_lands_in_upper() {
+    let Some(f) = setup() else { return };
+    let p = f.mnt.join("src/main.rs");
+    let mut file = fs::OpenOptions::new().append(true).open(&p).unwrap();
+    file.write_all(b"// edited\n").unwrap();
+    drop(file);
+    let want = "fn main() {}\n// edited\n";
+    assert_eq!(fs::read_to_string(&p).unwrap(), want);
+    assert_eq!(
+        fs::read_to_string(f.upper.join("src/main.rs")).unwrap(),
+        want
+    );
+    assert_eq!(
+        fs::read_to_string(f.lower.join("src/main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    // New files and directories.
+    fs::create_dir_all(f.mnt.join("new/dir")).unwrap();
+    fs::write(f.mnt.join("new/dir/file"), "new").unwrap();
+    assert_eq!(
+        fs::read_to_string(f.upper.join("new/dir/file")).unwrap(),
+        "new"
+    );
+    // Truncate through the mount.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(f.mnt.join("README"))
+        .unwrap()
+        .set_len(5)
+        .unwrap();
+    assert_eq!(fs::read_to_string(f.mnt.join("README")).unwrap(), "hello");
+}
+
+#[test]
+fn delete_writes_whiteouts() {
+    let Some(f) = setup() else { return };
+    fs::remove_file(f.mnt.join("docs/a.md")).unwrap();
+    assert!(!f.mnt.join("docs/a.md").exists());
+    assert!(is_whiteout(&f.upper.join("docs/a.md")));
+    assert!(f.lower.join("docs/a.md").exists());
+    fs::remove_file(f.mnt.join("docs/b.md")).unwrap();
+    fs::remove_dir(f.mnt.join("docs")).unwrap();
+    assert!(!f.mnt.join("docs").exists());
+    assert!(is_whiteout(&f.upper.join("docs")));
+    // Recreating the directory makes it opaque: the old files stay gone.
+    fs::create_dir(f.mnt.join("docs")).unwrap();
+    assert_eq!(fs::read_dir(f.mnt.join("docs")).unwrap().count(), 0);
+    // A non-empty directory cannot be removed.
+    let e = fs::remove_dir(f.mnt.join("src")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
+}
+
+#[test]
+fn rename_across_layers() {
+    let Some(f) = setup() else { return };
+    fs::rename(f.mnt.join("src/lib.rs"), f.mnt.join("lib2.rs")).unwrap();
+    assert!(!f.mnt.join("src/lib.rs").exists());
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("lib2.rs")).unwrap(),
+        "pub fn lib() {}\n"
+    );
+    assert!(is_whiteout(&f.upper.join("src/lib.rs")));
+    // Rename over an existing lower file.
+    fs::rename(f.mnt.join("lib2.rs"), f.mnt.join("README")).unwrap();
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("README")).unwrap(),
+        "pub fn lib() {}\n"
+    );
+    // An upper-only directory moves; a lower directory gives EXDEV (mv copies).
+    fs::create_dir(f.mnt.join("updir")).unwrap();
+    fs::write(f.mnt.join("updir/f"), "f").unwrap();
+    fs::rename(f.mnt.join("updir"), f.mnt.join("updir2")).unwrap();
+    assert_eq!(fs::read_to_string(f.mnt.join("updir2/f")).unwrap(), "f");
+    let e = fs::rename(f.mnt.join("src"), f.mnt.join("src2")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV));
+    let st = Command::new("mv")
+        .arg(f.mnt.join("src"))
+        .arg(f.mnt.join("src2"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("src2/main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    assert!(!f.mnt.join("src").exists());
+}
+
+#[test]
+fn opaque_directories_from_other_tools() {
+    let Some(f) = setup() else { return };
+    // An upper dir written by overlayfs/Scorpio: opaque via xattr.
+    fs::create_dir_all(f.upper.join("src")).unwrap();
+    let st = Command::new("setfattr")
+        .args(["-n", "trusted.overlay.opaque", "-v", "y"])
+        .arg(f.upper.join("src"))
+        .status();
+    if !st.map(|s| s.success()).unwrap_or(false) {
+        // No setfattr: use the fuse-overlayfs marker file instead.
+        fs::write(f.upper.join("src/.wh..wh..opq"), "").unwrap();
+    }
+    fs::write(f.upper.join("src/only.rs"), "only").unwrap();
+    std::thread::sleep(fuse::TTL + std::time::Duration::from_millis(200));
+    let names: Vec<_> = fs::read_dir(f.mnt.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["only.rs"]);
+    // fuse-overlayfs style whiteout file.
+    fs::create_dir_all(f.upper.join("docs")).unwrap();
+    fs::write(f.upper.join("docs/.wh.a.md"), "").unwrap();
+    let names: Vec<_> = fs::read_dir(f.mnt.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["b.md"]);
+}
+
+#[test]
+fn exec_bits_and_symlinks() {
+    let Some(f) = setup() else { return };
+    let m = fs::metadata(f.mnt.join("run.sh")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o755);
+    let out = Command::new(f.mnt.join("run.sh")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert_eq!(
+        fs::read_link(f.mnt.join("link")).unwrap(),
+        Path::new("src/main.rs")
+    );
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("link")).unwrap(),
+        "fn main() {}\n"
+    );
+    std::os::unix::fs::symlink("../README", f.mnt.join("src/up")).unwrap();
+    assert_eq!(
+        fs::read_link(f.upper.join("src/up")).unwrap(),
+        Path::new("../README")
+    );
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("src/up")).unwrap(),
+        "hello from lower\n"
+    );
+    fs::set_permissions(f.mnt.join("README"), fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        fs::metadata(f.upper.join("README"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert_eq!(
+        fs::metadata(f.mnt.join("README"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+}
+
+fn sqlite_wal(dir: &Path) {
+    let db = dir.join("t.db");
+    let sql = "PRAGMA journal_mode=WAL; CREATE TABLE t(a INTEGER, b TEXT); \
+               BEGIN; INSERT INTO t VALUES (1,'x'); INSERT INTO t VALUES (2,'y'); COMMIT; \
+               SELECT count(*) FROM t;";
+    let out = Command::new("sqlite3").arg(&db).arg(sql).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "wal\n2\n");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT b FROM t ORDER BY a;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\ny\n");
+}
+
+#[test]
+fn sqlite_wal_on_the_mount() {
+    let Some(f) = setup() else { return };
+    if Command::new("sqlite3").arg("-version").output().is_err() {
+        eprintln!("SKIPPED: sqlite3 not installed");
+        return;
+    }
+    sqlite_wal(&f.mnt);
+    assert!(f.upper.join("t.db").exists());
+    fs::create_dir(f.mnt.join("src/db")).unwrap();
+    sqlite_wal(&f.mnt.join("src/db"));
+}
+
+#[test]
+fn buck_out_is_local_and_symlinks_resolve_inside() {
+    let Some(f) = setup() else { return };
+    let handle = f.handle.as_ref().unwrap();
+    assert_eq!(handle.binds()[0].mode, BindMode::Kernel);
+    let bo = f.mnt.join("buck-out");
+    let fuse_type = statfs_type(&f.mnt);
+    let bo_type = statfs_type(&bo);
+    assert_ne!(
+        fuse_type, bo_type,
+        "buck-out must not be on the FUSE file system"
+    );
+    assert_eq!(bo_type, statfs_type(&f.local_buck_out));
+    assert!(!fs::symlink_metadata(&bo).unwrap().file_type().is_symlink());
+    // A relative symlink under buck-out resolves inside the mount.
+    fs::create_dir_all(bo.join("v2/art/__srcs")).unwrap();
+    std::os::unix::fs::symlink("../../../../src/main.rs", bo.join("v2/art/__srcs/main.rs"))
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(bo.join("v2/art/__srcs/main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    assert!(f.local_buck_out.join("v2/art/__srcs/main.rs").is_symlink());
+    sqlite_wal(&bo);
+    assert!(f.local_buck_out.join("t.db").exists());
+    assert!(!f.upper.join("buck-out").exists());
+}
+
+fn statfs_type(p: &Path) -> i64 {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: zeroed statfs is a valid out-buffer; valid path.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut s) }, 0);
+    s.f_type
+}
+
+#[test]
+fn concurrent_readers() {
+    let Some(f) = setup() else { return };
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(f.mnt.join("big.bin"), &big).unwrap();
+    let big = Arc::new(big);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let mnt = f.mnt.clone();
+            let big = big.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    assert_eq!(fs::read(mnt.join("big.bin")).unwrap(), *big);
+                    let name = if i % 2 == 0 {
+                        "README"
+                    } else {
+                        "src/deep/er/x.txt"
+                    };
+                    assert!(!fs::read(mnt.join(name)).unwrap().is_empty());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn unmount_with_open_files() {
+    let Some(mut f) = setup() else { return };
+    let mut open = fs::File::open(f.mnt.join("README")).unwrap();
+    let handle = f.handle.take().unwrap();
+    let t = std::thread::spawn(move || handle.unmount());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Detached, but the open file still reads.
+    assert!(!is_mountpoint(&f.mnt));
+    let mut s = String::new();
+    open.rewind().unwrap();
+    open.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "hello from lower\n");
+    drop(open);
+    assert_eq!(t.join().unwrap().unwrap(), Unmounted::Lazy);
+}
+
+/// Not a test on its own: the child process of `recovers_after_kill_9`.
+#[test]
+#[ignore]
+fn child_mount_process() {
+    let Ok(dir) = std::env::var("ANTARES_TEST_CHILD_MOUNT") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let source: Arc<dyn Source> = Arc::new(DirSource::open(dir.join("lower")).unwrap());
+    let view = Arc::new(View::new(source, dir.join("upper")).unwrap());
+    let mut cfg = MountConfig::new(
+        view,
+        Arc::new(TestCache {
+            dir: dir.join("cache"),
+        }),
+        dir.join("mnt"),
+    );
+    cfg.bind_dirs = vec![("buck-out".into(), dir.join("buck-out"))];
+    fuse::run_foreground(cfg, |h| {
+        let b = &h.binds()[0];
+        let pt = h
+            .stats()
+            .passthrough
+            .load(std::sync::atomic::Ordering::Relaxed);
+        fs::write(dir.join("ready"), format!("{:?} passthrough={pt}", b.mode)).unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn recovers_after_kill_9() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    lower_tree(&dir.join("lower"));
+    fs::create_dir_all(dir.join("cache")).unwrap();
+    let mnt = dir.join("mnt");
+    let spawn = || {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_mount_process", "--ignored", "--nocapture"])
+            .env("ANTARES_TEST_CHILD_MOUNT", &dir)
+            .spawn()
+            .unwrap()
+    };
+    let wait_ready = || {
+        for _ in 0..200 {
+            if dir.join("ready").exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("child mount did not come up");
+    };
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = fuse::unmount(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(mnt.clone());
+    let mut child = spawn();
+    wait_ready();
+    assert_eq!(
+        fs::read_to_string(mnt.join("README")).unwrap(),
+        "hello from lower\n"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(fuse::is_stale(&mnt), "a killed daemon leaves ENOTCONN");
+    fs::remove_file(dir.join("ready")).unwrap();
+    // The next mount cleans the stale one up and works.
+    let mut child = spawn();
+    wait_ready();
+    assert_eq!(
+        fs::read_to_string(mnt.join("README")).unwrap(),
+        "hello from lower\n"
+    );
+    assert!(is_mountpoint(&mnt.join("buck-out")));
+    // SIGTERM unmounts cleanly (buck-out first).
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(!is_mountpoint(&mnt));
+    assert!(!is_mountpoint(&mnt.join("buck-out")));
+}
+
+#[test]
+fn outside_writes_to_the_upper_dir_are_seen() {
+    let Some(f) = setup() else { return };
+    // Prime the kernel caches.
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("README")).unwrap(),
+        "hello from lower\n"
+    );
+    let before: Vec<_> = fs::read_dir(f.mnt.join("docs")).unwrap().collect();
+    assert_eq!(before.len(), 2);
+    // Another writer (the two-way sync) changes the upper dir directly.
+    fs::write(f.upper.join("README"), "changed behind the mount\n").unwrap();
+    fs::create_dir_all(f.upper.join("docs")).unwrap();
+    fs::write(f.upper.join("docs/c.md"), "c\n").unwrap();
+    std::thread::sleep(fuse::TTL + std::time::Duration::from_millis(300));
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("README")).unwrap(),
+        "changed behind the mount\n"
+    );
+    assert_eq!(fs::read_dir(f.mnt.join("docs")).unwrap().count(), 3);
+    assert_eq!(fs::read_to_string(f.mnt.join("docs/c.md")).unwrap(), "c\n");
+}
+
+#[test]
+fn buck_out_served_through_fuse_when_not_bind_mounted() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    lower_tree(&dir.join("lower"));
+    fs::create_dir_all(dir.join("cache")).unwrap();
+    let source: Arc<dyn Source> = Arc::new(DirSource::open(dir.join("lower")).unwrap());
+    let view = Arc::new(View::new(source, dir.join("upper")).unwrap());
+    let mut cfg = MountConfig::new(
+        view,
+        Arc::new(TestCache {
+            dir: dir.join("cache"),
+        }),
+        dir.join("mnt"),
+    );
+    cfg.bind_dirs = vec![("buck-out".into(), dir.join("buck-out"))];
+    // What happens without CAP_SYS_ADMIN (the bind mount is refused).
+    cfg.kernel_bind = false;
+    let handle = fuse::mount(cfg).unwrap();
+    let mnt = handle.mountpoint().to_path_buf();
+    assert_eq!(handle.binds()[0].mode, BindMode::ThroughFuse);
+    eprintln!(
+        "passthrough negotiated: {}",
+        handle
+            .stats()
+            .passthrough
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let bo = mnt.join("buck-out");
+    assert_eq!(
+        statfs_type(&bo),
+        statfs_type(&mnt),
+        "served by the FUSE mount"
+    );
+    fs::create_dir_all(bo.join("v2/__srcs")).unwrap();
+    std::os::unix::fs::symlink("../../../src/main.rs", bo.join("v2/__srcs/main.rs")).unwrap();
+    assert_eq!(
+        fs::read_to_string(bo.join("v2/__srcs/main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    assert!(dir.join("buck-out/v2/__srcs/main.rs").is_symlink());
+    // Files there are opened in passthrough mode: writes, reads and the
+    // shared mmap of SQLite's -shm go to the local file.
+    sqlite_wal(&bo);
+    assert!(dir.join("buck-out/t.db").exists());
+    let mut f = fs::File::create(bo.join("out.bin")).unwrap();
+    f.write_all(&[7u8; 100_000]).unwrap();
+    drop(f);
+    assert_eq!(
+        fs::read(dir.join("buck-out/out.bin")).unwrap().len(),
+        100_000
+    );
+    assert_eq!(fs::read(bo.join("out.bin")).unwrap(), vec![7u8; 100_000]);
+    assert!(!dir.join("upper/buck-out").exists());
+    assert_eq!(handle.unmount().unwrap(), Unmounted::Clean);
+    assert!(!is_mountpoint(&mnt));
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# POSIX conformance (pjdfstest) of the antares mount, side by side with a
+# plain local directory and fuse-overlayfs, on the same machine.
+#
+# usage: scripts/pjdfstest.sh [--keep] [--only antares|native|fuse-overlayfs]
+#
+# Needs root. Installs pjdfstest with `cargo install pjdfstest` if it is not
+# on PATH, and creates the user `tests` and the group `tests` if missing
+# (pjdfstest switches to tests/nobody and tests/nogroup). Each run's full
+# output goes to $WORK/<target>.log; the summary lines are printed at the end.
+set -euo pipefail
+KEEP=0 ONLY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep) KEEP=1; shift ;;
+        --only) ONLY=$2; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "scripts/pjdfstest.sh: unknown argument $1" >&2; exit 1 ;;
+    esac
+done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "scripts/pjdfstest.sh: needs root" >&2; exit 1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v pjdfstest >/dev/null; then
+    echo "installing pjdfstest…" >&2
+    cargo install --locked pjdfstest >&2 || cargo install pjdfstest >&2
+fi
+getent group tests >/dev/null || groupadd tests
+getent passwd tests >/dev/null || useradd -M -N -g tests -s /usr/sbin/nologin tests
+getent passwd nobody >/dev/null || { echo "user nobody is missing" >&2; exit 1; }
+getent group nogroup >/dev/null || groupadd nogroup
+
+echo "building the mount helper…" >&2
+HELPER=$(cd "$ROOT" && cargo test --release -p antares-overlay --test fuse_mount --no-run 2>&1 \
+    | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+[ -x "$HELPER" ] || { echo "could not build the mount helper" >&2; exit 1; }
+
+WORK=$(mktemp -d /var/tmp/antares-pjdfstest.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    set +e
+    for m in "$WORK/antares/mnt/buck-out" "$WORK/antares/mnt" "$WORK/fo/mnt"; do
+        mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }
+    done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ "$KEEP" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# run NAME DIR: pjdfstest in a fresh directory DIR (on the file system under test).
+run() {
+    local name=$1 dir=$2
+    mkdir -p "$dir"
+    chmod 777 "$dir"
+    echo "pjdfstest on $name ($dir)…" >&2
+    (cd "$dir" && pjdfstest -p "$dir") >"$WORK/$name.log" 2>&1 || true
+}
+
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
+if want native; then
+    run native "$WORK/native/t"
+fi
+if want antares; then
+    mkdir -p "$WORK/antares"/{lower,upper,cache}
+    ANTARES_TEST_CHILD_MOUNT="$WORK/antares" "$HELPER" --exact child_mount_process --ignored \
+        >"$WORK/antares-daemon.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -e "$WORK/antares/ready" ] && break; sleep 0.1; done
+    run antares "$WORK/antares/mnt/t"
+fi
+if want fuse-overlayfs; then
+    mkdir -p "$WORK/fo"/{lower,upper,work,mnt}
+    fuse-overlayfs -o "lowerdir=$WORK/fo/lower,upperdir=$WORK/fo/upper,workdir=$WORK/fo/work,allow_other" "$WORK/fo/mnt"
+    run fuse-overlayfs "$WORK/fo/mnt/t"
+fi
+
+echo
+for name in native antares fuse-overlayfs; do
+    want "$name" || continue
+    log="$WORK/$name.log"
+    passed=$(grep -c -E '\.\.\. ok$' "$log" || true)
+    failed=$(grep -c -E '\.\.\. FAILED$' "$log" || true)
+    skipped=$(grep -c -E '\.\.\. skipped' "$log" || true)
+    printf '%-15s passed %4s  failed %4s  skipped %4s   (%s)\n' "$name" "$passed" "$failed" "$skipped" "$log"
+done
+if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; fi
