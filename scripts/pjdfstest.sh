@@ -7,14 +7,15 @@
 # Needs root. Installs pjdfstest with `cargo install pjdfstest` if it is not
 # on PATH, and creates the user `tests` and the group `tests` if missing
 # (pjdfstest switches to tests/nobody and tests/nogroup). Each run's full
-# output goes to $WORK/<target>.log; the summary lines are printed at the end.
+# output goes to $WORK/<target>.log; the summary lines and the failed tests
+# are printed at the end.
 set -euo pipefail
 KEEP=0 ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) KEEP=1; shift ;;
         --only) ONLY=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "scripts/pjdfstest.sh: unknown argument $1" >&2; exit 1 ;;
     esac
 done
@@ -80,9 +81,11 @@ echo
 for name in native antares fuse-overlayfs; do
     want "$name" || continue
     log="$WORK/$name.log"
-    passed=$(grep -c -E '\.\.\. ok$' "$log" || true)
-    failed=$(grep -c -E '\.\.\. FAILED$' "$log" || true)
-    skipped=$(grep -c -E '\.\.\. skipped' "$log" || true)
-    printf '%-15s passed %4s  failed %4s  skipped %4s   (%s)\n' "$name" "$passed" "$failed" "$skipped" "$log"
+    printf '%-15s %s\n' "$name" "$(grep -E '^Summary:' "$log" || echo 'no summary (see log)')"
+done
+for name in native antares fuse-overlayfs; do
+    want "$name" || continue
+    failed=$(grep -E '[[:space:]]FAILED$' "$WORK/$name.log" | awk '{print $1}' || true)
+    [ -n "$failed" ] && { echo; echo "failed on $name:"; echo "$failed" | sed 's/^/  /'; }
 done
 if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; fi

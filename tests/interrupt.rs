@@ -51,7 +51,7 @@ fn kill_9_mid_sync_then_resync_converges() {
             let ok = text.starts_with("file ") && bytes.len() == 6000
                 || text.starts_with("round ")
                     && text.lines().all(|l| l == text.lines().next().unwrap())
-                    && text.len() % 300 == 0;
+                    && text.len().is_multiple_of(300);
             assert!(ok, "torn file {path} after kill in round {i}");
         }
         // No staging leftovers outside .antares.

@@ -2,7 +2,7 @@
 //! test prints why it is skipped and passes.
 
 use antares_overlay::fuse::{self, BindMode, MountConfig, MountHandle, Unmounted};
-use antares_overlay::{BlobCache, DirSource, Source, SourceError, TreeEntry, View};
+use antares_overlay::{BlobCache, DirSource, GitSource, Source, SourceError, TreeEntry, View};
 use std::fs;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -86,6 +86,10 @@ fn lower_tree(root: &Path) {
 }
 
 fn setup() -> Option<Fixture> {
+    setup_with(|_| {})
+}
+
+fn setup_with(tweak: impl FnOnce(&mut MountConfig)) -> Option<Fixture> {
     if !can_mount() {
         return None;
     }
@@ -101,6 +105,7 @@ fn setup() -> Option<Fixture> {
     let view = Arc::new(View::new(source, &upper).unwrap());
     let mut cfg = MountConfig::new(view, Arc::new(TestCache { dir: cache }), &mnt);
     cfg.bind_dirs = vec![("buck-out".into(), local_buck_out.clone())];
+    tweak(&mut cfg);
     let handle = fuse::mount(cfg).unwrap();
     let mnt = handle.mountpoint().to_path_buf();
     Some(Fixture {
@@ -254,7 +259,7 @@ fn opaque_directories_from_other_tools() {
         fs::write(f.upper.join("src/.wh..wh..opq"), "").unwrap();
     }
     fs::write(f.upper.join("src/only.rs"), "only").unwrap();
-    std::thread::sleep(fuse::TTL + std::time::Duration::from_millis(200));
+    std::thread::sleep(fuse::SHORT_TTL + std::time::Duration::from_millis(200));
     let names: Vec<_> = fs::read_dir(f.mnt.join("src"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -435,7 +440,12 @@ fn child_mount_process() {
         return;
     };
     let dir = PathBuf::from(dir);
-    let source: Arc<dyn Source> = Arc::new(DirSource::open(dir.join("lower")).unwrap());
+    // ANTARES_TEST_CHILD_LOWER=git: the lower is the git repository's HEAD
+    // (immutable, as in production), else the directory itself.
+    let source: Arc<dyn Source> = match std::env::var("ANTARES_TEST_CHILD_LOWER").as_deref() {
+        Ok("git") => Arc::new(GitSource::open(dir.join("lower"), None).unwrap()),
+        _ => Arc::new(DirSource::open(dir.join("lower")).unwrap()),
+    };
     let view = Arc::new(View::new(source, dir.join("upper")).unwrap());
     let mut cfg = MountConfig::new(
         view,
@@ -517,24 +527,39 @@ fn recovers_after_kill_9() {
 
 #[test]
 fn outside_writes_to_the_upper_dir_are_seen() {
-    let Some(f) = setup() else { return };
+    // A long TTL: only the upper-dir watcher's invalidations can make the
+    // change visible this fast.
+    let Some(f) = setup_with(|c| c.ttl = Some(fuse::LONG_TTL)) else {
+        return;
+    };
     // Prime the kernel caches.
     assert_eq!(
         fs::read_to_string(f.mnt.join("README")).unwrap(),
         "hello from lower\n"
     );
-    let before: Vec<_> = fs::read_dir(f.mnt.join("docs")).unwrap().collect();
-    assert_eq!(before.len(), 2);
+    assert_eq!(fs::metadata(f.mnt.join("README")).unwrap().len(), 17);
+    assert_eq!(fs::read_dir(f.mnt.join("docs")).unwrap().count(), 2);
+    assert!(!f.mnt.join("docs/c.md").exists());
     // Another writer (the two-way sync) changes the upper dir directly.
-    fs::write(f.upper.join("README"), "changed behind the mount\n").unwrap();
+    let tmp = f.upper.join(".sync-tmp");
+    fs::write(&tmp, "changed behind the mount\n").unwrap();
+    fs::rename(&tmp, f.upper.join("README")).unwrap();
     fs::create_dir_all(f.upper.join("docs")).unwrap();
     fs::write(f.upper.join("docs/c.md"), "c\n").unwrap();
-    std::thread::sleep(fuse::TTL + std::time::Duration::from_millis(300));
+    fs::write(f.upper.join("docs/.wh.a.md"), "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(
         fs::read_to_string(f.mnt.join("README")).unwrap(),
         "changed behind the mount\n"
     );
-    assert_eq!(fs::read_dir(f.mnt.join("docs")).unwrap().count(), 3);
+    assert_eq!(fs::metadata(f.mnt.join("README")).unwrap().len(), 25);
+    let mut names: Vec<_> = fs::read_dir(f.mnt.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b.md", "c.md"]);
+    assert!(!f.mnt.join("docs/a.md").exists());
     assert_eq!(fs::read_to_string(f.mnt.join("docs/c.md")).unwrap(), "c\n");
 }
 

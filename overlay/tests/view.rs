@@ -265,3 +265,19 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
         .map(|d| Path::new(d).join(tool))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn reserved_names_are_refused() {
+    let (_t, view) = setup();
+    for name in [".wh.top", ".wh..wh..opq", ".antares-tmp.1.x"] {
+        assert!(matches!(
+            view.write_file(&p(name), b"x", 0o644),
+            Err(ViewError::Invalid(_))
+        ));
+        assert!(view.mkdir(&p(name), 0o755).is_err());
+    }
+    assert!(
+        view.stat(&p("top")).unwrap().is_some(),
+        "no whiteout was made"
+    );
+}

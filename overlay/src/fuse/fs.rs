@@ -10,15 +10,19 @@
 //! is retired so a new file there gets a new one). `forget` is not tracked:
 //! the table grows with the number of distinct paths looked up.
 //!
-//! Caching and freshness: entry and attribute TTLs are [`TTL`] (1 s), and
-//! negative lookups are not cached, so a change made in the upper dir behind
-//! the daemon's back (the two-way sync) is seen within a second. Upper files
+//! Caching and freshness: changes made in the upper dir behind the daemon's
+//! back (the two-way sync) are pushed to the kernel as invalidations by an
+//! inotify watcher (see `watch.rs`); entry and attribute TTLs are
+//! [`LONG_TTL`] over an immutable lower and [`SHORT_TTL`] over a live one
+//! (whose changes are not watched); negative lookups are not cached. Upper files
 //! are opened without `FOPEN_KEEP_CACHE`, so their page cache is dropped on
 //! every open (close-to-open consistency); lower files are immutable for a
 //! given object id and keep their cache. No direct I/O anywhere, so shared
 //! writable mmap (SQLite WAL's `-shm`) works. File locks (POSIX and flock)
 //! are left to the kernel (the lock ops are not implemented, so it keeps
-//! them locally), which is exact for a single-host mount.
+//! them locally), which is exact for a single-host mount. `flush` is not
+//! implemented either (writes go straight to the upper file, nothing is
+//! buffered here), so the kernel stops sending it after the first close.
 
 use super::MountStats;
 use crate::cache::BlobCache;
@@ -43,9 +47,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Entry and attribute TTL: how long the kernel may trust a lookup or a
-/// getattr before asking again (bounds staleness after outside writes).
-pub const TTL: Duration = Duration::from_secs(1);
+/// Entry and attribute TTL over a live lower (e.g. `dir:`, whose changes
+/// are not watched): how long the kernel may trust a lookup or a getattr.
+pub const SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// Entry and attribute TTL over an immutable lower (git, mono): changes to
+/// the upper dir are pushed to the kernel by the upper-dir watcher, so the
+/// TTL only bounds what a missed event could leave stale.
+pub const LONG_TTL: Duration = Duration::from_secs(60);
+
+/// How long a resolved directory node is reused for lookups below it.
+const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
 
 type Key = (usize, RepoPath);
 
@@ -61,13 +73,27 @@ struct InodeData {
 }
 
 #[derive(Default)]
-struct Inodes {
+pub(super) struct Inodes {
     by_ino: HashMap<u64, InodeData>,
     by_key: HashMap<Key, u64>,
     next: u64,
 }
 
 impl Inodes {
+    /// The inode number of `(view, path)` if the kernel has been given one.
+    pub(super) fn ino_of(&self, view: usize, path: &RepoPath) -> Option<u64> {
+        self.by_key.get(&(view, path.clone())).copied()
+    }
+
+    /// Every live inode number of `view`.
+    pub(super) fn all_of(&self, view: usize) -> Vec<u64> {
+        self.by_key
+            .iter()
+            .filter(|((v, _), _)| *v == view)
+            .map(|(_, i)| *i)
+            .collect()
+    }
+
     fn ino_for(&mut self, key: Key) -> u64 {
         if let Some(i) = self.by_key.get(&key) {
             return *i;
@@ -159,7 +185,9 @@ pub struct OverlayFs {
     /// Views whose files are opened in FUSE passthrough mode.
     passthrough_views: Vec<usize>,
     cache: Arc<dyn BlobCache>,
-    inodes: Mutex<Inodes>,
+    inodes: Arc<Mutex<Inodes>>,
+    /// Entry and attribute TTL given to the kernel.
+    ttl: Duration,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
     mounted_at: SystemTime,
@@ -172,7 +200,7 @@ pub struct OverlayFs {
     /// current generation are resolved again.
     generation: AtomicU64,
     /// Resolved directory nodes, so a lookup does not walk from the root;
-    /// trusted for [`TTL`] (the same bound the kernel's own cache has).
+    /// trusted for [`NODE_CACHE_TTL`].
     dir_nodes: Mutex<HashMap<Key, (Node, Instant, u64)>>,
 }
 
@@ -248,6 +276,7 @@ impl OverlayFs {
         passthrough_views: Vec<usize>,
         cache: Arc<dyn BlobCache>,
         stats: Arc<MountStats>,
+        ttl: Duration,
     ) -> OverlayFs {
         let mut inodes = Inodes {
             next: 1,
@@ -270,7 +299,8 @@ impl OverlayFs {
             binds,
             passthrough_views,
             cache,
-            inodes: Mutex::new(inodes),
+            inodes: Arc::new(Mutex::new(inodes)),
+            ttl,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             mounted_at: SystemTime::now(),
@@ -282,6 +312,11 @@ impl OverlayFs {
             generation: AtomicU64::new(0),
             dir_nodes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The inode table, shared with the upper-dir watcher.
+    pub(super) fn inode_table(&self) -> Arc<Mutex<Inodes>> {
+        self.inodes.clone()
     }
 
     fn inodes(&self) -> MutexGuard<'_, Inodes> {
@@ -309,12 +344,27 @@ impl OverlayFs {
     /// the upper dir are seen).
     fn node(&self, ino: INodeNo) -> Result<(Key, Node), Errno> {
         let key = self.key(ino)?;
-        let node = self
-            .view(key.0)?
-            .node(&key.1)
-            .map_err(|e| errno(&e))?
-            .ok_or(Errno::ENOENT)?;
+        let node = self.resolve(&key)?;
         Ok((key, node))
+    }
+
+    /// The current node at `key`: its parent directory from the short-lived
+    /// cache, the entry itself looked up afresh.
+    fn resolve(&self, key: &Key) -> Result<Node, Errno> {
+        match (key.1.parent(), key.1.file_name()) {
+            (Some(pp), Some(n)) => {
+                let parent = self.dir_node(&(key.0, pp))?;
+                self.view(key.0)?
+                    .child(&parent, n)
+                    .map_err(|e| errno(&e))?
+                    .ok_or(Errno::ENOENT)
+            }
+            _ => self
+                .view(key.0)?
+                .node(&key.1)
+                .map_err(|e| errno(&e))?
+                .ok_or(Errno::ENOENT),
+        }
     }
 
     /// Forgets cached directory nodes (after any change made through us).
@@ -328,7 +378,7 @@ impl OverlayFs {
         {
             let cache = self.dir_nodes.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((n, at, g)) = cache.get(key) {
-                if *g == gen && at.elapsed() < TTL {
+                if *g == gen && at.elapsed() < NODE_CACHE_TTL {
                     return Ok(n.clone());
                 }
             }
@@ -443,7 +493,7 @@ impl OverlayFs {
             Ok(node) => {
                 let ino = self.inodes().ino_for(key);
                 match self.attr(ino, &node) {
-                    Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+                    Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
                     Err(e) => reply.error(e),
                 }
             }
@@ -664,15 +714,7 @@ impl Filesystem for OverlayFs {
             Ok(k) => k,
             Err(e) => return reply.error(e),
         };
-        let found = match (key.1.parent(), key.1.file_name()) {
-            (Some(pp), Some(n)) => self.dir_node(&(key.0, pp)).and_then(|pn| {
-                self.view(key.0)?
-                    .child(&pn, n)
-                    .map_err(|e| errno(&e))?
-                    .ok_or(Errno::ENOENT)
-            }),
-            _ => self.dir_node(&key),
-        };
+        let found = self.resolve(&key);
         self.entry_reply_found(key, found, reply);
     }
 
@@ -696,7 +738,7 @@ impl Filesystem for OverlayFs {
                             merge_lower: false,
                         };
                         match self.attr(ino.0, &node) {
-                            Ok(a) => return reply.attr(&TTL, &a),
+                            Ok(a) => return reply.attr(&self.ttl, &a),
                             Err(e) => return reply.error(e),
                         }
                     }
@@ -704,7 +746,7 @@ impl Filesystem for OverlayFs {
             }
         }
         match self.node(ino).and_then(|(_, n)| self.attr(ino.0, &n)) {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.ttl, &a),
             Err(e) => reply.error(e),
         }
     }
@@ -763,7 +805,7 @@ impl Filesystem for OverlayFs {
             self.attr(ino.0, &node)
         };
         match run() {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.ttl, &a),
             Err(e) => reply.error(e),
         }
     }
@@ -1034,18 +1076,6 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        // Writes go straight to the upper file; nothing is buffered here.
-        reply.ok();
-    }
-
     fn release(
         &self,
         _req: &Request,
@@ -1167,7 +1197,7 @@ impl Filesystem for OverlayFs {
                 INodeNo(e.ino),
                 (i + 1) as u64,
                 &e.name,
-                &TTL,
+                &self.ttl,
                 &attr,
                 Generation(0),
             ) {
@@ -1380,7 +1410,7 @@ impl Filesystem for OverlayFs {
                 });
                 match backing {
                     Some(b) => reply.created_passthrough(
-                        &TTL,
+                        &self.ttl,
                         &attr,
                         Generation(0),
                         FileHandle(fh),
@@ -1388,7 +1418,7 @@ impl Filesystem for OverlayFs {
                         &b,
                     ),
                     None => reply.created(
-                        &TTL,
+                        &self.ttl,
                         &attr,
                         Generation(0),
                         FileHandle(fh),

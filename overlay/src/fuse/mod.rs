@@ -18,8 +18,9 @@
 //!   [`MountHandle::binds`] says which happened.
 
 mod fs;
+mod watch;
 
-pub use fs::{OverlayFs, TTL};
+pub use fs::{OverlayFs, LONG_TTL, SHORT_TTL};
 
 use crate::cache::BlobCache;
 use crate::view::{EmptySource, View, ViewError};
@@ -72,6 +73,9 @@ pub struct MountConfig {
     /// when the kernel refuses (no `CAP_SYS_ADMIN`), they are served
     /// through FUSE from the same local directories.
     pub kernel_bind: bool,
+    /// Entry and attribute TTL; default [`LONG_TTL`] when the lower has a
+    /// revision (immutable), else [`SHORT_TTL`].
+    pub ttl: Option<Duration>,
 }
 
 impl MountConfig {
@@ -83,6 +87,7 @@ impl MountConfig {
             bind_dirs: Vec::new(),
             threads: 4,
             kernel_bind: true,
+            ttl: None,
         }
     }
 }
@@ -118,6 +123,7 @@ pub struct MountHandle {
     session: Option<fuser::BackgroundSession>,
     binds: Vec<BindStatus>,
     stats: Arc<MountStats>,
+    watcher: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 /// How an unmount went.
@@ -158,6 +164,10 @@ impl MountHandle {
         let Some(session) = self.session.take() else {
             return Ok(Unmounted::Clean);
         };
+        if let Some((stop, thread)) = self.watcher.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
         let mut binds_left = false;
         for b in self.binds.iter().filter(|b| b.mode == BindMode::Kernel) {
             let target = self.mountpoint.join(&b.name);
@@ -356,13 +366,20 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
     }
     let passthrough_views: Vec<usize> = (1..views.len()).collect();
     let stats = Arc::new(MountStats::default());
+    let ttl = cfg.ttl.unwrap_or(if cfg.view.lower().revision().is_some() {
+        LONG_TTL
+    } else {
+        SHORT_TTL
+    });
     let fs = OverlayFs::new(
         views,
         binds,
         passthrough_views,
         cfg.cache.clone(),
         stats.clone(),
+        ttl,
     );
+    let inodes = fs.inode_table();
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -380,11 +397,25 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
     config.clone_fd = true;
     let session = fuser::spawn_mount(fs, &mountpoint, &config)
         .map_err(|e| io_err("mounting FUSE at", &mountpoint, e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = match watch::spawn(
+        cfg.view.upper_dir(),
+        inodes,
+        session.notifier(),
+        stop.clone(),
+    ) {
+        Ok(t) => Some((stop, t)),
+        Err(e) => {
+            tracing::warn!("cannot watch the upper dir ({e}): outside changes show after the TTL");
+            None
+        }
+    };
     let mut handle = MountHandle {
         mountpoint,
         session: Some(session),
         binds: statuses,
         stats,
+        watcher,
     };
     for b in handle.binds.iter_mut().filter(|_| cfg.kernel_bind) {
         let target = handle.mountpoint.join(&b.name);

@@ -598,8 +598,13 @@ impl View {
     }
 
     /// Like `upper_parent`, creating the parent in the upper dir if needed.
+    /// Names the upper dir's format reserves (`.wh.*`, our temp prefix)
+    /// cannot be created: they would be read back as markers.
     fn ensure_upper_parent<'p>(&self, path: &'p RepoPath) -> Result<(OwnedFd, &'p str)> {
         let (parent, name) = split(path)?;
+        if upper::is_internal_name(name) {
+            return Err(ViewError::Invalid(path.clone()));
+        }
         self.require_dir(&parent)?;
         Ok((self.ensure_upper_dir(&parent)?, name))
     }

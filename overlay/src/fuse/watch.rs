@@ -1,0 +1,211 @@
+//! Invalidation of the kernel's caches when the upper dir changes behind
+//! the daemon's back (the two-way sync writes into it directly).
+//!
+//! An inotify watch on every directory of the upper dir; each event
+//! invalidates the kernel's entry for the name (`inval_entry`) and the
+//! cached attributes and pages of the parent directory and of the entry
+//! itself (`inval_inode`). Whiteout markers (`.wh.<name>`) invalidate
+//! `<name>`. This lets entry and attribute TTLs be long without serving
+//! stale data: what the sync writes is visible as soon as the event is read.
+//! File content is watched with `IN_CLOSE_WRITE` and renames, not
+//! `IN_MODIFY`, so writes through the mount itself (which also reach the
+//! upper dir) do not drop the page cache on every `write`.
+
+use super::fs::Inodes;
+use crate::path::RepoPath;
+use crate::view::upper;
+use fuser::{INodeNo, Notifier};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+const MASK: u32 = libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_CLOSE_WRITE
+    | libc::IN_ATTRIB
+    | libc::IN_DONT_FOLLOW
+    | libc::IN_ONLYDIR;
+
+struct Watcher {
+    fd: OwnedFd,
+    root: PathBuf,
+    /// Watch descriptor → directory of the upper dir.
+    dirs: HashMap<i32, RepoPath>,
+    inodes: Arc<Mutex<Inodes>>,
+    notifier: Notifier,
+}
+
+/// Starts watching `upper_root` (the upper dir of view 0) until `stop`.
+pub(super) fn spawn(
+    upper_root: &Path,
+    inodes: Arc<Mutex<Inodes>>,
+    notifier: Notifier,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    // SAFETY: plain syscall; the fd is owned below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut w = Watcher {
+        // SAFETY: fd was just returned by inotify_init1.
+        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        root: upper_root.to_path_buf(),
+        dirs: HashMap::new(),
+        inodes,
+        notifier,
+    };
+    w.add_tree(&RepoPath::root());
+    std::thread::Builder::new()
+        .name("antares-upper-watch".into())
+        .spawn(move || w.run(&stop))
+}
+
+impl Watcher {
+    /// Watches `dir` and every directory below it (symlinks not followed).
+    fn add_tree(&mut self, dir: &RepoPath) {
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let path = d.to_fs_path(&self.root);
+            let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            // SAFETY: valid fd and NUL-terminated path.
+            let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), MASK) };
+            if wd < 0 {
+                continue;
+            }
+            self.dirs.insert(wd, d.clone());
+            let Ok(rd) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            for ent in rd.flatten() {
+                let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                let name = ent.file_name();
+                if let (true, Some(name)) = (is_dir, name.to_str()) {
+                    if let Ok(child) = d.join(name) {
+                        stack.push(child);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops watching `dir` and everything below it (it was moved away).
+    fn remove_tree(&mut self, dir: &RepoPath) {
+        let gone: Vec<i32> = self
+            .dirs
+            .iter()
+            .filter(|(_, p)| p.starts_with(dir))
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in gone {
+            self.dirs.remove(&wd);
+            // SAFETY: valid inotify fd and a watch descriptor from it.
+            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
+                continue;
+            }
+            // SAFETY: reading into a buffer of the given length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                continue;
+            }
+            let mut off = 0usize;
+            let n = n as usize;
+            let head = std::mem::size_of::<libc::inotify_event>();
+            while off + head <= n {
+                // SAFETY: the kernel wrote a whole inotify_event at `off`;
+                // read_unaligned copes with the byte buffer's alignment.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
+                let name_bytes = &buf[off + head..(off + head + ev.len as usize).min(n)];
+                let name = name_bytes.split(|b| *b == 0).next().unwrap_or(&[]);
+                off += head + ev.len as usize;
+                self.handle(&ev, name);
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: &libc::inotify_event, name: &[u8]) {
+        if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+            self.invalidate_all();
+            return;
+        }
+        if ev.mask & libc::IN_IGNORED != 0 {
+            self.dirs.remove(&ev.wd);
+            return;
+        }
+        let Some(dir) = self.dirs.get(&ev.wd).cloned() else {
+            return;
+        };
+        let Ok(name) = std::str::from_utf8(name) else {
+            return;
+        };
+        if name.is_empty() || name.starts_with(upper::TEMP_PREFIX) {
+            return;
+        }
+        let target = match name.strip_prefix(upper::WHITEOUT_PREFIX) {
+            Some(_) if name == upper::OPAQUE_MARKER => None,
+            Some(t) => Some(t),
+            None => Some(name),
+        };
+        let is_dir = ev.mask & libc::IN_ISDIR != 0;
+        if let (Some(t), true) = (target, is_dir) {
+            if let Ok(child) = dir.join(t) {
+                if ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+                    self.add_tree(&child);
+                } else if ev.mask & libc::IN_MOVED_FROM != 0 {
+                    self.remove_tree(&child);
+                }
+            }
+        }
+        let (dir_ino, child_ino) = {
+            let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+            let dir_ino = inodes.ino_of(0, &dir);
+            let child_ino = target
+                .and_then(|t| dir.join(t).ok())
+                .and_then(|c| inodes.ino_of(0, &c));
+            (dir_ino, child_ino)
+        };
+        // Errors (ENOENT: the kernel has no such entry cached) are expected.
+        if let Some(d) = dir_ino {
+            if let Some(t) = target {
+                let _ = self.notifier.inval_entry(INodeNo(d), OsStr::new(t));
+            }
+            let _ = self.notifier.inval_inode(INodeNo(d), 0, 0);
+        }
+        if let Some(c) = child_ino {
+            let _ = self.notifier.inval_inode(INodeNo(c), 0, 0);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        let all: Vec<u64> = {
+            let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+            inodes.all_of(0)
+        };
+        for ino in all {
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+}
