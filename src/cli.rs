@@ -70,6 +70,15 @@ pub enum Command {
     /// Explain why a path is in the workspace: the dependency chain from a
     /// requested target (or the requested path) that pulled it in.
     Why(WhyArgs),
+    /// Mount the whole tree (upper layer over the source) with FUSE, lazily,
+    /// writable, for browsing and editing.
+    ///
+    /// `buck-out` at the mount root is a bind mount of a local directory, so
+    /// buck2 can also run on the mount. Runs as a background daemon unless
+    /// --foreground; from then on syncs of this workspace are two-way.
+    Mount(MountArgs),
+    /// Unmount (also cleans up a mount left by a crashed daemon).
+    Umount(UmountArgs),
     /// Print where the workspace is, for scripts (the buck2 wrapper uses it).
     ///
     /// Prints the workspace root, or with --json an object with `workspace`
@@ -193,4 +202,19 @@ pub struct WhyArgs {
     pub patterns: Vec<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Where to mount (default: the configured one, else WORKSPACE.mount beside the workspace).
+    pub mountpoint: Option<std::path::PathBuf>,
+    /// Stay in the foreground until SIGINT/SIGTERM, logging to stderr.
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The mount point (default: the configured one).
+    pub mountpoint: Option<std::path::PathBuf>,
 }

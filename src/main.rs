@@ -25,6 +25,8 @@ fn main() {
         Command::Resolve(a) => cmd::resolve::run(&cli.global, a),
         Command::Graph(a) => cmd::graph::run(&cli.global, a),
         Command::Why(a) => cmd::why::run(&cli.global, a),
+        Command::Mount(a) => cmd::mount::run_mount(&cli.global, a),
+        Command::Umount(a) => cmd::mount::run_umount(&cli.global, a),
         Command::Root(a) => cmd::root::run(&cli.global, a),
         Command::Hooks(a) => cmd::hooks::run(&cli.global, a),
     };

@@ -20,12 +20,18 @@ pub struct Config {
     /// (absolute, as resolved when they were given).
     #[serde(default)]
     pub targets: Vec<String>,
+    /// Where `antares mount` mounts by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<PathBuf>,
 }
 
 /// An opened workspace.
 pub struct Workspace {
     pub layout: Layout,
     pub config: Config,
+    /// Set when the workspace was found from inside its mount: relative
+    /// paths and patterns are then taken relative to the mount point.
+    pub via_mount: Option<PathBuf>,
 }
 
 const CONFIG: &str = "config.toml";
@@ -44,20 +50,25 @@ impl Workspace {
             }
             None => {
                 let cwd = std::env::current_dir().context("cannot read the current directory")?;
-                cwd.ancestors()
-                    .find(|d| d.join(STATE_DIR).join(CONFIG).is_file())
-                    .map(Path::to_path_buf)
-                    .with_context(|| {
-                        format!(
-                            "{} is not inside an antares workspace; use --workspace DIR or create one with `antares init`",
+                match cwd.ancestors().find(|d| d.join(STATE_DIR).join(CONFIG).is_file()) {
+                    Some(root) => root.to_path_buf(),
+                    None => match mounted_workspace(&cwd) {
+                        Some((mountpoint, root)) => {
+                            let layout = Layout::new(&root);
+                            let config = Self::load_config(&layout)?;
+                            return Ok(Workspace { layout, config, via_mount: Some(mountpoint) });
+                        }
+                        None => bail!(
+                            "{} is not inside an antares workspace or mount; use --workspace DIR or create one with `antares init`",
                             cwd.display()
-                        )
-                    })?
+                        ),
+                    },
+                }
             }
         };
         let layout = Layout::new(&root);
         let config = Self::load_config(&layout)?;
-        Ok(Workspace { layout, config })
+        Ok(Workspace { layout, config, via_mount: None })
     }
 
     fn load_config(layout: &Layout) -> Result<Config> {
@@ -95,12 +106,13 @@ impl Workspace {
     /// directory when that is inside the workspace, else to the root.
     pub fn source_path(&self, arg: &str) -> Result<RepoPath> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let base = match cwd.strip_prefix(self.root()) {
+        let anchor = self.via_mount.as_deref().unwrap_or(self.root());
+        let base = match cwd.strip_prefix(anchor) {
             Ok(rel) => rel.to_path_buf(),
             Err(_) => PathBuf::new(),
         };
         let joined = if Path::new(arg).is_absolute() {
-            match Path::new(arg).strip_prefix(self.root()) {
+            match Path::new(arg).strip_prefix(anchor) {
                 Ok(rel) => rel.to_path_buf(),
                 Err(_) => bail!("{arg}: is outside the workspace {}", self.root().display()),
             }
@@ -140,4 +152,51 @@ pub fn default_cache_dir() -> Result<PathBuf> {
         Some(h) => Ok(PathBuf::from(h).join(".cache").join("antares")),
         None => bail!("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR"),
     }
+}
+
+/// The registry of live mounts: mount point → workspace, so that commands
+/// (and the buck2 wrapper) run inside a mount find their workspace.
+fn registry_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))?;
+    Some(base.join("antares").join("mounts.json"))
+}
+
+fn read_registry() -> std::collections::BTreeMap<PathBuf, PathBuf> {
+    registry_path()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_registry(map: &std::collections::BTreeMap<PathBuf, PathBuf>) -> Result<()> {
+    let path = registry_path().context("neither XDG_STATE_HOME nor HOME is set")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(map)?).map_err(Into::into)
+}
+
+pub fn register_mount(mountpoint: &Path, workspace: &Path) -> Result<()> {
+    let mut map = read_registry();
+    map.insert(mountpoint.to_path_buf(), workspace.to_path_buf());
+    write_registry(&map)
+}
+
+pub fn unregister_mount(mountpoint: &Path) -> Result<()> {
+    let mut map = read_registry();
+    if map.remove(mountpoint).is_some() {
+        write_registry(&map)?;
+    }
+    Ok(())
+}
+
+/// The (mount point, workspace) whose mount holds `dir`, if any.
+fn mounted_workspace(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    read_registry()
+        .into_iter()
+        .filter(|(m, ws)| dir.starts_with(m) && ws.join(STATE_DIR).join(CONFIG).is_file())
+        .max_by_key(|(m, _)| m.as_os_str().len())
 }

@@ -3,6 +3,7 @@
 pub mod graph;
 pub mod hooks;
 pub mod init;
+pub mod mount;
 pub mod resolve;
 pub mod root;
 pub mod status;

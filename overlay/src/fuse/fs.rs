@@ -63,6 +63,8 @@ type Key = (usize, RepoPath);
 
 struct InodeData {
     key: Key,
+    /// Other paths of the same inode (hard links made through the mount).
+    aliases: Vec<Key>,
     /// Set when the path was unlinked or replaced: the number is retired.
     retired: bool,
     /// The passthrough backing file shared by all open handles of this inode.
@@ -105,6 +107,7 @@ impl Inodes {
             ino,
             InodeData {
                 key,
+                aliases: Vec::new(),
                 retired: false,
                 backing: None,
                 dir_version: None,
@@ -113,11 +116,30 @@ impl Inodes {
         ino
     }
 
+    /// Gives `key` the inode `ino` too (a hard link).
+    fn alias(&mut self, key: Key, ino: u64) {
+        self.retire(&key);
+        if let Some(d) = self.by_ino.get_mut(&ino) {
+            d.aliases.push(key.clone());
+            self.by_key.insert(key, ino);
+        }
+    }
+
+    /// `key` is gone; its inode number is retired with its last path.
     fn retire(&mut self, key: &Key) {
-        if let Some(ino) = self.by_key.remove(key) {
-            if let Some(d) = self.by_ino.get_mut(&ino) {
-                d.retired = true;
+        let Some(ino) = self.by_key.remove(key) else {
+            return;
+        };
+        let Some(d) = self.by_ino.get_mut(&ino) else {
+            return;
+        };
+        if d.key == *key {
+            match d.aliases.pop() {
+                Some(a) => d.key = a,
+                None => d.retired = true,
             }
+        } else {
+            d.aliases.retain(|k| k != key);
         }
     }
 
@@ -133,11 +155,17 @@ impl Inodes {
         for ((v, p), ino) in moved {
             let rest = &p.as_str()[from.as_str().len()..];
             let new = RepoPath::new(&format!("{}{}", to.as_str(), rest));
-            self.by_key.remove(&(v, p));
+            let old = (v, p);
+            self.by_key.remove(&old);
             if let Ok(new) = new {
-                self.by_key.insert((v, new.clone()), ino);
+                let new = (v, new);
+                self.by_key.insert(new.clone(), ino);
                 if let Some(d) = self.by_ino.get_mut(&ino) {
-                    d.key = (v, new);
+                    if d.key == old {
+                        d.key = new;
+                    } else if let Some(a) = d.aliases.iter_mut().find(|a| **a == old) {
+                        *a = new;
+                    }
                 }
             }
         }
@@ -158,6 +186,8 @@ impl Inodes {
 enum Handle {
     File {
         file: Arc<File>,
+        /// The fd is of the upper file (not of a cached lower blob).
+        upper: bool,
         /// Keeps the inode's passthrough registration alive while open.
         passthrough: bool,
     },
@@ -258,6 +288,66 @@ fn timespec(t: TimeOrNow) -> libc::timespec {
     }
 }
 
+/// A node for an unlinked file known only by its fd's `fstat`.
+fn orphan_node(st: libc::stat) -> Node {
+    Node {
+        path: RepoPath::root(),
+        kind: EntryKind::File,
+        upper: Some(st),
+        lower: None,
+        merge_lower: false,
+    }
+}
+
+/// `setattr` through an fd (for a file that has no path any more).
+fn setattr_fd(
+    f: &File,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
+) -> Result<(), Errno> {
+    use std::os::unix::fs::PermissionsExt;
+    let last = || io_errno(&io::Error::last_os_error());
+    if let Some(size) = size {
+        f.set_len(size).map_err(|e| io_errno(&e))?;
+    }
+    if uid.is_some() || gid.is_some() {
+        // SAFETY: fchown on a valid fd; -1 leaves an id unchanged.
+        let r = unsafe {
+            libc::fchown(
+                f.as_raw_fd(),
+                uid.unwrap_or(u32::MAX),
+                gid.unwrap_or(u32::MAX),
+            )
+        };
+        if r != 0 {
+            return Err(last());
+        }
+    }
+    if let Some(mode) = mode {
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| io_errno(&e))?;
+    }
+    if atime.is_some() || mtime.is_some() {
+        let omit = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        };
+        let ts = [
+            atime.map(timespec).unwrap_or(omit),
+            mtime.map(timespec).unwrap_or(omit),
+        ];
+        // SAFETY: futimens on a valid fd with a two-element array.
+        if unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) } != 0 {
+            return Err(last());
+        }
+    }
+    Ok(())
+}
+
 fn name_str(name: &OsStr) -> Result<&str, Errno> {
     let s = name.to_str().ok_or(Errno::EINVAL)?;
     if s.len() > 255 {
@@ -287,6 +377,7 @@ impl OverlayFs {
             1,
             InodeData {
                 key: (0, RepoPath::root()),
+                aliases: Vec::new(),
                 retired: false,
                 backing: None,
                 dir_version: None,
@@ -730,14 +821,7 @@ impl Filesystem for OverlayFs {
                         .map(|d| d.retired)
                         .unwrap_or(true);
                     if retired_or_upper {
-                        let node = Node {
-                            path: RepoPath::root(),
-                            kind: EntryKind::File,
-                            upper: Some(st),
-                            lower: None,
-                            merge_lower: false,
-                        };
-                        match self.attr(ino.0, &node) {
+                        match self.attr(ino.0, &orphan_node(st)) {
                             Ok(a) => return reply.attr(&self.ttl, &a),
                             Err(e) => return reply.error(e),
                         }
@@ -769,6 +853,26 @@ impl Filesystem for OverlayFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // An unlinked file still open: change it through its fd.
+        if let (Err(_), Some(fh)) = (self.key(ino), fh) {
+            let upper = match self.handles().get(&fh.0) {
+                Some(Handle::File {
+                    file, upper: true, ..
+                }) => Some(file.clone()),
+                _ => None,
+            };
+            let r = match upper {
+                Some(f) => setattr_fd(&f, mode, uid, gid, size, atime, mtime).and_then(|()| {
+                    let st = upper::fstat(&*f).map_err(|e| io_errno(&e))?;
+                    self.attr(ino.0, &orphan_node(st))
+                }),
+                None => Err(Errno::ENOENT),
+            };
+            return match r {
+                Ok(a) => reply.attr(&self.ttl, &a),
+                Err(e) => reply.error(e),
+            };
+        }
         let run = || -> Result<FileAttr, Errno> {
             let (key, _) = self.node(ino)?;
             let view = self.view(key.0)?;
@@ -987,6 +1091,8 @@ impl Filesystem for OverlayFs {
             self.view(to.0)?
                 .link(&from.1, &to.1, Some(self.cache.as_ref()))
                 .map_err(|e| errno(&e))?;
+            // The new name is the same inode to the kernel.
+            self.inodes().alias(to.clone(), ino.0);
             Ok(to)
         };
         match run() {
@@ -1015,6 +1121,7 @@ impl Filesystem for OverlayFs {
                     Some(b) => {
                         let fh = self.new_fh(Handle::File {
                             file: Arc::new(file),
+                            upper: !immutable,
                             passthrough: true,
                         });
                         reply.opened_passthrough(FileHandle(fh), fopen, &b);
@@ -1022,6 +1129,7 @@ impl Filesystem for OverlayFs {
                     None => {
                         let fh = self.new_fh(Handle::File {
                             file: Arc::new(file),
+                            upper: !immutable,
                             passthrough: false,
                         });
                         reply.opened(FileHandle(fh), fopen);
@@ -1406,6 +1514,7 @@ impl Filesystem for OverlayFs {
                 let backing = self.backing(attr.ino.0, &key, &file, |f| reply.open_backing(f));
                 let fh = self.new_fh(Handle::File {
                     file: Arc::new(file),
+                    upper: true,
                     passthrough: backing.is_some(),
                 });
                 match backing {

@@ -379,12 +379,21 @@ pub fn set_opaque(dir: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// The name of the unprivileged whiteout file for `name`, if it fits in
+/// `NAME_MAX` (a 252+ byte name can only be whited out with a device).
+fn whiteout_file(name: &str) -> Option<String> {
+    (name.len() + WHITEOUT_PREFIX.len() <= 255).then(|| format!("{WHITEOUT_PREFIX}{name}"))
+}
+
 /// Whether `name` in `dir` is whited out (either form).
 pub fn is_whited_out(dir: &impl AsFd, name: &str) -> io::Result<bool> {
     if let Some(st) = lstatat(dir, name)? {
         return Ok(is_whiteout_stat(&st));
     }
-    Ok(lstatat(dir, &format!("{WHITEOUT_PREFIX}{name}"))?.is_some())
+    match whiteout_file(name) {
+        Some(w) => Ok(lstatat(dir, &w)?.is_some()),
+        None => Ok(false),
+    }
 }
 
 /// Writes a whiteout for `name` in `dir`, replacing whatever upper entry is
@@ -400,12 +409,10 @@ pub fn make_whiteout(dir: &impl AsFd, name: &str) -> io::Result<()> {
                 Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EOPNOTSUPP)
             ) =>
         {
-            let f = openat(
-                dir,
-                &format!("{WHITEOUT_PREFIX}{name}"),
-                libc::O_WRONLY | libc::O_CREAT,
-                0o600,
-            )?;
+            let Some(w) = whiteout_file(name) else {
+                return Err(e);
+            };
+            let f = openat(dir, &w, libc::O_WRONLY | libc::O_CREAT, 0o600)?;
             drop(f);
             Ok(())
         }
@@ -422,7 +429,10 @@ pub fn clear_whiteout(dir: &impl AsFd, name: &str) -> io::Result<bool> {
             had = true;
         }
     }
-    match unlinkat(dir, &format!("{WHITEOUT_PREFIX}{name}"), 0) {
+    let Some(w) = whiteout_file(name) else {
+        return Ok(had);
+    };
+    match unlinkat(dir, &w, 0) {
         Ok(()) => had = true,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
