@@ -30,6 +30,12 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         bail!("{} is already mounted (`antares umount` first)", mountpoint.display());
     }
     std::fs::create_dir_all(&mountpoint).with_context(|| format!("cannot create {}", mountpoint.display()))?;
+    // Remember it, so `antares umount` and the next `antares mount` need no argument.
+    if ws.config.mountpoint.as_deref() != Some(mountpoint.as_path()) {
+        let mut config = ws.config.clone();
+        config.mountpoint = Some(mountpoint.clone());
+        Workspace::save_config(&ws.layout, &config)?;
+    }
     if args.foreground {
         return foreground(global, &ws, &mountpoint);
     }
@@ -132,8 +138,10 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
         // SAFETY: kill with a pid read from our own pid file and SIGTERM.
         if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+            // Wait for the daemon to finish unmounting and exit.
             let start = Instant::now();
-            while is_mounted(&mountpoint) && start.elapsed() < Duration::from_secs(10) {
+            // SAFETY: signal 0 only checks that the process exists.
+            while unsafe { libc::kill(pid, 0) } == 0 && start.elapsed() < Duration::from_secs(10) {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

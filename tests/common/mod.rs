@@ -28,6 +28,7 @@ impl Sandbox {
         c.args(args)
             .current_dir(cwd)
             .env("XDG_CACHE_HOME", self.path("xdg-cache"))
+            .env("XDG_STATE_HOME", self.path("xdg-state"))
             .env_remove("ANTARES_WORKSPACE")
             .env_remove("ANTARES_CACHE")
             .env_remove("RUST_LOG");
