@@ -1,8 +1,43 @@
-//! `antares hooks install`: not written yet.
+//! `antares hooks install [--dir DIR]`: put the buck2 wrapper on disk.
 
-use crate::cli::{Global, HooksArgs};
-use anyhow::{bail, Result};
+use crate::cli::{Global, HooksAction, HooksArgs};
+use anyhow::{bail, Context, Result};
+use antares_materializer::fsutil::write_atomic;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
-pub fn run(_global: &Global, _args: &HooksArgs) -> Result<i32> {
-    bail!("`antares hooks install` is not implemented yet")
+/// The wrapper, embedded so an installed antares can install it anywhere.
+const WRAPPER: &str = include_str!("../../prelude-hooks/bin/buck2");
+
+pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
+    let HooksAction::Install(install) = &args.action;
+    let dir = match &install.dir {
+        Some(d) => d.clone(),
+        None => default_dir()?,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dest = dir.join("buck2");
+    if let Ok(m) = std::fs::symlink_metadata(&dest) {
+        if m.file_type().is_symlink() || m.is_dir() {
+            bail!("{} is a symlink or a directory; not replacing it", dest.display());
+        }
+    }
+    // Temp + rename: replaces a file, never writes through a symlink.
+    write_atomic(&dest, WRAPPER.as_bytes())?;
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", dest.display()))?;
+    eprintln!("installed the buck2 wrapper at {}", dest.display());
+    eprintln!("put it first on PATH:  export PATH=\"{}:$PATH\"", dir.display());
+    Ok(super::OK)
+}
+
+/// `$XDG_DATA_HOME/antares/bin`, else `~/.local/share/antares/bin`.
+fn default_dir() -> Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("antares").join("bin"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/antares/bin")),
+        None => bail!("neither XDG_DATA_HOME nor HOME is set; pass --dir DIR"),
+    }
 }

@@ -188,6 +188,7 @@ enum Handle {
         file: Arc<File>,
         /// The fd is of the upper file (not of a cached lower blob).
         upper: bool,
+        ino: u64,
         /// Keeps the inode's passthrough registration alive while open.
         passthrough: bool,
     },
@@ -592,6 +593,23 @@ impl OverlayFs {
         }
     }
 
+    /// An open upper fd of inode `ino` (`fh` first, else any handle of it),
+    /// for a file that was unlinked while open.
+    fn orphan_fd(&self, ino: INodeNo, fh: Option<FileHandle>) -> Option<Arc<File>> {
+        let handles = self.handles();
+        let of = |h: &Handle| match h {
+            Handle::File {
+                file,
+                upper: true,
+                ino: i,
+                ..
+            } if *i == ino.0 => Some(file.clone()),
+            _ => None,
+        };
+        fh.and_then(|fh| handles.get(&fh.0).and_then(of))
+            .or_else(|| handles.values().find_map(of))
+    }
+
     fn new_fh(&self, h: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles().insert(fh, h);
@@ -810,28 +828,19 @@ impl Filesystem for OverlayFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        // An open file's attributes come from its fd (it may be unlinked).
-        if let Some(fh) = fh {
-            if let Ok(f) = self.file(fh) {
-                if let Ok(st) = upper::fstat(&*f) {
-                    let retired_or_upper = self
-                        .inodes()
-                        .by_ino
-                        .get(&ino.0)
-                        .map(|d| d.retired)
-                        .unwrap_or(true);
-                    if retired_or_upper {
-                        match self.attr(ino.0, &orphan_node(st)) {
-                            Ok(a) => return reply.attr(&self.ttl, &a),
-                            Err(e) => return reply.error(e),
-                        }
-                    }
-                }
-            }
-        }
         match self.node(ino).and_then(|(_, n)| self.attr(ino.0, &n)) {
             Ok(a) => reply.attr(&self.ttl, &a),
-            Err(e) => reply.error(e),
+            // Unlinked but still open: the attributes come from an open fd.
+            Err(e) => match self.orphan_fd(ino, fh) {
+                Some(f) => match upper::fstat(&*f)
+                    .map_err(|e| io_errno(&e))
+                    .and_then(|st| self.attr(ino.0, &orphan_node(st)))
+                {
+                    Ok(a) => reply.attr(&self.ttl, &a),
+                    Err(e) => reply.error(e),
+                },
+                None => reply.error(e),
+            },
         }
     }
 
@@ -854,14 +863,8 @@ impl Filesystem for OverlayFs {
         reply: ReplyAttr,
     ) {
         // An unlinked file still open: change it through its fd.
-        if let (Err(_), Some(fh)) = (self.key(ino), fh) {
-            let upper = match self.handles().get(&fh.0) {
-                Some(Handle::File {
-                    file, upper: true, ..
-                }) => Some(file.clone()),
-                _ => None,
-            };
-            let r = match upper {
+        if self.key(ino).is_err() {
+            let r = match self.orphan_fd(ino, fh) {
                 Some(f) => setattr_fd(&f, mode, uid, gid, size, atime, mtime).and_then(|()| {
                     let st = upper::fstat(&*f).map_err(|e| io_errno(&e))?;
                     self.attr(ino.0, &orphan_node(st))
@@ -1122,6 +1125,7 @@ impl Filesystem for OverlayFs {
                         let fh = self.new_fh(Handle::File {
                             file: Arc::new(file),
                             upper: !immutable,
+                            ino: ino.0,
                             passthrough: true,
                         });
                         reply.opened_passthrough(FileHandle(fh), fopen, &b);
@@ -1130,6 +1134,7 @@ impl Filesystem for OverlayFs {
                         let fh = self.new_fh(Handle::File {
                             file: Arc::new(file),
                             upper: !immutable,
+                            ino: ino.0,
                             passthrough: false,
                         });
                         reply.opened(FileHandle(fh), fopen);
@@ -1515,6 +1520,7 @@ impl Filesystem for OverlayFs {
                 let fh = self.new_fh(Handle::File {
                     file: Arc::new(file),
                     upper: true,
+                    ino: attr.ino.0,
                     passthrough: backing.is_some(),
                 });
                 match backing {
