@@ -5,6 +5,7 @@
 //! the tree is), antares-buck (what the build needs) and
 //! antares-materializer (making the workspace be that file set).
 
+mod buckconfig_local;
 mod cli;
 mod cmd;
 mod progress;

@@ -37,6 +37,11 @@ fn sync_of_a_target_places_exactly_its_file_set() {
     sb.ok(&sb.path("ws"), &["sync", "//app/server:server"]);
     let got: Vec<String> = snapshot(&sb.path("ws")).into_keys().collect();
     assert_eq!(got, SERVER_FILES);
+    // The workspace tells Buck2 to ignore .antares, keeping the repo's own ignore list.
+    let local = std::fs::read_to_string(sb.path("ws/.buckconfig.local")).unwrap();
+    assert!(local.contains("ignore = docs/drafts, .antares"), "{local}");
+    let st = json(&sb.ok(&sb.path("ws"), &["status", "--json"]));
+    assert_eq!(st["added"].as_array().unwrap().len(), 0, "{st}");
     // `why` explains a dependency's file through the chain from the target.
     let why = sb.ok(&sb.path("ws"), &["why", "lib/util/src/lib.rs"]);
     assert!(

@@ -147,7 +147,7 @@ pub fn untracked(
             else {
                 continue;
             };
-            if !known(&rel) {
+            if !known(&rel) && !ignored.iter().any(|i| rel.starts_with(i)) {
                 out.insert(rel);
             }
         }

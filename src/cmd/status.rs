@@ -6,7 +6,10 @@ use anyhow::Result;
 
 pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
-    let st = antares_materializer::status::status(&ws.layout)?;
+    let mut st = antares_materializer::status::status(&ws.layout)?;
+    if crate::buckconfig_local::is_managed(ws.root()) {
+        st.added.retain(|p| p != crate::buckconfig_local::NAME);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {

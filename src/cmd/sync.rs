@@ -2,6 +2,7 @@
 
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
+use crate::buckconfig_local;
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
@@ -148,9 +149,13 @@ impl Context_<'_> {
                 )
             }
         };
+        // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
+        let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
+        let ignored = if managed { vec![RepoPath::new(buckconfig_local::NAME)?] } else { Vec::new() };
         let request = Request {
             entries,
             scope,
+            ignored,
             revision: self.tree.source.revision(),
             only,
             write_back: self.tree.write_back(),

@@ -127,6 +127,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
         if dir == root && (name == ".antares" || name == "buck-out") || name == ".git" {
             continue;
         }
+        // antares' own .buckconfig.local (see prelude-hooks/antares.buckconfig).
+        if dir == root && name == ".buckconfig.local" && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("# Written by antares")) {
+            continue;
+        }
         let p = e.path();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let meta = fs::symlink_metadata(&p).unwrap();
