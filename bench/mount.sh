@@ -5,8 +5,8 @@
 # usage: bench/mount.sh [--files N] [--dirs D] [--runs R] [--workdir DIR]
 #
 # Builds a synthetic repo (default 50,000 files in 2,000 directories), mounts
-# it four ways (native = the directory itself; antares = View of a dir: lower
-# with an empty upper; fuse-overlayfs with the repo as lowerdir; bindfs) and
+# it four ways (native = the directory itself; antares = View of the git HEAD
+# as lower, empty upper; fuse-overlayfs with the repo as lowerdir; bindfs) and
 # prints medians of R runs (default 3) of:
 #   stat of all files (find -printf %s), readdir of all directories (find),
 #   sequential read of all files with cold page cache and warm,
@@ -58,7 +58,7 @@ REPO="$W/repo"
 
 mkdir -p "$AM"/{upper,cache,mnt} "$FO"/{upper,work,mnt} "$BF/mnt"
 ln -s "$REPO" "$AM/lower"
-ANTARES_TEST_CHILD_MOUNT="$AM" "$HELPER" --exact child_mount_process --ignored >"$W/antares.log" 2>&1 &
+ANTARES_TEST_CHILD_LOWER=git ANTARES_TEST_CHILD_MOUNT="$AM" setsid "$HELPER" --exact child_mount_process --ignored >"$W/antares.log" 2>&1 &
 PIDS+=($!)
 AM_PID=$!
 for _ in $(seq 100); do [ -e "$AM/ready" ] && break; sleep 0.1; done

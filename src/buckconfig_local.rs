@@ -1,9 +1,9 @@
 //! The workspace's `.buckconfig.local`: Buck2 must ignore `.antares/`.
 //! See prelude-hooks/antares.buckconfig for why and when.
 
-use anyhow::Result;
 use antares_materializer::fsutil::write_atomic;
 use antares_overlay::{RepoPath, Source};
+use anyhow::Result;
 use std::path::Path;
 
 /// The first line of a `.buckconfig.local` that antares manages.
@@ -39,9 +39,11 @@ pub fn ensure(ws_root: &Path, source: &dyn Source) -> Result<bool> {
     if source.stat(&name)?.is_some() || (dest.exists() && !is_managed(ws_root)) {
         return Ok(false);
     }
-    let ignore = antares_buck::project_cells(source)
-        .ok()
-        .and_then(|cells| cells.root_cell().and_then(|c| c.config.get("project", "ignore").map(str::to_string)));
+    let ignore = antares_buck::project_cells(source).ok().and_then(|cells| {
+        cells
+            .root_cell()
+            .and_then(|c| c.config.get("project", "ignore").map(str::to_string))
+    });
     let text = fragment(ignore.as_deref());
     if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
         write_atomic(&dest, text.as_bytes())?;
@@ -55,7 +57,8 @@ mod tests {
 
     #[test]
     fn keeps_the_repository_ignore_value() {
-        assert!(fragment(Some("docs/drafts, third_party/big")).contains("ignore = docs/drafts, third_party/big, .antares"));
+        assert!(fragment(Some("docs/drafts, third_party/big"))
+            .contains("ignore = docs/drafts, third_party/big, .antares"));
         assert!(fragment(None).contains("ignore = .antares\n"));
         assert!(fragment(Some(".antares, x")).contains("ignore = .antares, x\n"));
         assert!(fragment(None).starts_with(MARKER));

@@ -68,7 +68,11 @@ impl Workspace {
         };
         let layout = Layout::new(&root);
         let config = Self::load_config(&layout)?;
-        Ok(Workspace { layout, config, via_mount: None })
+        Ok(Workspace {
+            layout,
+            config,
+            via_mount: None,
+        })
     }
 
     fn load_config(layout: &Layout) -> Result<Config> {
@@ -160,7 +164,9 @@ fn registry_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
+        })?;
     Some(base.join("antares").join("mounts.json"))
 }
 

@@ -39,7 +39,15 @@ impl Drop for Mounted {
 
 fn setup(sb: &Sandbox) -> (PathBuf, PathBuf, Mounted) {
     example_repo(&sb.path("src"));
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", sb.path("src").display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &[
+            "init",
+            "--source",
+            &format!("dir:{}", sb.path("src").display()),
+            "ws",
+        ],
+    );
     let ws = sb.path("ws");
     let mnt = sb.path("mnt");
     let guard = Mounted(mnt.clone());
@@ -48,7 +56,11 @@ fn setup(sb: &Sandbox) -> (PathBuf, PathBuf, Mounted) {
 }
 
 fn statfs_type(p: &Path) -> String {
-    let out = Command::new("stat").args(["-f", "-c", "%T"]).arg(p).output().unwrap();
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(p)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -60,33 +72,66 @@ fn edit_on_the_mount_reaches_the_workspace_and_buck_out_is_local() {
     }
     let sb = Sandbox::new();
     let (ws, mnt, _guard) = setup(&sb);
-    assert_eq!(fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(), "0.1.0\n");
+    assert_eq!(
+        fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(),
+        "0.1.0\n"
+    );
     assert!(fs::symlink_metadata(mnt.join(".buckconfig")).is_ok());
     // An edit through the mount lands in the upper layer, never in the source.
     fs::write(mnt.join("lib/proto/version.txt"), "2.0.0\n").unwrap();
-    assert_eq!(fs::read_to_string(ws.join(".antares/upper/lib/proto/version.txt")).unwrap(), "2.0.0\n");
-    assert_eq!(fs::read_to_string(sb.path("src/lib/proto/version.txt")).unwrap(), "0.1.0\n");
+    assert_eq!(
+        fs::read_to_string(ws.join(".antares/upper/lib/proto/version.txt")).unwrap(),
+        "2.0.0\n"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path("src/lib/proto/version.txt")).unwrap(),
+        "0.1.0\n"
+    );
     // A sync run from inside the mount finds the workspace and brings the edit over.
     sb.ok(&mnt.join("lib/proto"), &["sync", ":version"]);
-    assert_eq!(fs::read_to_string(ws.join("lib/proto/version.txt")).unwrap(), "2.0.0\n");
+    assert_eq!(
+        fs::read_to_string(ws.join("lib/proto/version.txt")).unwrap(),
+        "2.0.0\n"
+    );
     // And back: a workspace edit shows on the mount after a sync.
     fs::write(ws.join("lib/proto/version.txt"), "3.0.0\n").unwrap();
     sb.ok(&ws, &["sync"]);
-    assert_eq!(fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(), "3.0.0\n");
+    assert_eq!(
+        fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(),
+        "3.0.0\n"
+    );
     // buck-out on the mount is local disk; relative symlinks under it resolve inside the mount.
-    assert!(!statfs_type(&mnt.join("buck-out")).contains("fuse"), "buck-out is on FUSE");
+    assert!(
+        !statfs_type(&mnt.join("buck-out")).contains("fuse"),
+        "buck-out is on FUSE"
+    );
     assert!(statfs_type(&mnt).contains("fuse"));
     fs::create_dir_all(mnt.join("buck-out/v2/art")).unwrap();
-    std::os::unix::fs::symlink("../../../lib/proto/version.txt", mnt.join("buck-out/v2/art/v.txt")).unwrap();
-    assert_eq!(fs::read_to_string(mnt.join("buck-out/v2/art/v.txt")).unwrap(), "3.0.0\n");
-    assert!(ws.join(".antares/buck-out/v2/art/v.txt").exists() || fs::symlink_metadata(ws.join(".antares/buck-out/v2/art/v.txt")).is_ok());
+    std::os::unix::fs::symlink(
+        "../../../lib/proto/version.txt",
+        mnt.join("buck-out/v2/art/v.txt"),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(mnt.join("buck-out/v2/art/v.txt")).unwrap(),
+        "3.0.0\n"
+    );
+    assert!(
+        ws.join(".antares/buck-out/v2/art/v.txt").exists()
+            || fs::symlink_metadata(ws.join(".antares/buck-out/v2/art/v.txt")).is_ok()
+    );
     // SQLite in WAL mode on the mount itself.
     let out = Command::new("sqlite3")
         .arg(mnt.join("state.db"))
         .arg("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (42); SELECT x FROM t;")
         .output()
         .expect("sqlite3");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "wal\n42".trim(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "wal\n42".trim(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sb.ok(&ws, &["umount"]);
     assert!(!mnt.join("lib").exists(), "still mounted after umount");
 }
@@ -99,12 +144,22 @@ fn a_killed_daemon_leaves_a_stale_mount_the_next_mount_cleans() {
     }
     let sb = Sandbox::new();
     let (ws, mnt, _guard) = setup(&sb);
-    let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid")).unwrap().trim().parse().unwrap();
+    let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // SAFETY: killing the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(fs::read_dir(&mnt).is_err(), "the mount should be dead (ENOTCONN)");
+    assert!(
+        fs::read_dir(&mnt).is_err(),
+        "the mount should be dead (ENOTCONN)"
+    );
     sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
-    assert_eq!(fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(), "0.1.0\n");
+    assert_eq!(
+        fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(),
+        "0.1.0\n"
+    );
     sb.ok(&ws, &["umount", mnt.to_str().unwrap()]);
 }

@@ -104,3 +104,63 @@ fn graph_reports_targets_packages_and_files() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The prelude-hooks Starlark files evaluate in the built-in evaluator: the
+/// toolchain switch follows `[antares] toolchains`, the mirror wrapper
+/// defines its archive, and neither falls back to label scanning.
+#[test]
+fn prelude_hooks_bzl_files_evaluate() {
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks-repo"),
+        &src,
+    );
+    for f in ["toolchains.bzl", "mirror.bzl"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prelude-hooks/defs")
+                .join(f),
+            src.join("build/antares").join(f),
+        )
+        .unwrap();
+    }
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
+    let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app:app", "--json"]));
+    assert_eq!(
+        j["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        j["warnings"]
+    );
+    assert!(
+        j["targets"]["//third_party:zlib"].is_object(),
+        "{}",
+        j["targets"]
+    );
+    assert_eq!(
+        j["targets"]["toolchains//:cxx_alt"]["kind"], "system_cxx_toolchain",
+        "{}",
+        j["targets"]
+    );
+    assert!(
+        !j["files"]["build/antares/mirror.bzl"].is_null()
+            && !j["files"]["build/antares/toolchains.bzl"].is_null(),
+        "{}",
+        j["files"]
+    );
+    // Hermetic mode picks the other rule.
+    let cfg = std::fs::read_to_string(src.join("toolchains/.buckconfig"))
+        .unwrap()
+        .replace("toolchains = system", "toolchains = hermetic");
+    std::fs::write(src.join("toolchains/.buckconfig"), cfg).unwrap();
+    let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app:app", "--json"]));
+    assert_eq!(
+        j["targets"]["toolchains//:cxx_alt"]["kind"], "downloaded_cxx_toolchain",
+        "{}",
+        j["targets"]
+    );
+}

@@ -26,9 +26,20 @@ fn write_exec(p: &Path, text: &str) {
 fn setup() -> Setup {
     let sb = Sandbox::new();
     example_repo(&sb.path("src"));
-    sb.ok(sb.dir.path(), &["init", "--source", &format!("dir:{}", sb.path("src").display()), "ws"]);
+    sb.ok(
+        sb.dir.path(),
+        &[
+            "init",
+            "--source",
+            &format!("dir:{}", sb.path("src").display()),
+            "ws",
+        ],
+    );
     let bin = sb.path("wrapper-bin");
-    sb.ok(sb.dir.path(), &["hooks", "install", "--dir", bin.to_str().unwrap()]);
+    sb.ok(
+        sb.dir.path(),
+        &["hooks", "install", "--dir", bin.to_str().unwrap()],
+    );
     let fake_dir = sb.path("fake-bin");
     fs::create_dir_all(&fake_dir).unwrap();
     let log = sb.path("buck2.log");
@@ -39,13 +50,23 @@ fn setup() -> Setup {
             log.display()
         ),
     );
-    Setup { sb, bin, fake_dir, log }
+    Setup {
+        sb,
+        bin,
+        fake_dir,
+        log,
+    }
 }
 
 impl Setup {
     /// Runs the wrapper with the wrapper, then the fake buck2, first on PATH.
     fn output(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        let path = format!("{}:{}:{}", self.bin.display(), self.fake_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}:{}",
+            self.bin.display(),
+            self.fake_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let mut c = Command::new(self.bin.join("buck2"));
         c.args(args)
             .current_dir(cwd)
@@ -61,12 +82,23 @@ impl Setup {
     fn run(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         let out = self.output(cwd, args, env);
         let _ = fs::remove_file(&self.log);
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
     fn run_logged(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<String>) {
         let out = self.output(cwd, args, env);
-        assert!(self.log.exists(), "the fake buck2 did not run: {}", String::from_utf8_lossy(&out.stderr));
-        let log = fs::read_to_string(&self.log).unwrap().lines().map(str::to_string).collect();
+        assert!(
+            self.log.exists(),
+            "the fake buck2 did not run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
         fs::remove_file(&self.log).unwrap();
         (out.status.code().unwrap_or(-1), log)
     }
@@ -76,10 +108,29 @@ impl Setup {
 fn build_syncs_the_targets_then_runs_buck2_in_the_workspace() {
     let s = setup();
     let ws = s.sb.path("ws");
-    let (code, log) = s.run_logged(&ws, &["build", "//app/server:server", "--show-output", "-c", "a.b=c d"], &[]);
+    let (code, log) = s.run_logged(
+        &ws,
+        &[
+            "build",
+            "//app/server:server",
+            "--show-output",
+            "-c",
+            "a.b=c d",
+        ],
+        &[],
+    );
     assert_eq!(code, 0);
     assert_eq!(log[0], format!("cwd={}", ws.display()));
-    assert_eq!(&log[1..], ["arg=build", "arg=//app/server:server", "arg=--show-output", "arg=-c", "arg=a.b=c d"]);
+    assert_eq!(
+        &log[1..],
+        [
+            "arg=build",
+            "arg=//app/server:server",
+            "arg=--show-output",
+            "arg=-c",
+            "arg=a.b=c d"
+        ]
+    );
     // The sync happened: the target's sources are in the workspace.
     assert!(ws.join("app/server/src/main.rs").exists() && ws.join("lib/util/src/lib.rs").exists());
 }
@@ -89,10 +140,17 @@ fn relative_pattern_args_after_dashdash_and_exit_code_pass_through() {
     let s = setup();
     let ws = s.sb.path("ws");
     fs::create_dir_all(ws.join("app/cli")).unwrap();
-    let (code, log) = s.run_logged(&ws.join("app/cli"), &["run", ":cli", "--", "--flag", "x y"], &[("FAKE_BUCK2_EXIT", "3")]);
+    let (code, log) = s.run_logged(
+        &ws.join("app/cli"),
+        &["run", ":cli", "--", "--flag", "x y"],
+        &[("FAKE_BUCK2_EXIT", "3")],
+    );
     assert_eq!(code, 3);
     assert_eq!(log[0], format!("cwd={}", ws.join("app/cli").display()));
-    assert_eq!(&log[1..], ["arg=run", "arg=:cli", "arg=--", "arg=--flag", "arg=x y"]);
+    assert_eq!(
+        &log[1..],
+        ["arg=run", "arg=:cli", "arg=--", "arg=--flag", "arg=x y"]
+    );
     // `:cli` was resolved against app/cli and synced (with --add: both targets' files stay).
     assert!(ws.join("app/cli/main.rs").exists() && ws.join("lib/proto/version.txt").exists());
     let cfg = fs::read_to_string(ws.join(".antares/config.toml")).unwrap();
@@ -106,7 +164,10 @@ fn commands_without_targets_do_not_sync() {
     for cmd in ["kill", "clean", "log"] {
         let (code, log) = s.run_logged(&ws, &[cmd], &[]);
         assert_eq!(code, 0);
-        assert_eq!(log, vec![format!("cwd={}", ws.display()), format!("arg={cmd}")]);
+        assert_eq!(
+            log,
+            vec![format!("cwd={}", ws.display()), format!("arg={cmd}")]
+        );
     }
     assert!(!ws.join("app").exists(), "a target-less command synced");
 }
@@ -117,19 +178,33 @@ fn real_buck2_choice_mount_fallback_and_errors() {
     let ws = s.sb.path("ws");
     // ANTARES_REAL_BUCK2 wins over PATH.
     let other = s.sb.path("other-buck2");
-    write_exec(&other, &format!("#!/bin/sh\necho other > {}\n", s.log.display()));
-    let (_, log) = s.run_logged(&ws, &["kill"], &[("ANTARES_REAL_BUCK2", other.to_str().unwrap())]);
+    write_exec(
+        &other,
+        &format!("#!/bin/sh\necho other > {}\n", s.log.display()),
+    );
+    let (_, log) = s.run_logged(
+        &ws,
+        &["kill"],
+        &[("ANTARES_REAL_BUCK2", other.to_str().unwrap())],
+    );
     assert_eq!(log, vec!["other"]);
     // ANTARES_ON_MOUNT=1 runs right here, without syncing.
     let here = s.sb.path("elsewhere");
     fs::create_dir_all(&here).unwrap();
-    let (_, log) = s.run_logged(&here, &["build", "//app/server:server"], &[("ANTARES_ON_MOUNT", "1")]);
+    let (_, log) = s.run_logged(
+        &here,
+        &["build", "//app/server:server"],
+        &[("ANTARES_ON_MOUNT", "1")],
+    );
     assert_eq!(log[0], format!("cwd={}", here.display()));
     assert!(!ws.join("app").exists());
     // An unknown target: antares says why, buck2 is not run (no mount to fall back to).
     let (code, err) = s.run(&ws, &["build", "//no/such:target"], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("no/such") && err.contains("not running buck2"), "{err}");
+    assert!(
+        err.contains("no/such") && err.contains("not running buck2"),
+        "{err}"
+    );
     // No real buck2 at all.
     fs::remove_file(s.fake_dir.join("buck2")).unwrap();
     let out = Command::new(s.bin.join("buck2"))

@@ -1,8 +1,8 @@
 //! `antares hooks install [--dir DIR]`: put the buck2 wrapper on disk.
 
 use crate::cli::{Global, HooksAction, HooksArgs};
-use anyhow::{bail, Context, Result};
 use antares_materializer::fsutil::write_atomic;
+use anyhow::{bail, Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -19,7 +19,10 @@ pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
     let dest = dir.join("buck2");
     if let Ok(m) = std::fs::symlink_metadata(&dest) {
         if m.file_type().is_symlink() || m.is_dir() {
-            bail!("{} is a symlink or a directory; not replacing it", dest.display());
+            bail!(
+                "{} is a symlink or a directory; not replacing it",
+                dest.display()
+            );
         }
     }
     // Temp + rename: replaces a file, never writes through a symlink.
@@ -27,7 +30,10 @@ pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("cannot make {} executable", dest.display()))?;
     eprintln!("installed the buck2 wrapper at {}", dest.display());
-    eprintln!("put it first on PATH:  export PATH=\"{}:$PATH\"", dir.display());
+    eprintln!(
+        "put it first on PATH:  export PATH=\"{}:$PATH\"",
+        dir.display()
+    );
     Ok(super::OK)
 }
 

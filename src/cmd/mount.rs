@@ -10,10 +10,10 @@
 use crate::cli::{Global, MountArgs, UmountArgs};
 use crate::tree::upper_dir;
 use crate::workspace::{self, Workspace};
-use anyhow::{bail, Context, Result};
 use antares_materializer::Store;
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
 use antares_overlay::view::View;
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,13 +23,20 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
     let mountpoint = mountpoint(&ws, args.mountpoint.as_deref())?;
     if fuse::is_stale(&mountpoint) {
-        eprintln!("{}: cleaning up a stale mount left by a crashed daemon", mountpoint.display());
+        eprintln!(
+            "{}: cleaning up a stale mount left by a crashed daemon",
+            mountpoint.display()
+        );
         fuse::cleanup_stale(&mountpoint)?;
     }
     if is_mounted(&mountpoint) {
-        bail!("{} is already mounted (`antares umount` first)", mountpoint.display());
+        bail!(
+            "{} is already mounted (`antares umount` first)",
+            mountpoint.display()
+        );
     }
-    std::fs::create_dir_all(&mountpoint).with_context(|| format!("cannot create {}", mountpoint.display()))?;
+    std::fs::create_dir_all(&mountpoint)
+        .with_context(|| format!("cannot create {}", mountpoint.display()))?;
     // Remember it, so `antares umount` and the next `antares mount` need no argument.
     if ws.config.mountpoint.as_deref() != Some(mountpoint.as_path()) {
         let mut config = ws.config.clone();
@@ -55,7 +62,9 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         cmd.arg("--cache").arg(c);
     }
     cmd.arg("mount").arg(&mountpoint).arg("--foreground");
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid in the child before exec detaches it from our terminal
     // and session, so closing the terminal does not kill the mount.
     unsafe {
@@ -78,7 +87,11 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         }
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            bail!("{} did not come up within 20 s; see {}", mountpoint.display(), log_path.display());
+            bail!(
+                "{} did not come up within 20 s; see {}",
+                mountpoint.display(),
+                log_path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -94,21 +107,33 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
 
 fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32> {
     let lower: Arc<dyn antares_overlay::Source> = Arc::from(
-        antares_overlay::source::open(&ws.config.source).with_context(|| format!("cannot open source {}", ws.config.source))?,
+        antares_overlay::source::open(&ws.config.source)
+            .with_context(|| format!("cannot open source {}", ws.config.source))?,
     );
     let upper = upper_dir(ws);
-    let view = Arc::new(View::new(lower, &upper).with_context(|| format!("cannot open the upper layer {}", upper.display()))?);
+    let view = Arc::new(
+        View::new(lower, &upper)
+            .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
+    );
     let store_dir = ws.store_dir(global.cache.as_deref())?;
-    let store = Arc::new(Store::open(&store_dir).with_context(|| format!("cannot open the content store {}", store_dir.display()))?);
+    let store = Arc::new(
+        Store::open(&store_dir)
+            .with_context(|| format!("cannot open the content store {}", store_dir.display()))?,
+    );
     let buck_out = ws.layout.state_dir().join("buck-out");
-    std::fs::create_dir_all(&buck_out).with_context(|| format!("cannot create {}", buck_out.display()))?;
+    std::fs::create_dir_all(&buck_out)
+        .with_context(|| format!("cannot create {}", buck_out.display()))?;
     let mut cfg = MountConfig::new(view, store, mountpoint);
     cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
     let pid_file = ws.layout.state_dir().join("mount.pid");
     workspace::register_mount(mountpoint, ws.root())?;
     let result = fuse::run_foreground(cfg, |handle| {
         let _ = std::fs::write(&pid_file, std::process::id().to_string());
-        eprintln!("mounted {} at {}", ws.root().display(), handle.mountpoint().display());
+        eprintln!(
+            "mounted {} at {}",
+            ws.root().display(),
+            handle.mountpoint().display()
+        );
         for b in handle.binds() {
             match b.mode {
                 BindMode::Kernel => eprintln!("  {}: bind mount of {} (local disk)", b.name, b.local.display()),
@@ -125,7 +150,10 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     let _ = workspace::unregister_mount(mountpoint);
     match result? {
         Unmounted::Clean => eprintln!("unmounted {}", mountpoint.display()),
-        Unmounted::Lazy => eprintln!("unmounted {} lazily (files were still open)", mountpoint.display()),
+        Unmounted::Lazy => eprintln!(
+            "unmounted {} lazily (files were still open)",
+            mountpoint.display()
+        ),
     }
     Ok(super::OK)
 }
@@ -135,7 +163,10 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     let mountpoint = mountpoint(&ws, args.mountpoint.as_deref())?;
     // Ask the daemon to unmount (it removes the bind mounts first).
     let pid_file = ws.layout.state_dir().join("mount.pid");
-    if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
         // SAFETY: kill with a pid read from our own pid file and SIGTERM.
         if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
             // Wait for the daemon to finish unmounting and exit.
@@ -149,7 +180,10 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     if is_mounted(&mountpoint) || fuse::is_stale(&mountpoint) {
         match fuse::unmount(&mountpoint)? {
             Unmounted::Clean => {}
-            Unmounted::Lazy => eprintln!("files are still open on {}: detached lazily", mountpoint.display()),
+            Unmounted::Lazy => eprintln!(
+                "files are still open on {}: detached lazily",
+                mountpoint.display()
+            ),
         }
     }
     let _ = std::fs::remove_file(&pid_file);
@@ -162,15 +196,26 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
 /// workspace (never inside it: the workspace watcher would descend into it).
 fn mountpoint(ws: &Workspace, given: Option<&Path>) -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let p = match given.map(Path::to_path_buf).or_else(|| ws.config.mountpoint.clone()) {
+    let p = match given
+        .map(Path::to_path_buf)
+        .or_else(|| ws.config.mountpoint.clone())
+    {
         Some(p) => cwd.join(p),
         None => {
-            let name = ws.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "workspace".into());
+            let name = ws
+                .root()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "workspace".into());
             ws.root().with_file_name(format!("{name}.mount"))
         }
     };
     if p.starts_with(ws.root()) {
-        bail!("{}: the mount point must be outside the workspace {}", p.display(), ws.root().display());
+        bail!(
+            "{}: the mount point must be outside the workspace {}",
+            p.display(),
+            ws.root().display()
+        );
     }
     Ok(p)
 }
@@ -181,5 +226,9 @@ pub fn is_mounted(p: &Path) -> bool {
         return false;
     };
     let want = p.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| m.replace("\\040", " ") == want))
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| m.replace("\\040", " ") == want)
+    })
 }

@@ -1,8 +1,8 @@
 //! `antares sync [PATH…] [--watch]`: make the workspace hold the selection.
 
+use crate::buckconfig_local;
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
-use crate::buckconfig_local;
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
@@ -151,7 +151,11 @@ impl Context_<'_> {
         };
         // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
         let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
-        let ignored = if managed { vec![RepoPath::new(buckconfig_local::NAME)?] } else { Vec::new() };
+        let ignored = if managed {
+            vec![RepoPath::new(buckconfig_local::NAME)?]
+        } else {
+            Vec::new()
+        };
         let request = Request {
             entries,
             scope,

@@ -128,7 +128,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
             continue;
         }
         // antares' own .buckconfig.local (see prelude-hooks/antares.buckconfig).
-        if dir == root && name == ".buckconfig.local" && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("# Written by antares")) {
+        if dir == root
+            && name == ".buckconfig.local"
+            && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("# Written by antares"))
+        {
             continue;
         }
         let p = e.path();
