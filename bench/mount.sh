@@ -85,7 +85,8 @@ median() { sort -n | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else prin
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 declare -A RES
-# bench NAME COLD(0|1) TEMPLATE: TEMPLATE uses $M for the mount point, $I for the run.
+# bench NAME COLD(0|1) TEMPLATE: TEMPLATE uses $M for the mount point, $I for
+# the run, $K for the kind (native and bindfs share one directory).
 bench() {
     local name=$1 cold=$2 tmpl=$3 k i cmd vals
     for k in "${KINDS[@]}"; do
@@ -93,6 +94,7 @@ bench() {
         for ((i = 0; i < RUNS; i++)); do
             cmd=${tmpl//\$M/${MNT[$k]}}
             cmd=${cmd//\$I/$i}
+            cmd=${cmd//\$K/$k}
             [ "$cold" = 1 ] && drop
             vals+=("$(secs "$cmd")")
         done
@@ -117,9 +119,9 @@ bench "read all files (cold)" 1 "$READ"
 bench "read all files (warm)" 0 "$READ"
 CREATE="python3 -c 'import os,sys; d=sys.argv[1]; os.mkdir(d)
 for i in range(10000):
-    with open(os.path.join(d, \"f%d\" % i), \"w\") as f: f.write(\"x\" * 200)' \$M/new\$I"
+    with open(os.path.join(d, \"f%d\" % i), \"w\") as f: f.write(\"x\" * 200)' \$M/new_\$K_\$I"
 bench "create+write 10,000 files" 0 "$CREATE"
-for k in "${KINDS[@]}"; do rm -rf "${MNT[$k]}"/new*; done
+for k in "${KINDS[@]}"; do rm -rf "${MNT[$k]}"/new_*; done
 bench "git status" 0 "git --git-dir=$REPO/.git --work-tree=\$M status --porcelain | wc -l"
 
 hwm() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }

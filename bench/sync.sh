@@ -67,37 +67,45 @@ A="$BIN --cache $W/cache"
 echo "timing (median of $RUNS):" >&2
 
 # 1. cold sync from git vs worktree add / cp -a / rsync -a
-cold_setup() { rm -rf "$W/ws" "$W/cache"; }
+# Every setup ends with `sync`: each timed run starts with no dirty pages
+# left by the previous one. antares flushes its writes before it commits its
+# manifest (crash safety), the baselines do not; rows marked "+ sync" time a
+# baseline until its data is on disk too.
+cold_setup() { rm -rf "$W/ws" "$W/cache"; sync; }
 run_n "antares cold sync (git)" "$RUNS" cold_setup "$A init --source git:$REPO@$BASE $W/ws && $A -C $W/ws sync ."
 COLD=$RESULT_SECS COLD_MB=$RESULT_MB
-wt_setup() { rm -rf "$W/wt"; git -C "$REPO" worktree prune; }
+wt_setup() { rm -rf "$W/wt"; git -C "$REPO" worktree prune; sync; }
 run_n "git worktree add" "$RUNS" wt_setup "git -C $REPO worktree add -q --detach $W/wt $BASE"
 WT=$RESULT_SECS WT_MB=$RESULT_MB
-cp_setup() { rm -rf "$W/cp"; }
+run_n "git worktree add + sync" "$RUNS" wt_setup "git -C $REPO worktree add -q --detach $W/wt $BASE && sync"
+WTS=$RESULT_SECS WTS_MB=$RESULT_MB
+cp_setup() { rm -rf "$W/cp"; sync; }
 run_n "cp -a" "$RUNS" cp_setup "cp -a $W/plain $W/cp"
 CP=$RESULT_SECS CP_MB=$RESULT_MB
-rs_setup() { rm -rf "$W/rs"; }
+run_n "cp -a + sync" "$RUNS" cp_setup "cp -a $W/plain $W/cp && sync"
+CPS=$RESULT_SECS CPS_MB=$RESULT_MB
+rs_setup() { rm -rf "$W/rs"; sync; }
 run_n "rsync -a" "$RUNS" rs_setup "rsync -a $W/plain/ $W/rs/"
 RS=$RESULT_SECS RS_MB=$RESULT_MB
 
 # 2. warm sync into a second workspace (store filled by the cold runs)
-warm_setup() { rm -rf "$W/ws2"; }
+warm_setup() { rm -rf "$W/ws2"; sync; }
 run_n "antares warm sync" "$RUNS" warm_setup "$A init --source git:$REPO@$BASE $W/ws2 && $A -C $W/ws2 sync ."
 WARM=$RESULT_SECS WARM_MB=$RESULT_MB
 
 # 3. no-op re-sync vs git status
 git -C "$W/wt" status --porcelain >/dev/null
-noop_setup() { :; }
+noop_setup() { sync; }
 run_n "antares no-op re-sync" "$RUNS" noop_setup "$A -C $W/ws sync"
 NOOP=$RESULT_SECS NOOP_MB=$RESULT_MB
 run_n "git status" "$RUNS" noop_setup "git -C $W/wt status --porcelain"
 GS=$RESULT_SECS GS_MB=$RESULT_MB
 
 # 4. 1% changed in a new commit
-one_setup() { $A -C "$W/ws" sync --rev "$BASE" >/dev/null 2>&1; }
+one_setup() { $A -C "$W/ws" sync --rev "$BASE" >/dev/null 2>&1; sync; }
 run_n "antares re-sync, 1% changed" "$RUNS" one_setup "$A -C $W/ws sync --rev $NEXT"
 ONE=$RESULT_SECS ONE_MB=$RESULT_MB
-co_setup() { git -C "$W/wt" checkout -q --detach "$BASE"; }
+co_setup() { git -C "$W/wt" checkout -q --detach "$BASE"; sync; }
 run_n "git checkout, 1% changed" "$RUNS" co_setup "git -C $W/wt checkout -q --detach $NEXT"
 CO=$RESULT_SECS CO_MB=$RESULT_MB
 
@@ -110,10 +118,10 @@ if [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null; then
         cp -a "$W/plain" "$XFS_MNT/plain"
         AX="$BIN --cache $XFS_MNT/cache"
         $AX init --source "git:$REPO@$BASE" "$XFS_MNT/ws0" >/dev/null 2>&1 && $AX -C "$XFS_MNT/ws0" sync . >/dev/null 2>&1
-        xw_setup() { rm -rf "$XFS_MNT/ws"; }
+        xw_setup() { rm -rf "$XFS_MNT/ws"; sync; }
         run_n "antares warm sync (XFS)" "$RUNS" xw_setup "$AX init --source git:$REPO@$BASE $XFS_MNT/ws && $AX -C $XFS_MNT/ws sync ."
         XW=$RESULT_SECS XW_MB=$RESULT_MB
-        xr_setup() { rm -rf "$XFS_MNT/cp"; }
+        xr_setup() { rm -rf "$XFS_MNT/cp"; sync; }
         run_n "cp -a --reflink=always (XFS)" "$RUNS" xr_setup "cp -a --reflink=always $XFS_MNT/plain $XFS_MNT/cp"
         XR=$RESULT_SECS XR_MB=$RESULT_MB
         run_n "cp -a (XFS)" "$RUNS" xr_setup "cp -a --reflink=never $XFS_MNT/plain $XFS_MNT/cp"
@@ -130,9 +138,11 @@ echo
 echo "antares sync benchmark: $NFILES files, $DIRS dirs, median of $RUNS runs, $(nproc) cores, $(uname -r)"
 header
 row "cold sync from git (empty store)" "$COLD" "$COLD_MB" "git worktree add" "$WT" "$WT_MB"
+row "cold sync from git (empty store)" "$COLD" "$COLD_MB" "git worktree add + sync" "$WTS" "$WTS_MB"
 row "cold sync from git (empty store)" "$COLD" "$COLD_MB" "cp -a (checked-out tree)" "$CP" "$CP_MB"
 row "cold sync from git (empty store)" "$COLD" "$COLD_MB" "rsync -a (checked-out tree)" "$RS" "$RS_MB"
 row "warm sync (store filled)" "$WARM" "$WARM_MB" "cp -a" "$CP" "$CP_MB"
+row "warm sync (store filled)" "$WARM" "$WARM_MB" "cp -a + sync" "$CPS" "$CPS_MB"
 [ -n "$XFS" ] && row "warm sync, XFS reflink" "$XW" "$XW_MB" "cp -a --reflink=always (XFS)" "$XR" "$XR_MB"
 [ -n "$XFS" ] && row "warm sync, XFS reflink" "$XW" "$XW_MB" "cp -a (XFS)" "$XC" "$XC_MB"
 row "no-op re-sync" "$NOOP" "$NOOP_MB" "git status" "$GS" "$GS_MB"

@@ -53,8 +53,10 @@ pub const SHORT_TTL: Duration = Duration::from_secs(1);
 
 /// Entry and attribute TTL over an immutable lower (git, mono): changes to
 /// the upper dir are pushed to the kernel by the upper-dir watcher, so the
-/// TTL only bounds what a missed event could leave stale.
-pub const LONG_TTL: Duration = Duration::from_secs(60);
+/// TTL only bounds what a missed event could leave stale. (With 60 s, a
+/// stat of 50,000 files a minute after the first pass paid one lookup per
+/// file again: 0.83 s against 0.26 s native.)
+pub const LONG_TTL: Duration = Duration::from_secs(3600);
 
 /// How long a resolved directory node is reused for lookups below it.
 const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -565,18 +567,14 @@ impl OverlayFs {
             return;
         }
         if let Ok(view) = self.view(key.0) {
-            if let Err(e) = view.set_owner(&key.1, Some(req.uid()), Some(req.gid()), None) {
+            if let Err(e) = view.chown_upper(&key.1, req.uid(), req.gid()) {
                 tracing::warn!("chown {}: {e}", key.1);
             }
         }
     }
 
     fn entry_reply(&self, key: Key, reply: ReplyEntry) {
-        self.changed();
-        let found = self
-            .view(key.0)
-            .and_then(|v| v.node(&key.1).map_err(|e| errno(&e)))
-            .and_then(|n| n.ok_or(Errno::ENOENT));
+        let found = self.resolve(&key);
         self.entry_reply_found(key, found, reply);
     }
 
@@ -907,7 +905,6 @@ impl Filesystem for OverlayFs {
                 view.set_times(&key.1, atime.map(timespec), mtime.map(timespec), cache)
                     .map_err(|e| errno(&e))?;
             }
-            self.changed();
             let (_, node) = self.node(ino)?;
             self.attr(ino.0, &node)
         };
@@ -971,6 +968,8 @@ impl Filesystem for OverlayFs {
                 .mkdir(&key.1, mode & 0o7777 & !umask)
                 .map_err(|e| errno(&e))?;
             self.chown_new(req, &key);
+            // A directory over a whiteout is made opaque: cached parents change.
+            self.changed();
             Ok(key)
         };
         match run() {
@@ -989,7 +988,6 @@ impl Filesystem for OverlayFs {
                 .remove(&key.1, false)
                 .map_err(|e| errno(&e))?;
             self.inodes().retire(&key);
-            self.changed();
             Ok(())
         };
         match run() {
@@ -1498,15 +1496,20 @@ impl Filesystem for OverlayFs {
         let run = || -> Result<(File, Key, FileAttr), Errno> {
             let key = self.child_key(parent, name)?;
             let view = self.view(key.0)?;
-            let file = view
-                .create_file(&key.1, mode & 0o7777 & !umask)
+            let (pp, n) = match (key.1.parent(), key.1.file_name()) {
+                (Some(pp), Some(n)) => (pp, n),
+                _ => return Err(Errno::EEXIST),
+            };
+            let pnode = self.dir_node(&(key.0, pp))?;
+            let (file, mut node) = view
+                .create_file_at(&pnode, n, mode & 0o7777 & !umask)
                 .map_err(|e| errno(&e))?;
-            self.chown_new(req, &key);
-            let node = view
-                .node(&key.1)
-                .map_err(|e| errno(&e))?
-                .ok_or(Errno::ENOENT)?;
-            self.changed();
+            if self.is_root {
+                // SAFETY: fchown on the fd we just created.
+                if unsafe { libc::fchown(file.as_raw_fd(), req.uid(), req.gid()) } == 0 {
+                    node.upper = upper::fstat(&file).ok().or(node.upper);
+                }
+            }
             let ino = self.inodes().ino_for(key.clone());
             let attr = self.attr(ino, &node)?;
             Ok((file, key, attr))

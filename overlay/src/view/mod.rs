@@ -695,10 +695,26 @@ impl View {
     /// Creates a new, empty regular file in the upper dir and opens it
     /// read-write (for FUSE `create`). Fails with `Exists` if `path` exists.
     pub fn create_file(&self, path: &RepoPath, mode: u32) -> Result<File> {
-        if self.node(path)?.is_some() {
-            return Err(ViewError::Exists(path.clone()));
+        let (parent, name) = split(path)?;
+        let parent = self.require_dir(&parent)?;
+        Ok(self.create_file_at(&parent, name, mode)?.0)
+    }
+
+    /// [`View::create_file`] in an already resolved directory `parent`
+    /// (saves resolving it again); returns the new file's node too.
+    pub fn create_file_at(&self, parent: &Node, name: &str, mode: u32) -> Result<(File, Node)> {
+        let path = parent.path.join(name)?;
+        if parent.kind != EntryKind::Dir {
+            return Err(ViewError::NotADirectory(parent.path.clone()));
         }
-        let (dfd, name) = self.ensure_upper_parent(path)?;
+        if upper::is_internal_name(name) {
+            return Err(ViewError::Invalid(path));
+        }
+        if self.child(parent, name)?.is_some() {
+            return Err(ViewError::Exists(path));
+        }
+        let path = &path;
+        let dfd = self.ensure_upper_dir(&parent.path)?;
         upper::clear_whiteout(&dfd, name).map_err(|e| ViewError::io(path, e))?;
         let fd = upper::openat(
             &dfd,
@@ -709,7 +725,22 @@ impl View {
         .map_err(|e| ViewError::io(path, e))?;
         let f = File::from(fd);
         set_file_mode(&f, mode).map_err(|e| ViewError::io(path, e))?;
-        Ok(f)
+        let st = upper::fstat(&f).map_err(|e| ViewError::io(path, e))?;
+        let node = Node {
+            path: path.clone(),
+            kind: EntryKind::File,
+            upper: Some(st),
+            lower: None,
+            merge_lower: false,
+        };
+        Ok((f, node))
+    }
+
+    /// Gives an entry that is already in the upper dir to `uid`/`gid`
+    /// (e.g. one just created on behalf of another user). Never copies up.
+    pub fn chown_upper(&self, path: &RepoPath, uid: u32, gid: u32) -> Result<()> {
+        let (dfd, name) = self.upper_parent(path)?;
+        upper::fchownat(&dfd, name, uid, gid).map_err(|e| ViewError::io(path, e))
     }
 
     /// Opens the upper file at `path` (copying it up first) with `flags`
