@@ -46,6 +46,19 @@ pub fn absolutize(pattern: &str, current_dir: &RepoPath) -> String {
     }
 }
 
+/// The patterns given on the command line (made absolute against the
+/// current directory), or else the workspace's saved targets.
+pub fn given_or_saved(
+    ws: &crate::workspace::Workspace,
+    given: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(ws.config.targets.clone());
+    }
+    let current = ws.current_dir()?;
+    Ok(given.iter().map(|p| absolutize(p, &current)).collect())
+}
+
 /// The file set of `patterns`, with relative patterns taken from `current_dir`.
 pub fn file_set(
     source: &dyn Source,

@@ -38,16 +38,6 @@ impl Drop for Mounted {
 }
 
 fn setup(sb: &Sandbox) -> (PathBuf, PathBuf, Mounted) {
-    example_repo(&sb.path("src"));
-    sb.ok(
-        sb.dir.path(),
-        &[
-            "init",
-            "--source",
-            &format!("dir:{}", sb.path("src").display()),
-            "ws",
-        ],
-    );
     let ws = sb.path("ws");
     let mnt = sb.path("mnt");
     let guard = Mounted(mnt.clone());
@@ -70,7 +60,7 @@ fn edit_on_the_mount_reaches_the_workspace_and_buck_out_is_local() {
         eprintln!("SKIPPED mount test: {why}");
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::example_workspace();
     let (ws, mnt, _guard) = setup(&sb);
     assert_eq!(
         fs::read_to_string(mnt.join("lib/proto/version.txt")).unwrap(),
@@ -142,7 +132,7 @@ fn a_killed_daemon_leaves_a_stale_mount_the_next_mount_cleans() {
         eprintln!("SKIPPED mount test: {why}");
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::example_workspace();
     let (ws, mnt, _guard) = setup(&sb);
     let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid"))
         .unwrap()

@@ -16,24 +16,9 @@ const SERVER_FILES: &[&str] = &[
     "toolchains/BUCK",
 ];
 
-fn workspace() -> Sandbox {
-    let sb = Sandbox::new();
-    example_repo(&sb.path("src"));
-    sb.ok(
-        sb.dir.path(),
-        &[
-            "init",
-            "--source",
-            &format!("dir:{}", sb.path("src").display()),
-            "ws",
-        ],
-    );
-    sb
-}
-
 #[test]
 fn sync_of_a_target_places_exactly_its_file_set() {
-    let sb = workspace();
+    let sb = Sandbox::example_workspace();
     sb.ok(&sb.path("ws"), &["sync", "//app/server:server"]);
     let got: Vec<String> = snapshot(&sb.path("ws")).into_keys().collect();
     assert_eq!(got, SERVER_FILES);
@@ -55,7 +40,7 @@ fn sync_of_a_target_places_exactly_its_file_set() {
 
 #[test]
 fn relative_pattern_from_a_package_directory_and_saved_selection() {
-    let sb = workspace();
+    let sb = Sandbox::example_workspace();
     sb.ok(&sb.path("ws"), &["sync", "//lib/util:util"]);
     std::fs::create_dir_all(sb.path("ws/app/server")).unwrap();
     // `:server` from app/server means //app/server:server; --add keeps //lib/util:util.
@@ -77,7 +62,7 @@ fn relative_pattern_from_a_package_directory_and_saved_selection() {
 
 #[test]
 fn graph_reports_targets_packages_and_files() {
-    let sb = workspace();
+    let sb = Sandbox::example_workspace();
     let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app/server:server", "--json"]));
     let files: Vec<&str> = j["files"]
         .as_object()

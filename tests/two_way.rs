@@ -10,17 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A workspace over a copy of the example monorepo, with an upper layer.
 fn two_way_workspace() -> Sandbox {
-    let sb = Sandbox::new();
-    example_repo(&sb.path("src"));
-    sb.ok(
-        sb.dir.path(),
-        &[
-            "init",
-            "--source",
-            &format!("dir:{}", sb.path("src").display()),
-            "ws",
-        ],
-    );
+    let sb = Sandbox::example_workspace();
     fs::create_dir_all(sb.path("ws/.antares/upper")).unwrap();
     sb.ok(&sb.path("ws"), &["sync", "."]);
     sb

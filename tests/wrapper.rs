@@ -24,17 +24,7 @@ fn write_exec(p: &Path, text: &str) {
 }
 
 fn setup() -> Setup {
-    let sb = Sandbox::new();
-    example_repo(&sb.path("src"));
-    sb.ok(
-        sb.dir.path(),
-        &[
-            "init",
-            "--source",
-            &format!("dir:{}", sb.path("src").display()),
-            "ws",
-        ],
-    );
+    let sb = Sandbox::example_workspace();
     let bin = sb.path("wrapper-bin");
     sb.ok(
         sb.dir.path(),

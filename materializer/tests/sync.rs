@@ -5,30 +5,12 @@ mod common;
 
 use antares_materializer::resolve::{resolve, Side};
 use antares_materializer::status::status;
-use antares_materializer::{sync, Layout, NoProgress, Request, Store, Summary, WorkspaceLock};
+use antares_materializer::{sync, Layout, NoProgress, Request, Summary, WorkspaceLock};
 use antares_overlay::RepoPath;
-use common::MemSource;
+use common::{env, Env, MemSource};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    layout: Layout,
-    store: Store,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().join("ws");
-    fs::create_dir_all(ws.join(".antares")).unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    Env {
-        layout: Layout::new(&ws),
-        store,
-        _dir: dir,
-    }
-}
 
 impl Env {
     fn sync(&self, src: &MemSource) -> Summary {

@@ -4,29 +4,11 @@
 
 mod common;
 
-use antares_materializer::{sync, Layout, NoProgress, Request, Store, Summary};
+use antares_materializer::{sync, NoProgress, Request, Summary};
 use antares_overlay::RepoPath;
-use common::MemSource;
+use common::{env, Env, MemSource};
 use std::collections::BTreeSet;
 use std::fs;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    layout: Layout,
-    store: Store,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().join("ws");
-    fs::create_dir_all(ws.join(".antares")).unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    Env {
-        layout: Layout::new(&ws),
-        store,
-        _dir: dir,
-    }
-}
 
 impl Env {
     fn two_way(&self, src: &MemSource, only: Option<&[&str]>) -> Summary {

@@ -8,15 +8,7 @@ use anyhow::{bail, Result};
 
 pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
-    let current = ws.current_dir()?;
-    let patterns: Vec<String> = if args.patterns.is_empty() {
-        ws.config.targets.clone()
-    } else {
-        args.patterns
-            .iter()
-            .map(|p| targets::absolutize(p, &current))
-            .collect()
-    };
+    let patterns = targets::given_or_saved(&ws, &args.patterns)?;
     if patterns.is_empty() {
         bail!("no target patterns given and none synced yet: `antares graph //target…`");
     }

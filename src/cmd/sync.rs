@@ -163,7 +163,6 @@ impl Context_<'_> {
             revision: self.tree.source.revision(),
             only,
             write_back: self.tree.write_back(),
-            ..Default::default()
         };
         Ok(antares_materializer::sync(
             &self.ws.layout,

@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
     let path = ws.source_path(&args.path)?;
-    let current = ws.current_dir()?;
     // A path requested directly needs no graph.
     if let Some(sel) = ws
         .config
@@ -20,14 +19,7 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
         print(&path, &why, args.json)?;
         return Ok(super::OK);
     }
-    let patterns: Vec<String> = if args.patterns.is_empty() {
-        ws.config.targets.clone()
-    } else {
-        args.patterns
-            .iter()
-            .map(|p| targets::absolutize(p, &current))
-            .collect()
-    };
+    let patterns = targets::given_or_saved(&ws, &args.patterns)?;
     if patterns.is_empty() {
         bail!("{path}: not in a requested path, and no targets are synced; give target patterns");
     }

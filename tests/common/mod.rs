@@ -19,6 +19,15 @@ impl Sandbox {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
+    /// A sandbox with the example monorepo copied to `src/` and a workspace
+    /// `ws/` initialised from it as a `dir:` source.
+    pub fn example_workspace() -> Sandbox {
+        let sb = Sandbox::new();
+        example_repo(&sb.path("src"));
+        let spec = format!("dir:{}", sb.path("src").display());
+        sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
+        sb
+    }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

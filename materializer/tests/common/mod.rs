@@ -139,3 +139,22 @@ impl MemSource {
         }
     }
 }
+
+/// A workspace (with its state dir) and a store in a temp dir.
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub layout: antares_materializer::Layout,
+    pub store: antares_materializer::Store,
+}
+
+pub fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join(".antares")).unwrap();
+    let store = antares_materializer::Store::open(&dir.path().join("store")).unwrap();
+    Env {
+        layout: antares_materializer::Layout::new(&ws),
+        store,
+        _dir: dir,
+    }
+}
