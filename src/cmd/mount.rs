@@ -127,8 +127,10 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
     let pid_file = ws.layout.state_dir().join("mount.pid");
     workspace::register_mount(mountpoint, ws.root())?;
+    // Before mounting: whoever sees the mount can already find its daemon.
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     let result = fuse::run_foreground(cfg, |handle| {
-        let _ = std::fs::write(&pid_file, std::process::id().to_string());
         eprintln!(
             "mounted {} at {}",
             ws.root().display(),
