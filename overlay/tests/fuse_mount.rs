@@ -455,6 +455,12 @@ fn child_mount_process() {
         dir.join("mnt"),
     );
     cfg.bind_dirs = vec![("buck-out".into(), dir.join("buck-out"))];
+    if let Some(n) = std::env::var("ANTARES_TEST_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.threads = n;
+    }
     fuse::run_foreground(cfg, |h| {
         let b = &h.binds()[0];
         let pt = h
@@ -622,4 +628,22 @@ fn buck_out_served_through_fuse_when_not_bind_mounted() {
     assert!(!dir.join("upper/buck-out").exists());
     assert_eq!(handle.unmount().unwrap(), Unmounted::Clean);
     assert!(!is_mountpoint(&mnt));
+}
+
+#[test]
+fn unmount_from_outside_takes_the_bind_mounts_too() {
+    let Some(mut f) = setup() else { return };
+    assert!(is_mountpoint(&f.mnt.join("buck-out")));
+    // What `antares umount` does from another process.
+    assert_eq!(fuse::unmount(&f.mnt).unwrap(), Unmounted::Clean);
+    assert!(!is_mountpoint(&f.mnt.join("buck-out")));
+    assert!(!is_mountpoint(&f.mnt));
+    let handle = f.handle.take().unwrap();
+    for _ in 0..50 {
+        if handle.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(handle.unmount().unwrap(), Unmounted::Clean);
 }

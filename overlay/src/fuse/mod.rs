@@ -27,7 +27,7 @@ use crate::view::{EmptySource, View, ViewError};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -67,7 +67,8 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     /// `(name at the mount root, local directory)`, e.g. `("buck-out", …)`.
     pub bind_dirs: Vec<(String, PathBuf)>,
-    /// FUSE worker threads (default 4: fetches block a worker).
+    /// FUSE worker threads (default 2: a fetch blocks only one worker;
+    /// measured on 2 cores, 1 to 4 threads differ by under 15%).
     pub threads: usize,
     /// Make kernel bind mounts for `bind_dirs` (default). When false, or
     /// when the kernel refuses (no `CAP_SYS_ADMIN`), they are served
@@ -85,7 +86,7 @@ impl MountConfig {
             cache,
             mountpoint: mountpoint.into(),
             bind_dirs: Vec::new(),
-            threads: 4,
+            threads: 2,
             kernel_bind: true,
             ttl: None,
         }
@@ -168,6 +169,17 @@ impl MountHandle {
             stop.store(true, Ordering::Relaxed);
             let _ = thread.join();
         }
+        if session.guard.is_finished() {
+            // Unmounted from outside (`antares umount`, `umount`): the
+            // bind mounts went with it.
+            if let Err(e) = session.join() {
+                tracing::warn!(
+                    "FUSE session of {} ended with: {e}",
+                    self.mountpoint.display()
+                );
+            }
+            return Ok(Unmounted::Clean);
+        }
         let mut binds_left = false;
         for b in self.binds.iter().filter(|b| b.mode == BindMode::Kernel) {
             let target = self.mountpoint.join(&b.name);
@@ -178,11 +190,9 @@ impl MountHandle {
                 binds_left = true;
             }
         }
-        if binds_left && !session.guard.is_finished() {
+        let outcome = if binds_left {
             detach(&self.mountpoint)?;
-        }
-        let outcome = if session.guard.is_finished() {
-            Unmounted::Clean
+            Unmounted::Lazy
         } else {
             match unmount(&self.mountpoint) {
                 Ok(u) => u,
@@ -316,6 +326,12 @@ pub fn unmount(mountpoint: &Path) -> Result<Unmounted, MountError> {
         detach(mountpoint)?;
         return Ok(Unmounted::Lazy);
     }
+    // Bind mounts below it first (deepest first), or the unmount is busy.
+    for sub in submounts(mountpoint).iter().rev() {
+        if let Err(e) = umount2(sub, 0).or_else(|_| umount2(sub, libc::MNT_DETACH)) {
+            tracing::warn!("unmounting {}: {e}", sub.display());
+        }
+    }
     match umount2(mountpoint, 0) {
         Ok(()) => return Ok(Unmounted::Clean),
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -336,6 +352,45 @@ pub fn unmount(mountpoint: &Path) -> Result<Unmounted, MountError> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Mount points strictly below `mountpoint`, in mount order (from
+/// `/proc/self/mountinfo`, whose paths escape spaces and such as `\ooo`).
+fn submounts(mountpoint: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let prefix = mountpoint.as_os_str().as_encoded_bytes();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.len() > prefix.len() && p.starts_with(prefix) && p[prefix.len()] == b'/')
+        .map(|p| PathBuf::from(std::ffi::OsString::from_vec(p)))
+        .collect()
+}
+
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match oct {
+            Some(v) => {
+                out.push(v);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Mounts `cfg.view` at `cfg.mountpoint` (cleaning a stale mount there
