@@ -88,7 +88,7 @@ declare -A RES
 # bench NAME COLD(0|1) TEMPLATE: TEMPLATE uses $M for the mount point, $I for
 # the run, $K for the kind (native and bindfs share one directory).
 bench() {
-    local name=$1 cold=$2 tmpl=$3 k i cmd vals
+    local name=$1 cold=$2 tmpl=$3 k i cmd vals v
     for k in "${KINDS[@]}"; do
         vals=()
         for ((i = 0; i < RUNS; i++)); do
@@ -96,7 +96,8 @@ bench() {
             cmd=${cmd//\$I/$i}
             cmd=${cmd//\$K/$k}
             [ "$cold" = 1 ] && drop
-            vals+=("$(secs "$cmd")")
+            v=$(secs "$cmd")   # a failing command stops the benchmark (set -e)
+            vals+=("$v")
         done
         RES[$name,$k]=$(printf '%s\n' "${vals[@]}" | median)
         printf '  %-28s %-15s %8.3f s\n' "$name" "$k" "${RES[$name,$k]}" >&2
