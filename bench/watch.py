@@ -69,8 +69,10 @@ def main():
         print(f"building {a.files} files…", file=sys.stderr)
         make_tree(src, a.files)
         subprocess.run([a.bin, "init", "--source", f"dir:{src}", ws], check=True, env=env, capture_output=True)
-        subprocess.run([a.bin, "-C", ws, "sync", "."], check=True, env=env, capture_output=True)
         upper = os.path.join(ws, ".antares", "upper")
+        # The upper layer a mount would have made: syncs become two-way.
+        os.makedirs(upper, exist_ok=True)
+        subprocess.run([a.bin, "-C", ws, "sync", "."], check=True, env=env, capture_output=True)
         watcher = subprocess.Popen([a.bin, "-C", ws, "sync", "--watch"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
         print(f"\nwatch latency: {a.files} files, {a.edits} edits each way, {os.cpu_count()} cores")

@@ -737,8 +737,19 @@ pub fn sync(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushing"
         );
-        syncfs(root);
-        store.sync_fs();
+        if request.only.is_some() {
+            // A watcher's small sync: flush just what it wrote, not the
+            // whole file system (that costs hundreds of ms per edit).
+            for (p, rec) in &placed {
+                fsync_path(&p.to_fs_path(root));
+                if let Some(h) = &rec.version.hash {
+                    fsync_path(&store.object_path(h));
+                }
+            }
+        } else {
+            syncfs(root);
+            store.sync_fs();
+        }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "flushed");
         manifest.save(&layout.manifest())?;
     }
@@ -947,5 +958,13 @@ fn write_back_one(
             .map(|()| None)
             .map_err(|e| format!("cannot write back the deletion: {e}")),
         _ => Ok(None),
+    }
+}
+
+/// fsync of one file by path (best effort: a failure only weakens
+/// durability after a power loss, never correctness).
+fn fsync_path(path: &std::path::Path) {
+    if let Ok(f) = fs::File::open(path) {
+        let _ = f.sync_all();
     }
 }
