@@ -795,6 +795,26 @@ impl OverlayFs {
     }
 }
 
+impl OverlayFs {
+    /// `unlink` (`dir == false`) and `rmdir` (`dir == true`): remove through
+    /// the View (a whiteout over a lower entry) and retire the inode.
+    fn remove_child(&self, parent: INodeNo, name: &OsStr, dir: bool) -> Result<(), Errno> {
+        let key = self.child_key(parent, name)?;
+        if key.1.is_root() {
+            return Err(Errno::EBUSY);
+        }
+        self.view(key.0)?
+            .remove(&key.1, dir)
+            .map_err(|e| errno(&e))?;
+        self.inodes().retire(&key);
+        if dir {
+            // Cached listings of the parent change.
+            self.changed();
+        }
+        Ok(())
+    }
+}
+
 impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let want = InitFlags::FUSE_DO_READDIRPLUS
@@ -979,37 +999,14 @@ impl Filesystem for OverlayFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let run = || -> Result<(), Errno> {
-            let key = self.child_key(parent, name)?;
-            if key.1.is_root() {
-                return Err(Errno::EBUSY);
-            }
-            self.view(key.0)?
-                .remove(&key.1, false)
-                .map_err(|e| errno(&e))?;
-            self.inodes().retire(&key);
-            Ok(())
-        };
-        match run() {
+        match self.remove_child(parent, name, false) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let run = || -> Result<(), Errno> {
-            let key = self.child_key(parent, name)?;
-            if key.1.is_root() {
-                return Err(Errno::EBUSY);
-            }
-            self.view(key.0)?
-                .remove(&key.1, true)
-                .map_err(|e| errno(&e))?;
-            self.inodes().retire(&key);
-            self.changed();
-            Ok(())
-        };
-        match run() {
+        match self.remove_child(parent, name, true) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
