@@ -26,9 +26,14 @@ impl BlobCache for TestCache {
         let path = self.dir.join(name);
         if !path.exists() {
             let bytes = source.read(entry)?;
-            let tmp = self.dir.join(format!(".tmp-{}", std::process::id()));
-            fs::write(&tmp, bytes).map_err(|e| SourceError::io(tmp.display(), e))?;
-            fs::rename(&tmp, &path).map_err(|e| SourceError::io(path.display(), e))?;
+            // A temp name per call: FUSE serves concurrent opens of the same
+            // file on several threads.
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
+                .map_err(|e| SourceError::io(self.dir.display(), e))?;
+            tmp.write_all(&bytes)
+                .map_err(|e| SourceError::io(tmp.path().display(), e))?;
+            tmp.persist(&path)
+                .map_err(|e| SourceError::io(path.display(), e.error))?;
         }
         Ok(path)
     }
