@@ -26,9 +26,12 @@ pub struct Tree {
 pub struct UpperWriteBack(Arc<View>);
 
 impl Tree {
-    pub fn open(ws: &Workspace, spec: &SourceSpec) -> Result<Tree> {
+    /// `cache_flag` is the global `--cache` (the source keeps its metadata
+    /// cache beside the content store).
+    pub fn open(ws: &Workspace, spec: &SourceSpec, cache_flag: Option<&Path>) -> Result<Tree> {
+        let store = ws.store_dir(cache_flag)?;
         let lower: Arc<dyn Source> = Arc::from(
-            antares_overlay::source::open(spec)
+            antares_overlay::source::open(spec, Some(&store))
                 .with_context(|| format!("cannot open source {spec}"))?,
         );
         let upper = upper_dir(ws);

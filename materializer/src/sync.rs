@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -210,7 +210,7 @@ pub fn sync(
             EntryKind::Dir => {}
         }
     }
-    let targets = symlink_targets(source, &manifest, &wanted, &mut summary);
+    let (targets, mut unreadable) = symlink_targets(source, &manifest, &wanted, &mut summary);
     wanted.retain(|p, e| e.kind != EntryKind::Symlink || targets.contains_key(p));
 
     // Observe ours for every path the plan may touch.
@@ -317,6 +317,7 @@ pub fn sync(
                     known.insert(e.path.clone(), k);
                 }
                 None => {
+                    unreadable += 1;
                     let why = errors
                         .iter()
                         .find(|err| err.to_string().contains(e.path.as_str()))
@@ -330,6 +331,17 @@ pub fn sync(
                 }
             }
         }
+    }
+    // A source that could not deliver everything (a network fault, a file
+    // that vanished) changes nothing: a half-applied sync is worse than none,
+    // and a path whose new version is unknown must not look deleted.
+    if unreadable > 0 {
+        tracing::warn!(
+            unreadable,
+            source = %source.describe(),
+            "entries could not be read; the workspace is left unchanged"
+        );
+        return Ok(summary);
     }
     let version_of = |e: &TreeEntry| -> Option<Version> {
         match e.kind {
@@ -778,8 +790,9 @@ fn symlink_targets(
     manifest: &Manifest,
     wanted: &BTreeMap<RepoPath, &TreeEntry>,
     summary: &mut Summary,
-) -> HashMap<RepoPath, String> {
+) -> (HashMap<RepoPath, String>, usize) {
     let mut out = HashMap::new();
+    let mut unreadable = 0;
     let mut to_read = Vec::new();
     for (p, e) in wanted.iter().filter(|(_, e)| e.kind == EntryKind::Symlink) {
         match manifest.records.get(p) {
@@ -790,18 +803,25 @@ fn symlink_targets(
         }
     }
     let read: Mutex<Vec<(RepoPath, std::result::Result<String, String>)>> = Mutex::new(Vec::new());
+    let failed = AtomicUsize::new(0);
     source.read_many(&to_read, &|e, bytes| {
         let r = match bytes {
             Ok(b) => {
                 String::from_utf8(b).map_err(|_| "symlink target is not valid UTF-8".to_string())
             }
-            Err(err) => Err(err.to_string()),
+            Err(err) => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                Err(format!("cannot read from the source: {err}"))
+            }
         };
         if let Ok(mut v) = read.lock() {
             v.push((e.path.clone(), r));
         }
     });
-    for (p, r) in read.into_inner().unwrap_or_default() {
+    let read = read.into_inner().unwrap_or_default();
+    // Entries the source never answered for count as unreadable too.
+    unreadable += failed.into_inner() + to_read.len().saturating_sub(read.len());
+    for (p, r) in read {
         let checked = r.and_then(|t| {
             if t.starts_with('/') {
                 Err(Error::AbsoluteSymlink {
@@ -829,7 +849,7 @@ fn symlink_targets(
             }),
         }
     }
-    out
+    (out, unreadable)
 }
 
 /// Removes directories left empty by removals, bottom-up, never the root.

@@ -393,3 +393,40 @@ fn second_locker_is_refused_without_wait() {
     let err = WorkspaceLock::acquire(&e.layout.lock_file(), false, |_| {}).unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
 }
+
+#[test]
+fn a_source_read_failure_changes_nothing() {
+    let e = env();
+    let src = MemSource::new(&[("a.txt", "a1"), ("b.txt", "b1"), ("old.txt", "old")]);
+    src.link("l", "a.txt");
+    e.sync(&src);
+    src.put("a.txt", "a2");
+    src.put("b.txt", "b2");
+    src.put("c.txt", "c");
+    src.link("l", "b.txt");
+    src.remove("old.txt");
+    src.failing.lock().unwrap().insert("b.txt".into());
+    let s = e.sync(&src);
+    assert_eq!(s.errors.len(), 1, "{s:?}");
+    assert!(s.errors[0].error.contains("injected failure"), "{s:?}");
+    assert_eq!(e.read("a.txt"), "a1");
+    assert_eq!(e.read("old.txt"), "old");
+    assert!(!e.path("c.txt").exists());
+    assert_eq!(fs::read_link(e.path("l")).unwrap().to_str(), Some("a.txt"));
+    // A failing symlink read is the same.
+    src.failing.lock().unwrap().clear();
+    src.failing.lock().unwrap().insert("l".into());
+    let s = e.sync(&src);
+    assert_eq!(s.errors.len(), 1, "{s:?}");
+    assert_eq!(e.read("a.txt"), "a1");
+    assert_eq!(fs::read_link(e.path("l")).unwrap().to_str(), Some("a.txt"));
+    // Once the source answers, the next sync converges.
+    src.failing.lock().unwrap().clear();
+    let s = e.sync(&src);
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(e.read("a.txt"), "a2");
+    assert_eq!(e.read("b.txt"), "b2");
+    assert_eq!(e.read("c.txt"), "c");
+    assert!(!e.path("old.txt").exists());
+    assert_eq!(fs::read_link(e.path("l")).unwrap().to_str(), Some("b.txt"));
+}

@@ -266,24 +266,29 @@ fn non_utf8_name_is_an_error_naming_the_directory() {
 #[test]
 fn open_by_spec() {
     let t = fixture();
-    let s = source::open(&SourceSpec::Dir {
-        path: t.path().into(),
-    })
+    let s = source::open(
+        &SourceSpec::Dir {
+            path: t.path().into(),
+        },
+        None,
+    )
     .unwrap();
     assert_eq!(
         s.describe(),
         format!("dir:{}", t.path().canonicalize().unwrap().display())
     );
     assert_eq!(s.revision(), None);
-    let err = source::open(&SourceSpec::Mono {
-        url: "http://h".into(),
-        refs: None,
-    })
+    // Nothing listens on port 1: the error names the URL and says why.
+    let err = source::open(
+        &SourceSpec::Mono {
+            url: "http://127.0.0.1:1".into(),
+            refs: None,
+        },
+        None,
+    )
     .err()
-    .unwrap();
-    assert!(
-        err.to_string()
-            .contains("the mono source is not available in this build yet"),
-        "{err}"
-    );
+    .unwrap()
+    .to_string();
+    assert!(err.contains("http://127.0.0.1:1/api/v1/"), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
 }

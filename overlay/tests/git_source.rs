@@ -398,15 +398,21 @@ fn committed_buck_out_is_excluded_at_the_root_only() {
 #[test]
 fn open_by_spec() {
     let f = fixture();
-    let s = source::open(&SourceSpec::Git {
-        path: f.bare.clone(),
-        rev: Some("v1".into()),
-    })
+    let s = source::open(
+        &SourceSpec::Git {
+            path: f.bare.clone(),
+            rev: Some("v1".into()),
+        },
+        None,
+    )
     .unwrap();
     assert_eq!(s.revision().as_deref(), Some(f.c1.as_str()));
-    assert!(source::open(&SourceSpec::Git {
-        path: f.bare.clone(),
-        rev: Some("nope".into())
-    })
+    assert!(source::open(
+        &SourceSpec::Git {
+            path: f.bare.clone(),
+            rev: Some("nope".into())
+        },
+        None
+    )
     .is_err());
 }

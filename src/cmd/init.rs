@@ -10,7 +10,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let spec = SourceSpec::parse(&args.source)?.absolutize(&cwd);
     // Open the source first: a bad spec must leave nothing behind.
-    let source = antares_overlay::source::open(&spec)
+    let source = antares_overlay::source::open(&spec, None)
         .with_context(|| format!("cannot open source {spec}"))?;
     let root = cwd.join(&args.workspace);
     if root.join(STATE_DIR).exists() {

@@ -106,8 +106,9 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
 }
 
 fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32> {
+    let store_dir = ws.store_dir(global.cache.as_deref())?;
     let lower: Arc<dyn antares_overlay::Source> = Arc::from(
-        antares_overlay::source::open(&ws.config.source)
+        antares_overlay::source::open(&ws.config.source, Some(&store_dir))
             .with_context(|| format!("cannot open source {}", ws.config.source))?,
     );
     let upper = upper_dir(ws);
@@ -115,7 +116,6 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         View::new(lower, &upper)
             .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
     );
-    let store_dir = ws.store_dir(global.cache.as_deref())?;
     let store = Arc::new(
         Store::open(&store_dir)
             .with_context(|| format!("cannot open the content store {}", store_dir.display()))?,

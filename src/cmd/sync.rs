@@ -57,7 +57,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let ctx = Context_ {
         ws: &ws,
         store: &store,
-        tree: Tree::open(&ws, &spec)?,
+        tree: Tree::open(&ws, &spec, global.cache.as_deref())?,
         spec: spec.clone(),
         selected: selected.clone(),
         targets: targets.clone(),

@@ -15,6 +15,8 @@ pub enum Node {
 pub struct MemSource {
     pub files: Mutex<BTreeMap<String, Node>>,
     pub reads: Mutex<Vec<String>>,
+    /// Paths whose reads fail, as a network fault would.
+    pub failing: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl MemSource {
@@ -96,6 +98,12 @@ impl Source for MemSource {
     }
     fn read(&self, entry: &TreeEntry) -> antares_overlay::Result<Vec<u8>> {
         self.reads.lock().unwrap().push(entry.path.to_string());
+        if self.failing.lock().unwrap().contains(entry.path.as_str()) {
+            return Err(SourceError::Remote {
+                url: format!("mem://{}", entry.path),
+                message: "injected failure".into(),
+            });
+        }
         match self.files.lock().unwrap().get(entry.path.as_str()) {
             Some(Node::File(b, _)) => Ok(b.clone()),
             Some(Node::Link(t)) => Ok(t.as_bytes().to_vec()),

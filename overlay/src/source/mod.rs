@@ -6,6 +6,7 @@
 
 pub mod dir;
 pub mod git;
+pub mod mono;
 
 use crate::entry::{EntryKind, TreeEntry};
 use crate::error::{Result, SourceError};
@@ -14,17 +15,23 @@ use crate::spec::SourceSpec;
 
 pub use dir::DirSource;
 pub use git::GitSource;
+pub use mono::{MonoOptions, MonoSource};
 
-/// Opens the source a spec names.
-pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>> {
+/// Opens the source a spec names. `cache_dir` is a directory the source may
+/// keep verified metadata in across runs (the mono source keeps raw trees
+/// there); the binary passes one beside the content store.
+pub fn open(spec: &SourceSpec, cache_dir: Option<&std::path::Path>) -> Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Dir { path } => Ok(Box::new(DirSource::open(path)?)),
         SourceSpec::Git { path, rev } => Ok(Box::new(GitSource::open(path, rev.as_deref())?)),
-
-        SourceSpec::Mono { .. } => Err(SourceError::Spec {
-            spec: spec.to_string(),
-            message: "the mono source is not available in this build yet".into(),
-        }),
+        SourceSpec::Mono { url, refs } => {
+            let opts = MonoOptions {
+                tree_cache: cache_dir.map(|d| d.join("mono-trees")),
+                ..MonoOptions::default()
+            }
+            .from_env();
+            Ok(Box::new(MonoSource::open(url, refs.as_deref(), opts)?))
+        }
     }
 }
 
