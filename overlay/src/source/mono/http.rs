@@ -201,7 +201,7 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_body() || e.is_decode() {
         "the response body was cut short or unreadable"
     } else {
-        "request failed"
+        "the connection failed"
     };
     let mut msg = format!("{what}: {e}");
     let mut src = std::error::Error::source(e);
