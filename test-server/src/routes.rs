@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -245,15 +246,27 @@ async fn blob(state: Shared, Path(oid): Path<String>) -> Response {
         return Response::builder()
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, full.max(1))
-            .body(Body::new(Truncated(Some(Bytes::from(body)))))
+            .body(Body::new(Truncated::new(Bytes::from(body))))
             .unwrap_or_else(|e| plain(&Miss::Broken(e.to_string())));
     }
     octets(body)
 }
 
-/// A body that sends what it has and then fails, so the connection breaks
-/// off short of the Content-Length it promised.
-struct Truncated(Option<Bytes>);
+/// A body that sends what it has, waits so the bytes leave the server, and
+/// then fails: the connection breaks off short of the promised length.
+struct Truncated {
+    data: Option<Bytes>,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Truncated {
+    fn new(data: Bytes) -> Self {
+        Truncated {
+            data: Some(data),
+            pause: Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50))),
+        }
+    }
+}
 
 impl http_body::Body for Truncated {
     type Data = Bytes;
@@ -261,11 +274,16 @@ impl http_body::Body for Truncated {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        match self.0.take() {
-            Some(b) if !b.is_empty() => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
-            _ => Poll::Ready(Some(Err(std::io::Error::other("injected truncation")))),
+        if let Some(b) = self.data.take() {
+            if !b.is_empty() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
+            }
+        }
+        match self.pause.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::other("injected truncation")))),
         }
     }
 }
