@@ -3,7 +3,9 @@
 //! of upper over source, with workspace edits written back into the upper.
 
 use crate::workspace::Workspace;
+use antares_materializer::cached::StoreBacked;
 use antares_materializer::sync::WriteBack;
+use antares_materializer::Store;
 use antares_overlay::view::View;
 use antares_overlay::{ObjectId, RepoPath, Source, SourceSpec};
 use anyhow::{Context, Result};
@@ -13,6 +15,14 @@ use std::sync::Arc;
 /// The upper layer of a workspace: `.antares/upper`.
 pub fn upper_dir(ws: &Workspace) -> PathBuf {
     ws.layout.state_dir().join("upper")
+}
+
+/// Opens the content store of `ws` (`cache_flag`: the global `--cache`).
+pub fn open_store(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<Store>> {
+    let dir = ws.store_dir(cache_flag)?;
+    let store = Store::open(&dir)
+        .with_context(|| format!("cannot open the content store {}", dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// What a sync reads, and where edits go back to.
@@ -26,14 +36,14 @@ pub struct Tree {
 pub struct UpperWriteBack(Arc<View>);
 
 impl Tree {
-    /// `cache_flag` is the global `--cache` (the source keeps its metadata
-    /// cache beside the content store).
-    pub fn open(ws: &Workspace, spec: &SourceSpec, cache_flag: Option<&Path>) -> Result<Tree> {
-        let store = ws.store_dir(cache_flag)?;
-        let lower: Arc<dyn Source> = Arc::from(
-            antares_overlay::source::open(spec, Some(&store))
+    /// Single reads go through `store` (see [`StoreBacked`]); the source
+    /// keeps its own metadata cache beside the store's objects.
+    pub fn open(ws: &Workspace, spec: &SourceSpec, store: &Arc<Store>) -> Result<Tree> {
+        let source: Arc<dyn Source> = Arc::from(
+            antares_overlay::source::open(spec, Some(store.root()))
                 .with_context(|| format!("cannot open source {spec}"))?,
         );
+        let lower: Arc<dyn Source> = Arc::new(StoreBacked::new(source, store.clone()));
         let upper = upper_dir(ws);
         if !upper.is_dir() {
             return Ok(Tree {

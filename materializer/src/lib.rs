@@ -9,6 +9,7 @@
 //! It reads trees only through `antares_overlay::Source` and knows nothing of
 //! Buck2: the caller decides which entries are wanted.
 
+pub mod cached;
 pub mod error;
 pub mod fsutil;
 pub mod hash;

@@ -14,7 +14,12 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     }
     let spec = &ws.config.source;
     // Through the View when there is an upper layer: edits on the mount count.
-    let source = crate::tree::Tree::open(&ws, spec, global.cache.as_deref())?.source;
+    let source = crate::tree::Tree::open(
+        &ws,
+        spec,
+        &crate::tree::open_store(&ws, global.cache.as_deref())?,
+    )?
+    .source;
     let root = antares_overlay::RepoPath::root();
     if args.compare {
         let ours = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Builtin)?;

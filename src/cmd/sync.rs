@@ -50,14 +50,12 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         Some(rev) => ws.config.source.clone().at_revision(rev)?,
         None => ws.config.source.clone(),
     };
-    let store_dir = ws.store_dir(global.cache.as_deref())?;
-    let store = Store::open(&store_dir)
-        .with_context(|| format!("cannot open the content store {}", store_dir.display()))?;
+    let store = crate::tree::open_store(&ws, global.cache.as_deref())?;
     store.clean_tmp();
     let ctx = Context_ {
         ws: &ws,
         store: &store,
-        tree: Tree::open(&ws, &spec, global.cache.as_deref())?,
+        tree: Tree::open(&ws, &spec, &store)?,
         spec: spec.clone(),
         selected: selected.clone(),
         targets: targets.clone(),
