@@ -87,6 +87,29 @@ pub enum Command {
     Root(RootArgs),
     /// Install the buck2 wrapper from prelude-hooks/.
     Hooks(HooksArgs),
+    /// Serve the Antares management API (as Scorpio does) for build workers.
+    ///
+    /// Routes under /antares: GET /health; POST /mounts {path, job_id?, cl?}
+    /// → {mount_id, mountpoint} (idempotent per job_id: 201 new, 200 existing);
+    /// GET /mounts; GET|DELETE /mounts/{id}; GET|DELETE /mounts/by-job/{job};
+    /// GET /mounts/{id}/ready → {ready}; POST /mounts/{id}/sync {targets:[…]}
+    /// → the sync's JSON summary. Errors are {error, code} with 400/404/500.
+    /// Each mount is a workspace of this workspace's source, mounted under
+    /// .antares/serve/<id>/mnt; `mountpoint` is where `path` appears in it.
+    /// Mono change-list layers (`cl`) are not supported (400). Prints
+    /// `listening on http://ADDR` once ready.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port). The API has no
+    /// authentication: keep it on loopback unless the network is trusted.
+    #[arg(long, default_value = "127.0.0.1:2725")]
+    pub bind: std::net::SocketAddr,
+    /// Unmount and forget every mount when the server stops (SIGINT/SIGTERM).
+    #[arg(long)]
+    pub unmount_on_exit: bool,
 }
 
 #[derive(Debug, Args)]

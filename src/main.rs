@@ -9,6 +9,7 @@ mod buckconfig_local;
 mod cli;
 mod cmd;
 mod progress;
+mod serve;
 mod targets;
 mod tree;
 mod workspace;
@@ -30,6 +31,7 @@ fn main() {
         Command::Umount(a) => cmd::mount::run_umount(&cli.global, a),
         Command::Root(a) => cmd::root::run(&cli.global, a),
         Command::Hooks(a) => cmd::hooks::run(&cli.global, a),
+        Command::Serve(a) => cmd::serve::run(&cli.global, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod init;
 pub mod mount;
 pub mod resolve;
 pub mod root;
+pub mod serve;
 pub mod status;
 pub mod sync;
 pub mod watch;

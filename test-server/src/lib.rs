@@ -5,7 +5,9 @@
 //! `mono:` source can be tested and benchmarked without a Mono; [`Faults`]
 //! makes it fail the ways real servers and networks do. `/_test/requests`
 //! (GET) and `/_test/reset` (POST) expose the request log to scripts.
+//! [`client`] is the bare HTTP client the tests of this and other crates use.
 
+pub mod client;
 mod faults;
 mod git;
 mod routes;

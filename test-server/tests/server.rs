@@ -1,11 +1,9 @@
 //! The test server's answers on the wire, read with a bare TCP client so
 //! that what is checked is exactly what was sent.
 
-use antares_mono_test_server::TestServer;
+use antares_mono_test_server::{client, TestServer};
 use serde_json::Value;
 use sha1::Digest;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -42,38 +40,14 @@ fn repo() -> tempfile::TempDir {
     t
 }
 
-/// One HTTP/1.1 request; returns status, headers (lowercase names) and
-/// every body byte that arrived before the server closed.
+/// One request; status, headers and every body byte that arrived.
 fn request(
     server: &TestServer,
     method: &str,
     target: &str,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let addr = server.url().trim_start_matches("http://").to_string();
-    let mut s = TcpStream::connect(&addr).unwrap();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, raw[split + 4..].to_vec())
+    let r = client::request(&server.url(), method, target, None).unwrap();
+    (r.status, r.headers, r.body)
 }
 
 fn json(server: &TestServer, target: &str) -> (u16, Value) {
