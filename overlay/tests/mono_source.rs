@@ -255,6 +255,14 @@ fn a_deep_directory_is_found_with_one_dir_hash() {
         src.list_dir(&p("deep/a/nope/x")),
         Err(SourceError::NotFound(_))
     ));
+    // Below a directory the root does not have: known missing, no request.
+    server.reset_requests();
+    assert!(matches!(
+        src.list_dir(&p("no-such-top/a/b")),
+        Err(SourceError::NotFound(_))
+    ));
+    assert_eq!(src.stat(&p("no-such-top/a/b/f")).unwrap(), None);
+    assert_eq!(server.requests(), Vec::<String>::new());
 }
 
 #[test]

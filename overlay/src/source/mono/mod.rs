@@ -149,7 +149,7 @@ impl MonoSource {
         let name = dir.file_name().unwrap_or_default();
         // A deep directory whose parent is not at hand: one dir-hash request
         // names its tree instead of a listing per ancestor.
-        if !parent.is_root() && !lock(&self.dirs).contains_key(&parent) {
+        if !parent.is_root() && !lock(&self.dirs).contains_key(&parent) && self.may_exist(dir)? {
             if let Some(oid) = self
                 .rt
                 .block_on(dir_hash(&self.http, dir, self.pinned_refs()))?
@@ -168,6 +168,27 @@ impl MonoSource {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Whether the closest ancestor of `dir` already at hand holds the next
+    /// component towards `dir` as a directory: a path below a missing
+    /// directory is known to be missing without asking the server.
+    fn may_exist(&self, dir: &RepoPath) -> Result<bool> {
+        let mut child = dir.clone();
+        while let Some(a) = child.parent() {
+            let known = if a.is_root() {
+                Some(self.root.clone())
+            } else {
+                let oid = lock(&self.dirs).get(&a).cloned();
+                oid.map(|oid| self.listing(&oid, &a)).transpose()?
+            };
+            if let Some(l) = known {
+                let name = child.file_name().unwrap_or_default();
+                return Ok(find(&l, name).is_some_and(|e| e.kind == EntryKind::Dir));
+            }
+            child = a;
+        }
+        Ok(true)
     }
 
     /// Lists every directory under the ones given, level by level, with up
