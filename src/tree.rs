@@ -36,14 +36,19 @@ pub struct Tree {
 pub struct UpperWriteBack(Arc<View>);
 
 impl Tree {
-    /// Single reads go through `store` (see [`StoreBacked`]); the source
-    /// keeps its own metadata cache beside the store's objects.
+    /// A remote source's single reads go through `store` (see
+    /// [`StoreBacked`]); a local one is read directly, which is cheaper than
+    /// consulting the store's id index. The source keeps its own metadata
+    /// cache beside the store's objects.
     pub fn open(ws: &Workspace, spec: &SourceSpec, store: &Arc<Store>) -> Result<Tree> {
         let source: Arc<dyn Source> = Arc::from(
             antares_overlay::source::open(spec, Some(store.root()))
                 .with_context(|| format!("cannot open source {spec}"))?,
         );
-        let lower: Arc<dyn Source> = Arc::new(StoreBacked::new(source, store.clone()));
+        let lower: Arc<dyn Source> = match spec {
+            SourceSpec::Mono { .. } => Arc::new(StoreBacked::new(source, store.clone())),
+            _ => source,
+        };
         let upper = upper_dir(ws);
         if !upper.is_dir() {
             return Ok(Tree {
