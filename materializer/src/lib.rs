@@ -29,4 +29,4 @@ pub use layout::Layout;
 pub use lock::WorkspaceLock;
 pub use manifest::Manifest;
 pub use store::Store;
-pub use sync::{sync, NoProgress, Progress, Request, Summary};
+pub use sync::{sync, sync_cached, ManifestCache, NoProgress, Progress, Request, Summary};

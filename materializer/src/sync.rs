@@ -185,6 +185,20 @@ enum Action {
     Leave,
 }
 
+/// A manifest kept in memory between the syncs of one process (`--watch`
+/// runs one per burst of edits), reloaded when another process changed it.
+#[derive(Default)]
+pub struct ManifestCache(Option<Manifest>);
+
+impl ManifestCache {
+    fn take(&mut self, path: &std::path::Path) -> Result<Manifest> {
+        match self.0.take() {
+            Some(m) if m.is_current(path) => Ok(m),
+            _ => Manifest::load(path),
+        }
+    }
+}
+
 /// Runs one sync. The caller holds the workspace lock.
 pub fn sync(
     layout: &Layout,
@@ -193,9 +207,31 @@ pub fn sync(
     request: Request,
     progress: &dyn Progress,
 ) -> Result<Summary> {
+    sync_cached(
+        layout,
+        store,
+        source,
+        request,
+        progress,
+        &mut ManifestCache::default(),
+    )
+}
+
+/// [`sync`] with the manifest taken from (and left in) `cache`. A sync with
+/// [`Request::only`] set records its changes in the manifest's journal.
+pub fn sync_cached(
+    layout: &Layout,
+    store: &Store,
+    source: &dyn Source,
+    request: Request,
+    progress: &dyn Progress,
+    cache: &mut ManifestCache,
+) -> Result<Summary> {
     let started = Instant::now();
     let root = layout.root();
-    let mut manifest = Manifest::load(&layout.manifest())?;
+    // Taken out: an error below leaves the cache empty, so the next sync
+    // reloads what is on disk rather than trusting a half-updated copy.
+    let mut manifest = cache.take(&layout.manifest())?;
     let tmp_dir = layout.tmp_dir();
     if tmp_dir.exists() {
         fs::remove_dir_all(&tmp_dir).at(tmp_dir.display())?;
@@ -693,6 +729,10 @@ pub fn sync(
     // Whether the records change: a no-op sync must not rewrite the manifest
     // nor flush the file system (that would cost more than the sync itself).
     let mut dirty = !placed.is_empty() || !removed.is_empty();
+    let touched: Vec<RepoPath> = match request.only {
+        Some(_) => actions.iter().map(|(p, _)| p.clone()).collect(),
+        None => Vec::new(),
+    };
     for (p, action) in actions {
         match action {
             Action::Keep { refresh } => {
@@ -795,9 +835,13 @@ pub fn sync(
             store.sync_fs();
         }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "flushed");
-        manifest.save(&layout.manifest())?;
+        match request.only {
+            Some(_) => manifest.save_paths(&layout.manifest(), &touched)?,
+            None => manifest.save(&layout.manifest())?,
+        }
     }
     let _ = fs::remove_dir_all(&tmp_dir);
+    cache.0 = Some(manifest);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

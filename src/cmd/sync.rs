@@ -6,7 +6,7 @@ use crate::progress::Bar;
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
-use antares_materializer::{Progress, Request, Store, Summary, WorkspaceLock};
+use antares_materializer::{ManifestCache, Progress, Request, Store, Summary, WorkspaceLock};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +62,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         graph: args.graph,
         scope: Mutex::new(Vec::new()),
         wait: !args.no_wait,
+        manifest: Mutex::new(ManifestCache::default()),
     };
 
     let bar = Bar::new(args.json);
@@ -104,6 +105,8 @@ pub struct Context_<'a> {
     /// The scope of the last full sync, for the path-restricted ones.
     pub scope: Mutex<Vec<RepoPath>>,
     pub wait: bool,
+    /// The manifest between cycles of `--watch` (reloaded if changed on disk).
+    pub manifest: Mutex<ManifestCache>,
 }
 
 impl Context_<'_> {
@@ -162,12 +165,17 @@ impl Context_<'_> {
             only,
             write_back: self.tree.write_back(),
         };
-        Ok(antares_materializer::sync(
+        let mut cache = self
+            .manifest
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the manifest cache is poisoned"))?;
+        Ok(antares_materializer::sync_cached(
             &self.ws.layout,
             self.store,
             self.tree.source.as_ref(),
             request,
             progress,
+            &mut cache,
         )?)
     }
 }
