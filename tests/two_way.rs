@@ -238,3 +238,52 @@ fn sigkill_during_two_way_sync_loses_no_edit() {
         );
     }
 }
+
+#[test]
+fn watch_is_not_woken_by_reads() {
+    let sb = two_way_workspace();
+    let (ws, up) = (sb.path("ws"), sb.path("ws/.antares/upper"));
+    let log = sb.path("watch.log");
+    let _w = Watcher(
+        sb.cmd(&ws, &["sync", "--watch"])
+            .env("RUST_LOG", "antares=debug")
+            .env("NO_COLOR", "1")
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let cycles = || {
+        read(&log)
+            .unwrap_or_default()
+            .matches("watch: changed paths")
+            .count()
+    };
+    wait_until("the watcher to start", || {
+        read(&log).is_some_and(|l| l.contains("watching"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cycles();
+    // Readers (an editor opening files, a build reading sources) change nothing.
+    for _ in 0..20 {
+        for f in ["app/cli/main.rs", "lib/util/src/lib.rs", "toolchains/BUCK"] {
+            read(&ws.join(f)).expect("readable");
+        }
+        fs::read_dir(ws.join("lib/util/src"))
+            .unwrap()
+            .for_each(drop);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        cycles(),
+        before,
+        "reads woke the watcher:\n{:?}",
+        read(&log)
+    );
+    // A write does.
+    fs::write(ws.join("app/cli/main.rs"), "fn main() { /* v9 */ }\n").unwrap();
+    wait_until("the edit in the upper", || {
+        read(&up.join("app/cli/main.rs")).as_deref() == Some("fn main() { /* v9 */ }\n")
+    });
+    assert!(cycles() > before);
+}

@@ -143,6 +143,26 @@ enum Theirs<'a> {
     Unrequested,
 }
 
+/// The keys of `map` inside the `only` subtrees (all without `only`), by
+/// range lookups: a watcher's small sync must not visit every record.
+fn keys_under<V>(map: &BTreeMap<RepoPath, V>, only: Option<&BTreeSet<RepoPath>>) -> Vec<RepoPath> {
+    let Some(only) = only else {
+        return map.keys().cloned().collect();
+    };
+    let mut out = Vec::new();
+    for o in only {
+        // Every path under `o` shares its string prefix, and those are contiguous.
+        out.extend(
+            map.range(o.clone()..)
+                .map(|(p, _)| p)
+                .take_while(|p| p.as_str().starts_with(o.as_str()))
+                .filter(|p| p.starts_with(o))
+                .cloned(),
+        );
+    }
+    out
+}
+
 /// One path as the plan sees it.
 struct Row<'a> {
     path: RepoPath,
@@ -262,8 +282,8 @@ pub fn sync_cached(
     let paths: Vec<RepoPath> = {
         // Three sorted runs: a stable sort merges them in linear time.
         let mut all: Vec<RepoPath> = wanted.keys().cloned().collect();
-        all.extend(manifest.records.keys().cloned());
-        all.extend(manifest.conflicts.keys().cloned());
+        all.extend(keys_under(&manifest.records, request.only.as_ref()));
+        all.extend(keys_under(&manifest.conflicts, request.only.as_ref()));
         all.sort();
         all.dedup();
         let mut set: BTreeSet<RepoPath> = BTreeSet::new();

@@ -11,7 +11,8 @@ use antares_materializer::layout::STATE_DIR;
 use antares_materializer::{NoProgress, Summary};
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{Context, Result};
-use notify::{Event, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -54,7 +55,12 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut worst = 0;
+    // A change made between the first sync and the watches being in place
+    // raised no event: one catch-up sync sees it.
+    let started = Instant::now();
+    let caught = ctx.sync_once(None, &NoProgress)?;
+    log_cycle(&caught, started, json)?;
+    let mut worst = exit_status(&caught);
     loop {
         let Some(batch) = next_batch(&rx, &roots) else {
             return Ok(worst);
@@ -66,7 +72,10 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
                 ctx.sync_once(None, &NoProgress)
             }
             Batch::Paths(paths) if paths.is_empty() => continue,
-            Batch::Paths(paths) => ctx.sync_once(Some(paths), &NoProgress),
+            Batch::Paths(paths) => {
+                tracing::debug!(count = paths.len(), first = ?paths.first(), "watch: changed paths");
+                ctx.sync_once(Some(paths), &NoProgress)
+            }
         };
         match summary {
             Ok(s) => {
@@ -103,26 +112,50 @@ enum Side {
     Upper,
 }
 
-/// Blocks for the next burst of events; `None` when the watcher is gone.
+/// Blocks for the next burst of changes; `None` when the watcher is gone.
+/// Events that change nothing (opens and reads, the state dir) neither start
+/// a burst nor extend it: a reader polling a file must not delay its sync.
 fn next_batch(
     rx: &mpsc::Receiver<notify::Result<Event>>,
     roots: &[(PathBuf, Side)],
 ) -> Option<Batch> {
-    let first = rx.recv().ok()?;
-    let start = Instant::now();
     let mut paths = BTreeSet::new();
     let mut rescan = false;
-    let mut add = |ev: notify::Result<Event>| match ev {
-        Ok(ev) if ev.need_rescan() => rescan = true,
-        Ok(ev) => paths.extend(ev.paths.iter().filter_map(|p| to_repo_path(p, roots))),
-        Err(_) => rescan = true,
-    };
-    add(first);
-    while start.elapsed() < MAX_DELAY {
-        match rx.recv_timeout(QUIET) {
-            Ok(ev) => add(ev),
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+    // (first change, last change) of the burst so far.
+    let mut burst: Option<(Instant, Instant)> = None;
+    loop {
+        let ev = match burst {
+            None => rx.recv().ok()?,
+            Some((first, last)) => {
+                let quiet = QUIET.saturating_sub(last.elapsed());
+                if first.elapsed() >= MAX_DELAY || quiet.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(quiet) {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            }
+        };
+        let changed = match ev {
+            Ok(ev) if ev.need_rescan() => {
+                rescan = true;
+                true
+            }
+            Ok(ev) if !changes_content(&ev.kind) => false,
+            Ok(ev) => {
+                let before = paths.len();
+                paths.extend(ev.paths.iter().filter_map(|p| to_repo_path(p, roots)));
+                paths.len() > before
+            }
+            Err(_) => {
+                rescan = true;
+                true
+            }
+        };
+        if changed {
+            let now = Instant::now();
+            burst = Some((burst.map_or(now, |(first, _)| first), now));
         }
     }
     Some(if rescan {
@@ -130,6 +163,17 @@ fn next_batch(
     } else {
         Batch::Paths(paths)
     })
+}
+
+/// Whether an event can mean new content. Opens and reads (which inotify
+/// reports too, the watcher's own included: every cycle lists and hashes)
+/// change nothing; a close after writing does.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// The repo path an event path stands for, or `None` for state, build
