@@ -749,10 +749,16 @@ pub fn sync_cached(
     // Whether the records change: a no-op sync must not rewrite the manifest
     // nor flush the file system (that would cost more than the sync itself).
     let mut dirty = !placed.is_empty() || !removed.is_empty();
-    let touched: Vec<RepoPath> = match request.only {
-        Some(_) => actions.iter().map(|(p, _)| p.clone()).collect(),
-        None => Vec::new(),
-    };
+    // The paths whose record or conflict entry this sync may change: when
+    // they are few, the manifest's journal records them instead of a rewrite.
+    let touched: Vec<RepoPath> = actions
+        .iter()
+        .filter(|(p, a)| {
+            !matches!(a, Action::Keep { refresh: None } | Action::Leave)
+                || manifest.conflicts.contains_key(p)
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
     for (p, action) in actions {
         match action {
             Action::Keep { refresh } => {
@@ -855,9 +861,10 @@ pub fn sync_cached(
             store.sync_fs();
         }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "flushed");
-        match request.only {
-            Some(_) => manifest.save_paths(&layout.manifest(), &touched)?,
-            None => manifest.save(&layout.manifest())?,
+        if request.only.is_some() || touched.len() * 8 < manifest.records.len() {
+            manifest.save_paths(&layout.manifest(), &touched)?;
+        } else {
+            manifest.save(&layout.manifest())?;
         }
     }
     let _ = fs::remove_dir_all(&tmp_dir);

@@ -86,6 +86,9 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         }
         return crate::cmd::watch::run(&ctx, args.json);
     }
+    // The process ends here: freeing the tree and the manifest (hundreds of
+    // thousands of heap nodes) would only delay the exit.
+    std::mem::forget(ctx);
     Ok(exit_status(&summary))
 }
 

@@ -71,14 +71,22 @@ pub trait Source: Send + Sync {
     }
 
     /// Every entry below `dir` (not `dir` itself), parents before children.
-    /// Backends with a cheaper bulk walk override this.
+    /// The default lists one level at a time, its directories in parallel
+    /// (listing a live tree is a stat per entry); backends with a cheaper
+    /// bulk walk override this.
     fn walk(&self, dir: &RepoPath) -> Result<Vec<TreeEntry>> {
+        use rayon::prelude::*;
         let mut out = Vec::new();
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in self.list_dir(&d)? {
+        let mut level = vec![dir.clone()];
+        while !level.is_empty() {
+            let listed = level
+                .par_iter()
+                .map(|d| self.list_dir(d))
+                .collect::<Result<Vec<_>>>()?;
+            level = Vec::new();
+            for e in listed.into_iter().flatten() {
                 if e.kind == EntryKind::Dir {
-                    stack.push(e.path.clone());
+                    level.push(e.path.clone());
                 }
                 out.push(e);
             }

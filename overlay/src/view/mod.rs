@@ -1070,12 +1070,60 @@ impl Source for View {
     /// Reads what is at `entry.path` now: the upper file if there is one,
     /// else the lower entry.
     fn read(&self, entry: &TreeEntry) -> crate::Result<Vec<u8>> {
-        let node = self
-            .node(&entry.path)?
-            .ok_or_else(|| SourceError::NotFound(entry.path.clone()))?;
-        if node.is_upper() {
-            return Ok(self.read_node(&node)?);
+        match self.shadow(&entry.path)? {
+            Shadow::Lower => self.lower.read(entry),
+            Shadow::Hidden => Err(SourceError::NotFound(entry.path.clone())),
+            Shadow::Upper => {
+                let node = self
+                    .node(&entry.path)?
+                    .ok_or_else(|| SourceError::NotFound(entry.path.clone()))?;
+                Ok(self.read_node(&node)?)
+            }
         }
-        self.lower.read(entry)
+    }
+}
+
+/// Which layer a path's content comes from.
+enum Shadow {
+    Upper,
+    /// Whited out, or below an opaque or non-directory upper entry.
+    Hidden,
+    Lower,
+}
+
+impl View {
+    /// Which layer `path` comes from, found by one lookup per component in
+    /// the upper dir alone. Reading a lower file this way needs no lower
+    /// listing (a sync reads thousands of files; re-listing each one's
+    /// directory once the live listing expired cost more than the reads).
+    fn shadow(&self, path: &RepoPath) -> Result<Shadow> {
+        let names: Vec<&str> = path.components().collect();
+        let mut dir = self.root_fd()?;
+        let mut opaque = false;
+        for (i, name) in names.iter().enumerate() {
+            if upper::is_internal_name(name) {
+                return Ok(Shadow::Hidden);
+            }
+            let io = |e| ViewError::io(path, e);
+            if upper::is_whited_out(&dir, name).map_err(io)? {
+                return Ok(Shadow::Hidden);
+            }
+            let Some(st) = upper::lstatat(&dir, name).map_err(io)? else {
+                return Ok(if opaque {
+                    Shadow::Hidden
+                } else {
+                    Shadow::Lower
+                });
+            };
+            if i + 1 == names.len() {
+                return Ok(Shadow::Upper);
+            }
+            if !upper::is_dir_stat(&st) {
+                return Ok(Shadow::Hidden);
+            }
+            dir = upper::open_dir(&dir, name).map_err(io)?;
+            opaque |= upper::is_opaque(&dir).map_err(io)?;
+        }
+        Ok(Shadow::Upper)
     }
 }
