@@ -15,18 +15,9 @@
 # also fetches each blob into its cache; that time is printed separately).
 # Peak RSS of each daemon is printed at the end. Needs root (mounts, drop_caches).
 set -euo pipefail
-FILES=50000 DIRS=2000 RUNS=3 WORKDIR=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --files) FILES=$2; shift 2 ;;
-        --dirs) DIRS=$2; shift 2 ;;
-        --runs) RUNS=$2; shift 2 ;;
-        --workdir) WORKDIR=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/mount.sh: unknown argument $1 (see --help)" >&2; exit 1 ;;
-    esac
-done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+parse_bench_args "$@"
 [ "$(id -u)" = 0 ] || { echo "bench/mount.sh: needs root" >&2; exit 1; }
 for t in fuse-overlayfs bindfs /usr/bin/time python3 git; do
     command -v "$t" >/dev/null || { echo "bench/mount.sh: needs $t" >&2; exit 1; }

@@ -11,19 +11,9 @@
 #   no-op re-sync                      vs git status
 #   re-sync after 1% changed (new commit, --rev) vs git checkout of that commit
 set -euo pipefail
-FILES=50000 DIRS=2000 RUNS=3 WORKDIR=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --files) FILES=$2; shift 2 ;;
-        --dirs) DIRS=$2; shift 2 ;;
-        --runs) RUNS=$2; shift 2 ;;
-        --workdir) WORKDIR=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/sync.sh: unknown argument $1 (see --help)" >&2; exit 1 ;;
-    esac
-done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
+parse_bench_args "$@"
 [ -x /usr/bin/time ] || { echo "bench/sync.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
 echo "building antares (release)…" >&2

@@ -12,17 +12,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn can_mount() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("not root".into());
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Err("no /dev/fuse".into());
-    }
-    Ok(())
-}
-
 /// A running `antares serve`; on drop it is killed and every FUSE mount it
 /// left under the sandbox is lazily unmounted, so a failing test leaves none.
 struct Served {

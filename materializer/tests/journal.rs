@@ -5,7 +5,7 @@
 mod common;
 
 use antares_materializer::{
-    sync, sync_cached, ContentHash, Manifest, ManifestCache, NoProgress, Request,
+    sync, sync_cached, ContentHash, Manifest, ManifestCache, NoProgress, Request, Summary,
 };
 use antares_overlay::RepoPath;
 use common::{env, Env, MemSource};
@@ -25,6 +25,29 @@ fn request(src: &MemSource, only: Option<&[&str]>) -> Request<'static> {
         only: only.map(|o| o.iter().map(|s| p(s)).collect::<BTreeSet<_>>()),
         ..Default::default()
     }
+}
+
+/// One sync in a fresh process's terms (no cached manifest).
+fn run(e: &Env, src: &MemSource, only: Option<&[&str]>) -> Summary {
+    sync(&e.layout, &e.store, src, request(src, only), &NoProgress).unwrap()
+}
+
+/// One sync of a long-running process, its manifest kept in `cache`.
+fn run_cached(
+    e: &Env,
+    src: &MemSource,
+    only: Option<&[&str]>,
+    cache: &mut ManifestCache,
+) -> Summary {
+    sync_cached(
+        &e.layout,
+        &e.store,
+        src,
+        request(src, only),
+        &NoProgress,
+        cache,
+    )
+    .unwrap()
 }
 
 fn journal(e: &Env) -> PathBuf {
@@ -52,26 +75,15 @@ fn a_restricted_sync_appends_and_a_full_sync_folds_the_journal_in() {
     let e = env();
     let src = sample();
     let mut cache = ManifestCache::default();
-    let run = |src: &MemSource, only: Option<&[&str]>, cache: &mut ManifestCache| {
-        sync_cached(
-            &e.layout,
-            &e.store,
-            src,
-            request(src, only),
-            &NoProgress,
-            cache,
-        )
-        .unwrap()
-    };
-    run(&src, None, &mut cache);
+    run_cached(&e, &src, None, &mut cache);
     let base = fs::metadata(e.layout.manifest()).unwrap();
     assert!(!journal(&e).exists());
 
     src.put("a/one.txt", "one, edited");
-    let s = run(&src, Some(&["a/one.txt"]), &mut cache);
+    let s = run_cached(&e, &src, Some(&["a/one.txt"]), &mut cache);
     assert_eq!(s.updated, 1, "{s:?}");
     src.put("b/new.txt", "new");
-    let s = run(&src, Some(&["b/new.txt"]), &mut cache);
+    let s = run_cached(&e, &src, Some(&["b/new.txt"]), &mut cache);
     assert_eq!(s.added, 1, "{s:?}");
     // The base file was not rewritten; the journal holds both changes.
     let now = fs::metadata(e.layout.manifest()).unwrap();
@@ -87,11 +99,11 @@ fn a_restricted_sync_appends_and_a_full_sync_folds_the_journal_in() {
         Some(ContentHash::of(b"one, edited"))
     );
     // A later plain sync sees the journaled state as its base: nothing to do.
-    let s = sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    let s = run(&e, &src, None);
     assert_eq!((s.added, s.updated, s.removed), (0, 0, 0), "{s:?}");
     // A full sync that changes something rewrites the base and drops the journal.
     src.put("a/two.txt", "two, edited");
-    sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    run(&e, &src, None);
     assert!(!journal(&e).exists());
     assert_eq!(load(&e).records.len(), 4);
 }
@@ -100,16 +112,9 @@ fn a_restricted_sync_appends_and_a_full_sync_folds_the_journal_in() {
 fn a_torn_journal_tail_is_ignored_and_the_next_append_follows_the_good_frames() {
     let e = env();
     let src = sample();
-    sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    run(&e, &src, None);
     src.put("a/one.txt", "edit 1");
-    sync(
-        &e.layout,
-        &e.store,
-        &src,
-        request(&src, Some(&["a/one.txt"])),
-        &NoProgress,
-    )
-    .unwrap();
+    run(&e, &src, Some(&["a/one.txt"]));
     let good = fs::read(journal(&e)).unwrap();
     // A crash mid-append: half a frame of garbage at the end.
     let mut torn = good.clone();
@@ -119,14 +124,7 @@ fn a_torn_journal_tail_is_ignored_and_the_next_append_follows_the_good_frames() 
     assert_eq!(hash_of(&m, "a/one.txt"), Some(ContentHash::of(b"edit 1")));
     // The next restricted sync drops the torn bytes and appends after them.
     src.put("a/two.txt", "edit 2");
-    sync(
-        &e.layout,
-        &e.store,
-        &src,
-        request(&src, Some(&["a/two.txt"])),
-        &NoProgress,
-    )
-    .unwrap();
+    run(&e, &src, Some(&["a/two.txt"]));
     let after = fs::read(journal(&e)).unwrap();
     assert_eq!(&after[..good.len()], &good[..]);
     let m = load(&e);
@@ -138,20 +136,13 @@ fn a_torn_journal_tail_is_ignored_and_the_next_append_follows_the_good_frames() 
 fn a_journal_left_by_a_crash_after_a_full_save_is_not_replayed() {
     let e = env();
     let src = sample();
-    sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    run(&e, &src, None);
     src.put("a/one.txt", "journaled");
-    sync(
-        &e.layout,
-        &e.store,
-        &src,
-        request(&src, Some(&["a/one.txt"])),
-        &NoProgress,
-    )
-    .unwrap();
+    run(&e, &src, Some(&["a/one.txt"]));
     let stale = fs::read(journal(&e)).unwrap();
     // A full save supersedes it (the source moved on)…
     src.put("a/one.txt", "newer");
-    sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    run(&e, &src, None);
     // …and a crash before the journal's removal would leave it behind.
     fs::write(journal(&e), &stale).unwrap();
     assert_eq!(
@@ -165,28 +156,12 @@ fn a_cached_manifest_is_reloaded_after_another_process_synced() {
     let e = env();
     let src = sample();
     let mut cache = ManifestCache::default();
-    sync_cached(
-        &e.layout,
-        &e.store,
-        &src,
-        request(&src, None),
-        &NoProgress,
-        &mut cache,
-    )
-    .unwrap();
+    run_cached(&e, &src, None, &mut cache);
     // Another process adds a file and records it (a full save).
     src.put("c/other.txt", "other");
-    sync(&e.layout, &e.store, &src, request(&src, None), &NoProgress).unwrap();
+    run(&e, &src, None);
     // The cached copy lacks that record; if it were trusted, the file would
     // look new and unrecorded. Reloaded, the path is known and unchanged.
-    let s = sync_cached(
-        &e.layout,
-        &e.store,
-        &src,
-        request(&src, Some(&["c/other.txt"])),
-        &NoProgress,
-        &mut cache,
-    )
-    .unwrap();
+    let s = run_cached(&e, &src, Some(&["c/other.txt"]), &mut cache);
     assert_eq!((s.added, s.updated, s.unchanged), (0, 0, 1), "{s:?}");
 }

@@ -180,3 +180,16 @@ pub fn make_tree(dir: &Path, n: usize, size: usize) {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
 }
+
+/// Whether FUSE mounts can be made here (root and /dev/fuse); the mounting
+/// tests skip with the reason otherwise.
+pub fn can_mount() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root".into());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err("no /dev/fuse".into());
+    }
+    Ok(())
+}
