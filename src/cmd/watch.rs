@@ -71,7 +71,6 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
                 eprintln!("watch: events were lost (queue overflow); full sync");
                 ctx.sync_once(None, &NoProgress)
             }
-            Batch::Paths(paths) if paths.is_empty() => continue,
             Batch::Paths(paths) => {
                 tracing::debug!(count = paths.len(), first = ?paths.first(), "watch: changed paths");
                 ctx.sync_once(Some(paths), &NoProgress)
@@ -144,9 +143,10 @@ fn next_batch(
             }
             Ok(ev) if !changes_content(&ev.kind) => false,
             Ok(ev) => {
-                let before = paths.len();
-                paths.extend(ev.paths.iter().filter_map(|p| to_repo_path(p, roots)));
-                paths.len() > before
+                let mut mapped = ev.paths.iter().filter_map(|p| to_repo_path(p, roots));
+                let any = mapped.next().map(|p| paths.insert(p)).is_some();
+                paths.extend(mapped);
+                any
             }
             Err(_) => {
                 rescan = true;
