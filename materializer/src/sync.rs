@@ -237,8 +237,9 @@ pub fn sync(
     )
 }
 
-/// [`sync`] with the manifest taken from (and left in) `cache`. A sync with
-/// [`Request::only`] set records its changes in the manifest's journal.
+/// [`sync`] with the manifest taken from (and left in) `cache`. A sync that
+/// changed few paths (every [`Request::only`] one) records them in the
+/// manifest's journal instead of rewriting it.
 pub fn sync_cached(
     layout: &Layout,
     store: &Store,
@@ -286,7 +287,6 @@ pub fn sync_cached(
         all.extend(keys_under(&manifest.conflicts, request.only.as_ref()));
         all.sort();
         all.dedup();
-        let mut set: BTreeSet<RepoPath> = BTreeSet::new();
         if request.write_back.is_some() {
             // New workspace files inside the requested subtrees.
             let known = |p: &RepoPath| all.binary_search(p).is_ok();
@@ -311,11 +311,8 @@ pub fn sync_cached(
                 })
                 .cloned()
                 .collect();
-            set.extend(added);
-            set.extend(singles);
-        }
-        if !set.is_empty() {
-            all.extend(set);
+            all.extend(added);
+            all.extend(singles);
             all.sort();
             all.dedup();
         }
