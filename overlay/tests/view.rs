@@ -281,3 +281,30 @@ fn reserved_names_are_refused() {
         "no whiteout was made"
     );
 }
+
+#[test]
+fn reading_a_lower_entry_honours_what_the_upper_hides() {
+    let (t, view) = setup();
+    let up = t.path().join("upper");
+    // Entries as a walk handed them out, before the upper changed.
+    let one = view.stat(&p("a/one")).unwrap().unwrap();
+    let two = view.stat(&p("a/b/two")).unwrap().unwrap();
+    let x = view.stat(&p("d/x")).unwrap().unwrap();
+    let top = view.stat(&p("top")).unwrap().unwrap();
+    assert_eq!(view.read(&two).unwrap(), b"2");
+    // Whited out; below an opaque directory; below a file that replaced a directory.
+    fs::create_dir_all(up.join("a/b")).unwrap();
+    fs::write(up.join("a/.wh.one"), "").unwrap();
+    fs::write(up.join("a/b/.wh..wh..opq"), "").unwrap();
+    fs::write(up.join("d"), "now a file").unwrap();
+    for e in [&one, &two, &x] {
+        assert!(
+            matches!(view.read(e), Err(antares_overlay::SourceError::NotFound(_))),
+            "{} should be hidden",
+            e.path
+        );
+    }
+    // An upper copy wins over the lower content.
+    fs::write(up.join("top"), "upper top").unwrap();
+    assert_eq!(view.read(&top).unwrap(), b"upper top");
+}
