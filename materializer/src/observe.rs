@@ -31,6 +31,25 @@ pub enum Observed {
 /// "racily clean" files are hashed even when their stat matches.
 const RACY_WINDOW_NS: i64 = 20_000_000;
 
+/// [`observe`] of `rel` below the workspace `root`, with the common case —
+/// the stat still matches the record — answered by one `fstatat` relative
+/// to `root_dir` (the root, opened); anything else takes the full look.
+pub fn observe_in(
+    root_dir: &fs::File,
+    root: &Path,
+    rel: &str,
+    record: Option<&Record>,
+    saved_at_ns: i64,
+) -> io::Result<Observed> {
+    if let Some(rec) = record {
+        let racy = rec.stat.mtime_ns + RACY_WINDOW_NS >= saved_at_ns;
+        if !racy && StatKey::at(root_dir, rel)? == Some(rec.stat) {
+            return Ok(Observed::Unchanged { stat: rec.stat });
+        }
+    }
+    observe(&root.join(rel), record, saved_at_ns)
+}
+
 /// Observes `path` (absolute) against `record`. `saved_at_ns` is when the
 /// manifest holding `record` was written (for the racy-clean rule).
 pub fn observe(path: &Path, record: Option<&Record>, saved_at_ns: i64) -> io::Result<Observed> {

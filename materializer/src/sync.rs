@@ -21,7 +21,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
-use crate::observe::{observe, Observed};
+use crate::observe::{observe_in, Observed};
 use crate::place::{self, Method, Placer};
 use crate::store::{Known, Store};
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, TreeEntry};
@@ -217,6 +217,17 @@ impl ManifestCache {
             _ => Manifest::load(path),
         }
     }
+
+    /// Whether the next sync would load the manifest at `path` from disk.
+    /// A caller with other work to do first can load it on another thread
+    /// and [`put`](Self::put) it here.
+    pub fn needs_load(&self, path: &std::path::Path) -> bool {
+        !self.0.as_ref().is_some_and(|m| m.is_current(path))
+    }
+
+    pub fn put(&mut self, manifest: Manifest) {
+        self.0 = Some(manifest);
+    }
 }
 
 /// Runs one sync. The caller holds the workspace lock.
@@ -328,13 +339,14 @@ pub fn sync_cached(
     );
     progress.phase("checking", paths.len() as u64);
     let saved_at = manifest.saved_at_ns;
+    let root_dir = fs::File::open(root).at(root.display())?;
     // Ours, theirs and the base's stat of every path, in one parallel pass
     // (the map lookups are a good part of a no-op sync's time).
     let observed: Vec<Row> = paths
         .into_par_iter()
         .map(|path| {
             let base = manifest.records.get(&path);
-            let ours = observe(&path.to_fs_path(root), base, saved_at);
+            let ours = observe_in(&root_dir, root, path.as_str(), base, saved_at);
             let theirs = match wanted.get(&path) {
                 Some(e) => match base {
                     Some(r)

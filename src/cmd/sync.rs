@@ -6,7 +6,9 @@ use crate::progress::Bar;
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
-use antares_materializer::{ManifestCache, Progress, Request, Store, Summary, WorkspaceLock};
+use antares_materializer::{
+    Manifest, ManifestCache, Progress, Request, Store, Summary, WorkspaceLock,
+};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +124,57 @@ impl Context_<'_> {
         let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
             eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
         })?;
-        let (entries, scope) = match &only {
+        let mut cache = self
+            .manifest
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the manifest cache is poisoned"))?;
+        // The manifest loads while the tree is walked: on a large workspace
+        // each takes a good part of a sync, and they need nothing of each other.
+        let manifest_path = self.ws.layout.manifest();
+        let (selected, loaded) = std::thread::scope(|s| {
+            let loading = cache
+                .needs_load(&manifest_path)
+                .then(|| s.spawn(|| Manifest::load(&manifest_path)));
+            let selected = self.selection(only.as_ref());
+            (selected, loading.map(|h| h.join()))
+        });
+        if let Some(loaded) = loaded {
+            let m = loaded.map_err(|_| anyhow::anyhow!("loading the manifest panicked"))??;
+            cache.put(m);
+        }
+        let (entries, scope) = selected?;
+        // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
+        let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
+        let ignored = if managed {
+            vec![RepoPath::new(buckconfig_local::NAME)?]
+        } else {
+            Vec::new()
+        };
+        let request = Request {
+            entries,
+            scope,
+            ignored,
+            revision: self.tree.source.revision(),
+            only,
+            write_back: self.tree.write_back(),
+        };
+        Ok(antares_materializer::sync_cached(
+            &self.ws.layout,
+            self.store,
+            self.tree.source.as_ref(),
+            request,
+            progress,
+            &mut cache,
+        )?)
+    }
+
+    /// The entries to sync and the scope they were taken from: the whole
+    /// selection, or the `only` paths inside the last full sync's scope.
+    fn selection(
+        &self,
+        only: Option<&BTreeSet<RepoPath>>,
+    ) -> Result<(Vec<TreeEntry>, Vec<RepoPath>)> {
+        Ok(match only {
             None => {
                 let mut entries = collect(self.tree.source.as_ref(), &self.selected)?;
                 let mut scope = self.selected.clone();
@@ -152,34 +204,7 @@ impl Context_<'_> {
                     scope,
                 )
             }
-        };
-        // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
-        let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
-        let ignored = if managed {
-            vec![RepoPath::new(buckconfig_local::NAME)?]
-        } else {
-            Vec::new()
-        };
-        let request = Request {
-            entries,
-            scope,
-            ignored,
-            revision: self.tree.source.revision(),
-            only,
-            write_back: self.tree.write_back(),
-        };
-        let mut cache = self
-            .manifest
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the manifest cache is poisoned"))?;
-        Ok(antares_materializer::sync_cached(
-            &self.ws.layout,
-            self.store,
-            self.tree.source.as_ref(),
-            request,
-            progress,
-            &mut cache,
-        )?)
+        })
     }
 }
 
