@@ -70,6 +70,14 @@ impl Tree {
         self.write_back.as_ref().map(|w| w as &dyn WriteBack)
     }
 
+    /// Drops what the View remembers of the lower, so this sync sees the
+    /// source as it is now (see [`View::forget_lower_listings`]).
+    pub fn refresh(&self) {
+        if let Some(w) = &self.write_back {
+            w.0.forget_lower_listings();
+        }
+    }
+
     /// The upper dir, when there is one (the watcher follows it too).
     pub fn upper(&self) -> Option<&Path> {
         self.write_back.as_ref().map(|w| w.0.upper_dir())

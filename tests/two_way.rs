@@ -287,3 +287,25 @@ fn watch_is_not_woken_by_reads() {
     });
     assert!(cycles() > before);
 }
+
+#[test]
+fn watch_sees_a_source_file_edited_twice_in_quick_succession() {
+    let sb = two_way_workspace();
+    let ws = sb.path("ws");
+    let _w = Watcher(
+        sb.cmd(&ws, &["sync", "--watch"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The second edit lands well within a second of the first one's sync:
+    // the source must not be read through what the first sync listed.
+    let src = sb.path("src/lib/proto/version.txt");
+    for v in ["1.1.0\n", "1.2.0\n", "1.3.0\n"] {
+        fs::write(&src, v).unwrap();
+        wait_until(&format!("{v:?} in the workspace"), || {
+            read(&ws.join("lib/proto/version.txt")).as_deref() == Some(v)
+        });
+    }
+}

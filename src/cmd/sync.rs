@@ -124,6 +124,7 @@ impl Context_<'_> {
         let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
             eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
         })?;
+        self.tree.refresh();
         let mut cache = self
             .manifest
             .lock()

@@ -339,6 +339,15 @@ impl View {
     }
 
     /// The lower entries of `dir`, by name (cached for immutable lowers).
+    /// Forgets the cached lower listings, so the next lookups ask the lower
+    /// again. A sync starts with this: a live lower (a `dir:` source) must
+    /// not be seen through a listing made before an edit the sync is for.
+    pub fn forget_lower_listings(&self) {
+        if let Ok(mut dirs) = self.lower_dirs.lock() {
+            dirs.clear();
+        }
+    }
+
     fn lower_listing(&self, dir: &RepoPath) -> Result<Listing> {
         let now = Instant::now();
         if let Some((l, expires)) = self.lower_dirs.lock().map_err(|_| poisoned(dir))?.get(dir) {
