@@ -34,6 +34,20 @@ fn read(p: &Path) -> Option<String> {
 /// A `sync --watch` child, killed on drop even when the test fails.
 struct Watcher(std::process::Child);
 
+impl Watcher {
+    /// `antares sync --watch` in `ws`, given time to set its watches.
+    fn start(sb: &Sandbox, ws: &Path) -> Watcher {
+        let w = Watcher(
+            sb.cmd(ws, &["sync", "--watch"])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        w
+    }
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -95,13 +109,7 @@ fn one_shot_sync_writes_workspace_changes_into_the_upper_layer() {
 fn watch_follows_editor_save_patterns_both_ways() {
     let sb = two_way_workspace();
     let (ws, up) = (sb.path("ws"), sb.path("ws/.antares/upper"));
-    let _w = Watcher(
-        sb.cmd(&ws, &["sync", "--watch"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _w = Watcher::start(&sb, &ws);
 
     // Truncate and write in place.
     fs::write(ws.join("app/cli/main.rs"), "fn main() { /* v2 */ }\n").unwrap();
@@ -292,13 +300,7 @@ fn watch_is_not_woken_by_reads() {
 fn watch_sees_a_source_file_edited_twice_in_quick_succession() {
     let sb = two_way_workspace();
     let ws = sb.path("ws");
-    let _w = Watcher(
-        sb.cmd(&ws, &["sync", "--watch"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _w = Watcher::start(&sb, &ws);
     // The second edit lands well within a second of the first one's sync:
     // the source must not be read through what the first sync listed.
     let src = sb.path("src/lib/proto/version.txt");

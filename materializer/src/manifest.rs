@@ -6,9 +6,9 @@
 //! manifest stays authoritative; files placed by an interrupted sync are
 //! recognised by content on the next run (see `sync`).
 //!
-//! A watcher's small syncs append what they changed to a journal beside it
-//! (`manifest.journal`) instead of rewriting the whole file, which at 100,000
-//! paths costs more than the sync itself. Each journal frame carries its
+//! A sync that changed few paths (every watcher cycle) appends them to a
+//! journal beside it (`manifest.journal`) instead of rewriting the whole
+//! file, which at 100,000 paths costs more than the sync itself. Each journal frame carries its
 //! length and checksum: a torn last frame (a crash mid-append) is ignored,
 //! which is the same as that sync never having saved. The journal names the
 //! base it applies to (the base's save time), so a journal left behind by a

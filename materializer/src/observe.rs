@@ -31,6 +31,12 @@ pub enum Observed {
 /// "racily clean" files are hashed even when their stat matches.
 const RACY_WINDOW_NS: i64 = 20_000_000;
 
+/// Whether `rec` was placed too close to the manifest's save for its stat
+/// to prove the content unchanged.
+fn is_racy(rec: &Record, saved_at_ns: i64) -> bool {
+    rec.stat.mtime_ns + RACY_WINDOW_NS >= saved_at_ns
+}
+
 /// [`observe`] of `rel` below the workspace `root`, with the common case —
 /// the stat still matches the record — answered by one `fstatat` relative
 /// to `root_dir` (the root, opened); anything else takes the full look.
@@ -42,8 +48,7 @@ pub fn observe_in(
     saved_at_ns: i64,
 ) -> io::Result<Observed> {
     if let Some(rec) = record {
-        let racy = rec.stat.mtime_ns + RACY_WINDOW_NS >= saved_at_ns;
-        if !racy && StatKey::at(root_dir, rel)? == Some(rec.stat) {
+        if !is_racy(rec, saved_at_ns) && StatKey::at(root_dir, rel)? == Some(rec.stat) {
             return Ok(Observed::Unchanged { stat: rec.stat });
         }
     }
@@ -62,8 +67,7 @@ pub fn observe(path: &Path, record: Option<&Record>, saved_at_ns: i64) -> io::Re
     let stat = StatKey::of(&meta);
     let ft = meta.file_type();
     if let Some(rec) = record {
-        let racy = rec.stat.mtime_ns + RACY_WINDOW_NS >= saved_at_ns;
-        if rec.stat == stat && !racy {
+        if rec.stat == stat && !is_racy(rec, saved_at_ns) {
             return Ok(Observed::Unchanged { stat });
         }
     }
