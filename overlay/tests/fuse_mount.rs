@@ -8,6 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A blob cache for tests: one file per object id in a directory.
@@ -90,8 +91,10 @@ fn lower_tree(root: &Path) {
     std::os::unix::fs::symlink("src/main.rs", root.join("link")).unwrap();
 }
 
-fn setup() -> Option<Fixture> {
-    setup_with(|_| {})
+/// A fixture mounted with opens sent to the daemon or skipped (the two
+/// ways the kernel can be told to open files; see `MountConfig::skip_opens`).
+fn setup(skip_opens: bool) -> Option<Fixture> {
+    setup_with(|c| c.skip_opens = Some(skip_opens))
 }
 
 fn setup_with(tweak: impl FnOnce(&mut MountConfig)) -> Option<Fixture> {
@@ -136,9 +139,8 @@ fn is_whiteout(p: &Path) -> bool {
     }
 }
 
-#[test]
-fn reads_lower_files_and_listings() {
-    let Some(f) = setup() else { return };
+fn reads_lower_files_and_listings(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     assert_eq!(
         fs::read_to_string(f.mnt.join("README")).unwrap(),
         "hello from lower\n"
@@ -161,9 +163,8 @@ fn reads_lower_files_and_listings() {
     assert!(!f.upper.join("README").exists());
 }
 
-#[test]
-fn write_copies_up_and_lands_in_upper() {
-    let Some(f) = setup() else { return };
+fn write_copies_up_and_lands_in_upper(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     let p = f.mnt.join("src/main.rs");
     let mut file = fs::OpenOptions::new().append(true).open(&p).unwrap();
     file.write_all(b"// edited\n").unwrap();
@@ -195,9 +196,8 @@ fn write_copies_up_and_lands_in_upper() {
     assert_eq!(fs::read_to_string(f.mnt.join("README")).unwrap(), "hello");
 }
 
-#[test]
-fn delete_writes_whiteouts() {
-    let Some(f) = setup() else { return };
+fn delete_writes_whiteouts(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     fs::remove_file(f.mnt.join("docs/a.md")).unwrap();
     assert!(!f.mnt.join("docs/a.md").exists());
     assert!(is_whiteout(&f.upper.join("docs/a.md")));
@@ -214,9 +214,8 @@ fn delete_writes_whiteouts() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
 }
 
-#[test]
-fn rename_across_layers() {
-    let Some(f) = setup() else { return };
+fn rename_across_layers(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     fs::rename(f.mnt.join("src/lib.rs"), f.mnt.join("lib2.rs")).unwrap();
     assert!(!f.mnt.join("src/lib.rs").exists());
     assert_eq!(
@@ -250,9 +249,8 @@ fn rename_across_layers() {
     assert!(!f.mnt.join("src").exists());
 }
 
-#[test]
-fn opaque_directories_from_other_tools() {
-    let Some(f) = setup() else { return };
+fn opaque_directories_from_other_tools(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     // An upper dir written by overlayfs/Scorpio: opaque via xattr.
     fs::create_dir_all(f.upper.join("src")).unwrap();
     let st = Command::new("setfattr")
@@ -280,9 +278,8 @@ fn opaque_directories_from_other_tools() {
     assert_eq!(names, ["b.md"]);
 }
 
-#[test]
-fn exec_bits_and_symlinks() {
-    let Some(f) = setup() else { return };
+fn exec_bits_and_symlinks(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     let m = fs::metadata(f.mnt.join("run.sh")).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o755);
     let out = Command::new(f.mnt.join("run.sh")).output().unwrap();
@@ -343,9 +340,8 @@ fn sqlite_wal(dir: &Path) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x\ny\n");
 }
 
-#[test]
-fn sqlite_wal_on_the_mount() {
-    let Some(f) = setup() else { return };
+fn sqlite_wal_on_the_mount(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     if Command::new("sqlite3").arg("-version").output().is_err() {
         eprintln!("SKIPPED: sqlite3 not installed");
         return;
@@ -356,9 +352,8 @@ fn sqlite_wal_on_the_mount() {
     sqlite_wal(&f.mnt.join("src/db"));
 }
 
-#[test]
-fn buck_out_is_local_and_symlinks_resolve_inside() {
-    let Some(f) = setup() else { return };
+fn buck_out_is_local_and_symlinks_resolve_inside(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     let handle = f.handle.as_ref().unwrap();
     assert_eq!(handle.binds()[0].mode, BindMode::Kernel);
     let bo = f.mnt.join("buck-out");
@@ -392,9 +387,8 @@ fn statfs_type(p: &Path) -> i64 {
     s.f_type
 }
 
-#[test]
-fn concurrent_readers() {
-    let Some(f) = setup() else { return };
+fn concurrent_readers(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
     let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
     fs::write(f.mnt.join("big.bin"), &big).unwrap();
     let big = Arc::new(big);
@@ -420,9 +414,10 @@ fn concurrent_readers() {
     }
 }
 
-#[test]
-fn unmount_with_open_files() {
-    let Some(mut f) = setup() else { return };
+fn unmount_with_open_files(skip_opens: bool) {
+    let Some(mut f) = setup(skip_opens) else {
+        return;
+    };
     let mut open = fs::File::open(f.mnt.join("README")).unwrap();
     let handle = f.handle.take().unwrap();
     let t = std::thread::spawn(move || handle.unmount());
@@ -436,6 +431,179 @@ fn unmount_with_open_files() {
     drop(open);
     assert_eq!(t.join().unwrap().unwrap(), Unmounted::Lazy);
 }
+
+/// A file opened, then unlinked or replaced through the mount, still reads
+/// (and, if it was in the upper dir, writes) through the open descriptor.
+fn open_files_outlive_unlink_and_replace(skip_opens: bool) {
+    let Some(f) = setup(skip_opens) else { return };
+    // A lower file, never read before it is unlinked.
+    let mut lower = fs::File::open(f.mnt.join("docs/a.md")).unwrap();
+    fs::remove_file(f.mnt.join("docs/a.md")).unwrap();
+    assert!(!f.mnt.join("docs/a.md").exists());
+    let mut s = String::new();
+    lower.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "a\n");
+    assert_eq!(lower.metadata().unwrap().len(), 2);
+    // An upper file, open read-write, unlinked.
+    fs::write(f.mnt.join("notes.txt"), "first\n").unwrap();
+    let mut upper = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(f.mnt.join("notes.txt"))
+        .unwrap();
+    fs::remove_file(f.mnt.join("notes.txt")).unwrap();
+    assert!(!f.upper.join("notes.txt").exists());
+    upper.seek(std::io::SeekFrom::End(0)).unwrap();
+    upper.write_all(b"second\n").unwrap();
+    upper.rewind().unwrap();
+    let mut s = String::new();
+    upper.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "first\nsecond\n");
+    // A lower file replaced by a rename keeps its old content for its reader.
+    let mut old = fs::File::open(f.mnt.join("docs/b.md")).unwrap();
+    fs::write(f.mnt.join("new.md"), "replacement\n").unwrap();
+    fs::rename(f.mnt.join("new.md"), f.mnt.join("docs/b.md")).unwrap();
+    let mut s = String::new();
+    old.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "b\n");
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("docs/b.md")).unwrap(),
+        "replacement\n"
+    );
+    // A lower file opened for writing is copied up by its first write.
+    let mut w = fs::OpenOptions::new()
+        .write(true)
+        .open(f.mnt.join("src/lib.rs"))
+        .unwrap();
+    w.seek(std::io::SeekFrom::End(0)).unwrap();
+    w.write_all(b"// more\n").unwrap();
+    drop(w);
+    assert_eq!(
+        fs::read_to_string(f.upper.join("src/lib.rs")).unwrap(),
+        "pub fn lib() {}\n// more\n"
+    );
+    assert_eq!(
+        fs::read_to_string(f.mnt.join("src/lib.rs")).unwrap(),
+        "pub fn lib() {}\n// more\n"
+    );
+}
+
+/// With opens skipped the kernel sends no `release`: the daemon's fds of
+/// created and read files are bounded all the same.
+#[test]
+fn kept_fds_are_bounded_when_opens_are_skipped() {
+    let Some(f) = setup(true) else { return };
+    let fds = || fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    fs::create_dir(f.mnt.join("many")).unwrap();
+    for i in 0..5_000 {
+        fs::write(f.mnt.join(format!("many/f{i}")), "x").unwrap();
+    }
+    for i in 0..5_000 {
+        assert_eq!(fs::read(f.mnt.join(format!("many/f{i}"))).unwrap(), b"x");
+    }
+    // At most 4,096 kept (fewer under a low fd limit); other tests running
+    // in this process hold a few more.
+    let grown = fds().saturating_sub(before);
+    assert!(grown <= 4_096 + 200, "{grown} more fds after 5,000 files");
+}
+
+/// Opens are skipped by default over an immutable (git) lower only.
+#[test]
+fn opens_are_skipped_by_default_over_an_immutable_lower() {
+    if !can_mount() {
+        return;
+    }
+    for git in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = tmp.path().join("lower");
+        lower_tree(&lower);
+        let source: Arc<dyn Source> = if git {
+            let run = |args: &[&str]| {
+                let st = Command::new("git")
+                    .args(args)
+                    .current_dir(&lower)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "git {args:?}");
+            };
+            run(&["init", "-q"]);
+            run(&["add", "-A"]);
+            run(&[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "x",
+            ]);
+            Arc::new(GitSource::open(&lower, None).unwrap())
+        } else {
+            Arc::new(DirSource::open(&lower).unwrap())
+        };
+        let view = Arc::new(View::new(source, tmp.path().join("upper")).unwrap());
+        fs::create_dir_all(tmp.path().join("cache")).unwrap();
+        let cache = Arc::new(TestCache {
+            dir: tmp.path().join("cache"),
+        });
+        let mut cfg = MountConfig::new(view, cache, tmp.path().join("mnt"));
+        cfg.bind_dirs = vec![("buck-out".into(), tmp.path().join("buck-out"))];
+        let handle = fuse::mount(cfg).unwrap();
+        let skipped = handle.stats().skip_opens.load(Ordering::Relaxed);
+        assert_eq!(skipped, git, "git lower: {git}");
+        let before = handle.stats().opens.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            assert_eq!(
+                fs::read_to_string(handle.mountpoint().join("README")).unwrap(),
+                "hello from lower\n"
+            );
+            assert_eq!(
+                fs::read_dir(handle.mountpoint().join("docs"))
+                    .unwrap()
+                    .count(),
+                2
+            );
+        }
+        let opens = handle.stats().opens.load(Ordering::Relaxed) - before;
+        if git {
+            // Answered ENOSYS once each for files and directories.
+            assert!(opens <= 2, "{opens} opens reached the daemon");
+        } else {
+            assert!(opens >= 10, "{opens} opens reached the daemon");
+        }
+        handle.unmount().unwrap();
+    }
+}
+
+/// Runs each test with opens sent to the daemon and with opens skipped.
+macro_rules! in_both_open_modes {
+    ($($t:ident),* $(,)?) => {
+        mod opens_sent {
+            $( #[test] fn $t() { super::$t(false) } )*
+        }
+        mod opens_skipped {
+            $( #[test] fn $t() { super::$t(true) } )*
+        }
+    };
+}
+
+in_both_open_modes!(
+    outside_writes_to_the_upper_dir_are_seen,
+    open_files_outlive_unlink_and_replace,
+    reads_lower_files_and_listings,
+    write_copies_up_and_lands_in_upper,
+    delete_writes_whiteouts,
+    rename_across_layers,
+    opaque_directories_from_other_tools,
+    exec_bits_and_symlinks,
+    sqlite_wal_on_the_mount,
+    buck_out_is_local_and_symlinks_resolve_inside,
+    concurrent_readers,
+    unmount_with_open_files,
+    unmount_from_outside_takes_the_bind_mounts_too
+);
 
 /// Not a test on its own: the child process of `recovers_after_kill_9`.
 #[test]
@@ -536,11 +704,13 @@ fn recovers_after_kill_9() {
     assert!(!is_mountpoint(&mnt.join("buck-out")));
 }
 
-#[test]
-fn outside_writes_to_the_upper_dir_are_seen() {
+fn outside_writes_to_the_upper_dir_are_seen(skip_opens: bool) {
     // A long TTL: only the upper-dir watcher's invalidations can make the
     // change visible this fast.
-    let Some(f) = setup_with(|c| c.ttl = Some(fuse::LONG_TTL)) else {
+    let Some(f) = setup_with(|c| {
+        c.ttl = Some(fuse::LONG_TTL);
+        c.skip_opens = Some(skip_opens);
+    }) else {
         return;
     };
     // Prime the kernel caches.
@@ -635,9 +805,10 @@ fn buck_out_served_through_fuse_when_not_bind_mounted() {
     assert!(!is_mountpoint(&mnt));
 }
 
-#[test]
-fn unmount_from_outside_takes_the_bind_mounts_too() {
-    let Some(mut f) = setup() else { return };
+fn unmount_from_outside_takes_the_bind_mounts_too(skip_opens: bool) {
+    let Some(mut f) = setup(skip_opens) else {
+        return;
+    };
     assert!(is_mountpoint(&f.mnt.join("buck-out")));
     // What `antares umount` does from another process.
     assert_eq!(fuse::unmount(&f.mnt).unwrap(), Unmounted::Clean);

@@ -7,26 +7,34 @@
 //!
 //! Inodes are path-based: an inode number names `(view, path)` for the life
 //! of the mount (renames move the numbers along; an unlinked path's number
-//! is retired so a new file there gets a new one). `forget` is not tracked:
-//! the table grows with the number of distinct paths looked up.
+//! is retired so a new file there gets a new one, and dropped at its
+//! `forget`). The table grows with the number of distinct paths looked up.
 //!
 //! Caching and freshness: changes made in the upper dir behind the daemon's
 //! back (the two-way sync) are pushed to the kernel as invalidations by an
 //! inotify watcher (see `watch.rs`); entry and attribute TTLs are
 //! [`LONG_TTL`] over an immutable lower and [`SHORT_TTL`] over a live one
-//! (whose changes are not watched); negative lookups are not cached. Upper files
-//! are opened without `FOPEN_KEEP_CACHE`, so their page cache is dropped on
-//! every open (close-to-open consistency); lower files are immutable for a
-//! given object id and keep their cache. No direct I/O anywhere, so shared
-//! writable mmap (SQLite WAL's `-shm`) works. File locks (POSIX and flock)
-//! are left to the kernel (the lock ops are not implemented, so it keeps
-//! them locally), which is exact for a single-host mount. `flush` is not
-//! implemented either (writes go straight to the upper file, nothing is
-//! buffered here), so the kernel stops sending it after the first close.
+//! (whose changes are not watched); negative lookups are not cached. No
+//! direct I/O anywhere, so shared writable mmap (SQLite WAL's `-shm`)
+//! works. File locks (POSIX and flock) are left to the kernel (the lock ops
+//! are not implemented, so it keeps them locally), which is exact for a
+//! single-host mount. `flush` is not implemented either (writes go straight
+//! to the upper file, nothing is buffered here), so the kernel stops sending
+//! it after the first close.
+//!
+//! Opening, two ways. Over an immutable lower with the watcher running,
+//! `open` and `opendir` are answered `ENOSYS` once, after which the kernel
+//! opens files and directories without asking ("opens skipped"): no round
+//! trip per open or close, page and directory caches kept across opens
+//! (the watcher drops them when the upper file changes). Reads and writes
+//! then name only the inode, and each inode keeps its own fd (a bounded
+//! number of them). Otherwise every open is a handle: upper files are
+//! opened without `FOPEN_KEEP_CACHE` (close-to-open consistency), lower
+//! files, immutable for a given object id, keep their cache.
 
 use super::MountStats;
 use crate::cache::BlobCache;
-use crate::entry::EntryKind;
+use crate::entry::{EntryKind, ObjectId, TreeEntry};
 use crate::path::RepoPath;
 use crate::view::{upper, Node, View, ViewError};
 use fuser::{
@@ -35,7 +43,7 @@ use fuser::{
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
@@ -69,11 +77,72 @@ struct InodeData {
     aliases: Vec<Key>,
     /// Set when the path was unlinked or replaced: the number is retired.
     retired: bool,
+    /// Set while the path is being unlinked or replaced through us: its kept
+    /// fd (what its open files read) must outlive the watcher's events.
+    pinned: bool,
     /// The passthrough backing file shared by all open handles of this inode.
     backing: Option<(Arc<BackingId>, usize)>,
     /// For directories: the View's version of the listing last handed to
     /// the kernel; while it stays the same the kernel keeps its cache.
     dir_version: Option<String>,
+    /// With opens skipped: the fd this inode's reads and writes use, and
+    /// whether it is the upper file opened read-write.
+    file: Option<(Arc<File>, bool)>,
+    /// With opens skipped: a lower file unlinked through the mount, still
+    /// readable by the kernel's open files of it until `forget`.
+    orphan: Option<(usize, Node)>,
+    /// With opens skipped: the listing being handed to the kernel, from
+    /// the readdir at offset 0 to the one that reaches the end.
+    listing: Option<Arc<Vec<DirEnt>>>,
+    /// The size of the lower blob last reported for this inode (git trees
+    /// record none, and finding it takes a cache lookup and a stat).
+    lower_size: Option<(ObjectId, u64)>,
+}
+
+impl InodeData {
+    fn new(key: Key) -> InodeData {
+        InodeData {
+            key,
+            aliases: Vec::new(),
+            retired: false,
+            pinned: false,
+            backing: None,
+            dir_version: None,
+            file: None,
+            orphan: None,
+            listing: None,
+            lower_size: None,
+        }
+    }
+}
+
+/// How many inode fds are kept open when opens are skipped, at most; beyond
+/// it the oldest are closed (and reopened on their next read). A quarter of
+/// the process's fd limit when that is lower (see [`fd_budget`]).
+const MAX_INODE_FILES: usize = 4096;
+
+/// Raises the soft fd limit to the hard one (as FUSE daemons do: every open
+/// file and kept inode holds an fd) and returns how many inode fds to keep.
+fn fd_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    usize::try_from(lim.rlim_cur / 4)
+        .unwrap_or(MAX_INODE_FILES)
+        .clamp(16, MAX_INODE_FILES)
 }
 
 #[derive(Default)]
@@ -81,6 +150,10 @@ pub(super) struct Inodes {
     by_ino: HashMap<u64, InodeData>,
     by_key: HashMap<Key, u64>,
     next: u64,
+    /// Inodes holding an fd in `file`, oldest first (may hold stale ones).
+    with_file: VecDeque<u64>,
+    /// How many of them may hold one.
+    max_files: usize,
 }
 
 impl Inodes {
@@ -105,17 +178,51 @@ impl Inodes {
         self.next += 1;
         let ino = self.next;
         self.by_key.insert(key.clone(), ino);
-        self.by_ino.insert(
-            ino,
-            InodeData {
-                key,
-                aliases: Vec::new(),
-                retired: false,
-                backing: None,
-                dir_version: None,
-            },
-        );
+        self.by_ino.insert(ino, InodeData::new(key));
         ino
+    }
+
+    /// Closes the fd kept for `ino` (say, its lower file was copied up);
+    /// an unlinked inode keeps its fd until `forget`.
+    pub(super) fn drop_file(&mut self, ino: u64) {
+        if let Some(d) = self.by_ino.get_mut(&ino) {
+            if !d.retired && !d.pinned {
+                d.file = None;
+            }
+        }
+    }
+
+    /// Closes the fd kept for `ino` if the file now at its upper path is
+    /// another one (`now`: its device and inode number). An fd of the same
+    /// file is never stale, whoever wrote it; and with no file there the
+    /// old one is what open files of it still read (a file that appears
+    /// there later raises its own event).
+    pub(super) fn drop_file_if_replaced(&mut self, ino: u64, now: (u64, u64)) {
+        let same = self
+            .by_ino
+            .get(&ino)
+            .and_then(|d| d.file.as_ref())
+            .is_none_or(|(f, _)| upper::fstat(&**f).is_ok_and(|st| (st.st_dev, st.st_ino) == now));
+        if !same {
+            self.drop_file(ino);
+        }
+    }
+
+    /// Keeps `file` as the fd of `ino`, closing the oldest kept fds of
+    /// linked inodes beyond `max_files`.
+    fn keep_file(&mut self, ino: u64, file: Arc<File>, writable: bool) {
+        let Some(d) = self.by_ino.get_mut(&ino) else {
+            return;
+        };
+        d.file = Some((file, writable));
+        self.with_file.push_back(ino);
+        while self.with_file.len() > self.max_files {
+            let Some(old) = self.with_file.pop_front() else {
+                break;
+            };
+            // (A stale or repeated number only closes an fd early.)
+            self.drop_file(old);
+        }
     }
 
     /// Gives `key` the inode `ino` too (a hard link).
@@ -373,19 +480,13 @@ impl OverlayFs {
     ) -> OverlayFs {
         let mut inodes = Inodes {
             next: 1,
+            max_files: fd_budget(),
             ..Default::default()
         };
         inodes.by_key.insert((0, RepoPath::root()), 1);
-        inodes.by_ino.insert(
-            1,
-            InodeData {
-                key: (0, RepoPath::root()),
-                aliases: Vec::new(),
-                retired: false,
-                backing: None,
-                dir_version: None,
-            },
-        );
+        inodes
+            .by_ino
+            .insert(1, InodeData::new((0, RepoPath::root())));
         // SAFETY: these getters cannot fail.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         OverlayFs {
@@ -529,14 +630,7 @@ impl OverlayFs {
         let size = match (&node.lower, kind) {
             (Some(e), FileType::RegularFile) => match e.size {
                 Some(s) => s,
-                None => {
-                    let view = self.view(0)?;
-                    let local = self
-                        .cache
-                        .local_file(view.lower().as_ref(), e)
-                        .map_err(|_| Errno::EIO)?;
-                    std::fs::metadata(local).map_err(|e| io_errno(&e))?.len()
-                }
+                None => self.lower_size(ino, e)?,
             },
             (Some(e), FileType::Symlink) => e.size.unwrap_or(0),
             _ => 4096,
@@ -558,6 +652,28 @@ impl OverlayFs {
             blksize: 4096,
             flags: 0,
         })
+    }
+
+    /// The size of lower file `e` of inode `ino`: remembered, or read off
+    /// its blob in the cache (fetched first if needed).
+    fn lower_size(&self, ino: u64, e: &TreeEntry) -> Result<u64, Errno> {
+        if let Some(d) = self.inodes().by_ino.get(&ino) {
+            if let Some((oid, size)) = &d.lower_size {
+                if *oid == e.oid {
+                    return Ok(*size);
+                }
+            }
+        }
+        let view = self.view(0)?;
+        let local = self
+            .cache
+            .local_file(view.lower().as_ref(), e)
+            .map_err(|_| Errno::EIO)?;
+        let size = std::fs::metadata(local).map_err(|e| io_errno(&e))?.len();
+        if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
+            d.lower_size = Some((e.oid.clone(), size));
+        }
+        Ok(size)
     }
 
     /// Gives a newly created upper entry to the requesting user (when we
@@ -606,6 +722,13 @@ impl OverlayFs {
         };
         fh.and_then(|fh| handles.get(&fh.0).and_then(of))
             .or_else(|| handles.values().find_map(of))
+            .or_else(|| {
+                let inodes = self.inodes();
+                match &inodes.by_ino.get(&ino.0)?.file {
+                    Some((f, true)) => Some(f.clone()),
+                    _ => None,
+                }
+            })
     }
 
     fn new_fh(&self, h: Handle) -> u64 {
@@ -642,6 +765,13 @@ impl OverlayFs {
         if let Some(f) = view.open_upper_read(node).map_err(|e| errno(&e))? {
             return Ok((f, false));
         }
+        Ok((self.open_lower(key.0, node)?, true))
+    }
+
+    /// Opens the lower file of `node` (in view `view`) from the blob cache,
+    /// fetching it first if needed.
+    fn open_lower(&self, view: usize, node: &Node) -> Result<File, Errno> {
+        let view = self.view(view)?;
         let entry = node.lower.as_ref().ok_or(Errno::ENOENT)?;
         let local = self
             .cache
@@ -650,8 +780,162 @@ impl OverlayFs {
                 tracing::warn!("fetching {}: {e}", entry.path);
                 Errno::EIO
             })?;
-        let f = File::open(&local).map_err(|e| io_errno(&e))?;
-        Ok((f, true))
+        File::open(&local).map_err(|e| io_errno(&e))
+    }
+
+    /// Whether opens are skipped: `open` and `opendir` are answered
+    /// `ENOSYS`, so the kernel stops sending them (and `release`) and keeps
+    /// page and directory caches across opens; reads and writes then name
+    /// only the inode. Two round trips per opened file saved, and warm
+    /// reads never reach us. The mount turns it on only over an immutable
+    /// lower with the upper-dir watcher running, which invalidates what
+    /// the kernel caches of an upper file changed behind our back.
+    fn skipping_opens(&self) -> bool {
+        self.stats.skip_opens.load(Ordering::Relaxed)
+    }
+
+    /// The fd for I/O on `ino`: the handle `fh` when the file was opened
+    /// (or created) through us, else the inode's own, opened on first use
+    /// and kept. `write` copies a lower file up first.
+    fn io_file(&self, ino: INodeNo, fh: FileHandle, write: bool) -> Result<Arc<File>, Errno> {
+        if fh.0 != 0 {
+            return self.file(fh);
+        }
+        let orphan = {
+            let inodes = self.inodes();
+            let d = inodes.by_ino.get(&ino.0).ok_or(Errno::ENOENT)?;
+            match &d.file {
+                Some((f, writable)) if *writable || !write => return Ok(f.clone()),
+                _ => {}
+            }
+            d.retired.then(|| d.orphan.clone())
+        };
+        let (file, writable) = match orphan {
+            // Unlinked while open: what is left is its lower content.
+            Some(Some((view, node))) if !write => (self.open_lower(view, &node)?, false),
+            Some(_) => {
+                tracing::warn!(
+                    "inode {}: written after it was unlinked, and it has no upper copy",
+                    ino.0
+                );
+                return Err(Errno::EIO);
+            }
+            None => {
+                let (key, node) = self.node(ino)?;
+                if !write && !node.is_upper() {
+                    (self.open_lower(key.0, &node)?, false)
+                } else {
+                    let view = self.view(key.0)?;
+                    match view.open_upper(&key.1, libc::O_RDWR, Some(self.cache.as_ref())) {
+                        Ok(f) => (f, true),
+                        Err(_) if !write => (
+                            view.open_upper_read(&node)
+                                .map_err(|e| errno(&e))?
+                                .ok_or(Errno::ENOENT)?,
+                            false,
+                        ),
+                        Err(e) => return Err(errno(&e)),
+                    }
+                }
+            }
+        };
+        let file = Arc::new(file);
+        self.inodes().keep_file(ino.0, file.clone(), writable);
+        Ok(file)
+    }
+
+    /// The kernel may hold `key`'s file open. Before the path is unlinked
+    /// or replaced, keep what reads and `fstat`s of it need until `forget`:
+    /// its lower node, or (opens skipped, so no handle holds one) an fd of
+    /// its upper file.
+    /// Returns the inode, pinned (see [`Self::unpin`]).
+    fn keep_for_open_files(&self, key: &Key) -> Option<u64> {
+        let ino = self.inodes().ino_of(key.0, &key.1)?; // else never looked up: nobody has it open
+        if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
+            d.pinned = true;
+        }
+        self.keep_node_for_open_files(key, ino);
+        Some(ino)
+    }
+
+    /// The unlink or replacement of a path given to
+    /// [`Self::keep_for_open_files`] is over (done or failed).
+    fn unpin(&self, ino: Option<u64>) {
+        if let Some(ino) = ino {
+            if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
+                d.pinned = false;
+            }
+        }
+    }
+
+    fn keep_node_for_open_files(&self, key: &Key, ino: u64) {
+        let Ok(node) = self.resolve(key) else {
+            return;
+        };
+        if file_type(&node) != FileType::RegularFile {
+            return;
+        }
+        let kept = if node.is_upper() {
+            if !self.skipping_opens() {
+                return;
+            }
+            let Ok(view) = self.view(key.0) else {
+                return;
+            };
+            match view.open_upper(&key.1, libc::O_RDWR, None) {
+                Ok(f) => Some((Some((Arc::new(f), true)), None)),
+                Err(_) => match view.open_upper_read(&node) {
+                    Ok(Some(f)) => Some((Some((Arc::new(f), false)), None)),
+                    _ => None,
+                },
+            }
+        } else {
+            Some((None, Some((key.0, node))))
+        };
+        let mut inodes = self.inodes();
+        if let (Some((file, orphan)), Some(d)) = (kept, inodes.by_ino.get_mut(&ino)) {
+            if d.file.is_none() {
+                d.file = file;
+            }
+            d.orphan = orphan;
+        }
+    }
+
+    /// The listing readdir hands out at `offset`: the handle's, or (opens
+    /// skipped) the inode's, made afresh at offset 0.
+    fn listing(
+        &self,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+    ) -> Result<Arc<Vec<DirEnt>>, Errno> {
+        if fh.0 != 0 {
+            return self.dir_handle(fh);
+        }
+        if offset != 0 {
+            if let Some(l) = self
+                .inodes()
+                .by_ino
+                .get(&ino.0)
+                .and_then(|d| d.listing.clone())
+            {
+                return Ok(l);
+            }
+        }
+        let l = Arc::new(self.list_dir(ino)?);
+        if let Some(d) = self.inodes().by_ino.get_mut(&ino.0) {
+            d.listing = Some(l.clone());
+        }
+        Ok(l)
+    }
+
+    /// The kernel has read the whole listing of `ino` (opens skipped).
+    fn listing_done(&self, ino: INodeNo, fh: FileHandle) {
+        if fh.0 == 0 {
+            if let Some(d) = self.inodes().by_ino.get_mut(&ino.0) {
+                d.listing = None;
+            }
+        }
     }
 
     /// Registers `file` as the passthrough backing of `ino` (or reuses the
@@ -803,10 +1087,16 @@ impl OverlayFs {
         if key.1.is_root() {
             return Err(Errno::EBUSY);
         }
-        self.view(key.0)?
-            .remove(&key.1, dir)
-            .map_err(|e| errno(&e))?;
-        self.inodes().retire(&key);
+        let pinned = match dir {
+            false => self.keep_for_open_files(&key),
+            true => None,
+        };
+        let removed = self.view(key.0)?.remove(&key.1, dir);
+        if removed.is_ok() {
+            self.inodes().retire(&key);
+        }
+        self.unpin(pinned);
+        removed.map_err(|e| errno(&e))?;
         if dir {
             // Cached listings of the parent change.
             self.changed();
@@ -819,7 +1109,6 @@ impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let want = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS;
         let caps = config.capabilities();
@@ -836,29 +1125,71 @@ impl Filesystem for OverlayFs {
         Ok(())
     }
 
+    /// The kernel is done with `ino`. Only a retired inode is dropped (with
+    /// what was kept for its open files): a linked one keeps its number for
+    /// as long as its path lives.
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        let mut inodes = self.inodes();
+        if inodes.by_ino.get(&ino.0).is_some_and(|d| d.retired) {
+            inodes.by_ino.remove(&ino.0);
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let key = match self.child_key(parent, name) {
             Ok(k) => k,
             Err(e) => return reply.error(e),
         };
         let found = self.resolve(&key);
+        if self.skipping_opens() && found.as_ref().is_err_and(|e| *e == Errno::ENOENT) {
+            // An absence the kernel may remember: it is told (by the upper
+            // dir watcher) when the name appears behind us, and the lower
+            // cannot change. Inode 0 makes a negative entry with a TTL.
+            let attr = FileAttr {
+                ino: INodeNo(0),
+                size: 0,
+                blocks: 0,
+                atime: UNIX_EPOCH,
+                mtime: UNIX_EPOCH,
+                ctime: UNIX_EPOCH,
+                crtime: UNIX_EPOCH,
+                kind: FileType::RegularFile,
+                perm: 0,
+                nlink: 0,
+                uid: 0,
+                gid: 0,
+                rdev: 0,
+                blksize: 0,
+                flags: 0,
+            };
+            return reply.entry(&self.ttl, &attr, Generation(0));
+        }
         self.entry_reply_found(key, found, reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.node(ino).and_then(|(_, n)| self.attr(ino.0, &n)) {
+        let attr = self.node(ino).and_then(|(_, n)| self.attr(ino.0, &n));
+        // Unlinked but still open: the attributes come from an open upper
+        // fd, or from the lower node kept for it.
+        let attr = attr.or_else(|e| match self.orphan_fd(ino, fh) {
+            Some(f) => upper::fstat(&*f)
+                .map_err(|e| io_errno(&e))
+                .and_then(|st| self.attr(ino.0, &orphan_node(st))),
+            None => {
+                let orphan = self
+                    .inodes()
+                    .by_ino
+                    .get(&ino.0)
+                    .and_then(|d| d.orphan.clone());
+                match orphan {
+                    Some((_, node)) => self.attr(ino.0, &node),
+                    None => Err(e),
+                }
+            }
+        });
+        match attr {
             Ok(a) => reply.attr(&self.ttl, &a),
-            // Unlinked but still open: the attributes come from an open fd.
-            Err(e) => match self.orphan_fd(ino, fh) {
-                Some(f) => match upper::fstat(&*f)
-                    .map_err(|e| io_errno(&e))
-                    .and_then(|st| self.attr(ino.0, &orphan_node(st)))
-                {
-                    Ok(a) => reply.attr(&self.ttl, &a),
-                    Err(e) => reply.error(e),
-                },
-                None => reply.error(e),
-            },
+            Err(e) => reply.error(e),
         }
     }
 
@@ -925,6 +1256,8 @@ impl Filesystem for OverlayFs {
                 view.set_times(&key.1, atime.map(timespec), mtime.map(timespec), cache)
                     .map_err(|e| errno(&e))?;
             }
+            // A kept fd of the lower file is stale once the file is copied up.
+            self.inodes().drop_file(ino.0);
             let (_, node) = self.node(ino)?;
             self.attr(ino.0, &node)
         };
@@ -1054,17 +1387,24 @@ impl Filesystem for OverlayFs {
             if flags.contains(RenameFlags::RENAME_WHITEOUT) {
                 return Err(Errno::EINVAL);
             }
-            self.view(from.0)?
-                .rename(&from.1, &to.1, flags.bits(), Some(self.cache.as_ref()))
-                .map_err(|e| errno(&e))?;
-            self.changed();
-            let mut inodes = self.inodes();
-            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-                inodes.exchange(from.0, &from.1, &to.1);
-            } else {
-                inodes.rename(from.0, &from.1, &to.1);
+            let pinned = match flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                false => self.keep_for_open_files(&to),
+                true => None,
+            };
+            let renamed =
+                self.view(from.0)?
+                    .rename(&from.1, &to.1, flags.bits(), Some(self.cache.as_ref()));
+            if renamed.is_ok() {
+                self.changed();
+                let mut inodes = self.inodes();
+                if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                    inodes.exchange(from.0, &from.1, &to.1);
+                } else {
+                    inodes.rename(from.0, &from.1, &to.1);
+                }
             }
-            Ok(())
+            self.unpin(pinned);
+            renamed.map_err(|e| errno(&e))
         };
         match run() {
             Ok(()) => reply.ok(),
@@ -1100,6 +1440,10 @@ impl Filesystem for OverlayFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.opens.fetch_add(1, Ordering::Relaxed);
+        if self.skipping_opens() {
+            return reply.error(Errno::ENOSYS);
+        }
         let run = || -> Result<(File, bool, Key), Errno> {
             let (key, node) = self.node(ino)?;
             if node.kind == EntryKind::Dir {
@@ -1143,7 +1487,7 @@ impl Filesystem for OverlayFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -1152,7 +1496,7 @@ impl Filesystem for OverlayFs {
         reply: ReplyData,
     ) {
         let run = || -> Result<Vec<u8>, Errno> {
-            let f = self.file(fh)?;
+            let f = self.io_file(ino, fh, false)?;
             crate::view::read_at(&f, offset, size as usize).map_err(|e| io_errno(&e))
         };
         match run() {
@@ -1164,7 +1508,7 @@ impl Filesystem for OverlayFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -1174,7 +1518,7 @@ impl Filesystem for OverlayFs {
         reply: ReplyWrite,
     ) {
         let run = || -> Result<u32, Errno> {
-            let f = self.file(fh)?;
+            let f = self.io_file(ino, fh, true)?;
             f.write_all_at(data, offset).map_err(|e| io_errno(&e))?;
             Ok(data.len() as u32)
         };
@@ -1206,13 +1550,22 @@ impl Filesystem for OverlayFs {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
         let run = || -> Result<(), Errno> {
-            let f = self.file(fh)?;
+            let f = if fh.0 != 0 {
+                self.file(fh)?
+            } else {
+                // Opens skipped: only a file written through us has
+                // anything of ours to sync.
+                match self.orphan_fd(ino, None) {
+                    Some(f) => f,
+                    None => return Ok(()),
+                }
+            };
             let r = if datasync {
                 f.sync_data()
             } else {
@@ -1227,6 +1580,10 @@ impl Filesystem for OverlayFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.opens.fetch_add(1, Ordering::Relaxed);
+        if self.skipping_opens() {
+            return reply.error(Errno::ENOSYS);
+        }
         let run = || -> Result<bool, Errno> {
             let (key, node) = self.node(ino)?;
             if node.kind != EntryKind::Dir {
@@ -1263,17 +1620,20 @@ impl Filesystem for OverlayFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.dir_handle(fh) {
+        match self.listing(ino, fh, offset) {
             Ok(list) => {
-                for (i, e) in list.iter().enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
-                        break;
-                    }
+                let full = list
+                    .iter()
+                    .enumerate()
+                    .skip(offset as usize)
+                    .any(|(i, e)| reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name));
+                if !full {
+                    self.listing_done(ino, fh);
                 }
                 reply.ok();
             }
@@ -1289,10 +1649,11 @@ impl Filesystem for OverlayFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let list = match self.dir_handle(fh) {
+        let list = match self.listing(ino, fh, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
         };
+        let mut full = false;
         for (i, e) in list.iter().enumerate().skip(offset as usize) {
             let attr = match &e.node {
                 Some(n) => self.attr(e.ino, n),
@@ -1309,8 +1670,12 @@ impl Filesystem for OverlayFs {
                 &attr,
                 Generation(0),
             ) {
+                full = true;
                 break;
             }
+        }
+        if !full {
+            self.listing_done(ino, fh);
         }
         reply.ok();
     }
@@ -1515,6 +1880,18 @@ impl Filesystem for OverlayFs {
         // always read-write (the kernel enforces the caller's access mode).
         let _ = flags;
         match run() {
+            // Opens skipped: the kernel sends no `release` for created files
+            // either, so the fd becomes the inode's own and the handle is 0.
+            Ok((file, _, attr)) if self.skipping_opens() => {
+                self.inodes().keep_file(attr.ino.0, Arc::new(file), true);
+                reply.created(
+                    &self.ttl,
+                    &attr,
+                    Generation(0),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                );
+            }
             Ok((file, key, attr)) => {
                 let backing = self.backing(attr.ino.0, &key, &file, |f| reply.open_backing(f));
                 let fh = self.new_fh(Handle::File {
@@ -1548,7 +1925,7 @@ impl Filesystem for OverlayFs {
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -1556,7 +1933,7 @@ impl Filesystem for OverlayFs {
         reply: ReplyEmpty,
     ) {
         let run = || -> Result<(), Errno> {
-            let f = self.file(fh)?;
+            let f = self.io_file(ino, fh, true)?;
             // SAFETY: fallocate on a valid fd.
             let r = unsafe {
                 libc::fallocate(

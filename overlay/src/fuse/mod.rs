@@ -29,7 +29,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +77,13 @@ pub struct MountConfig {
     /// Entry and attribute TTL; default [`LONG_TTL`] when the lower has a
     /// revision (immutable), else [`SHORT_TTL`].
     pub ttl: Option<Duration>,
+    /// Tell the kernel to stop sending `open`/`opendir`, so opening a file
+    /// costs no round trip and its pages stay cached across opens. Only
+    /// ever on while the upper-dir watcher runs (it invalidates what the
+    /// kernel caches of files changed behind the mount). Default: on when
+    /// the lower has a revision (immutable) and every bind directory is a
+    /// kernel bind mount (FUSE-served ones open in passthrough mode).
+    pub skip_opens: Option<bool>,
 }
 
 impl MountConfig {
@@ -89,6 +96,7 @@ impl MountConfig {
             threads: 2,
             kernel_bind: true,
             ttl: None,
+            skip_opens: None,
         }
     }
 }
@@ -116,6 +124,11 @@ pub struct MountStats {
     /// Whether the kernel accepted FUSE passthrough (used for bind
     /// directories served through FUSE).
     pub passthrough: AtomicBool,
+    /// Whether the kernel was told to stop sending `open`/`opendir`
+    /// (immutable lower, upper dir watched; see `OverlayFs`).
+    pub skip_opens: AtomicBool,
+    /// `open` and `opendir` requests that reached the daemon.
+    pub opens: AtomicU64,
 }
 
 /// A live mount; unmounts on drop (lazily if busy).
@@ -483,6 +496,12 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
             ),
         }
     }
+    let skip = handle.watcher.is_some()
+        && cfg.skip_opens.unwrap_or_else(|| {
+            cfg.view.lower().revision().is_some()
+                && handle.binds.iter().all(|b| b.mode == BindMode::Kernel)
+        });
+    handle.stats.skip_opens.store(skip, Ordering::Relaxed);
     Ok(handle)
 }
 

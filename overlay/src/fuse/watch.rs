@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,7 +63,7 @@ pub(super) fn spawn(
         inodes,
         notifier,
     };
-    w.add_tree(&RepoPath::root());
+    w.add_tree(&RepoPath::root(), false);
     std::thread::Builder::new()
         .name("antares-upper-watch".into())
         .spawn(move || w.run(&stop))
@@ -70,7 +71,11 @@ pub(super) fn spawn(
 
 impl Watcher {
     /// Watches `dir` and every directory below it (symlinks not followed).
-    fn add_tree(&mut self, dir: &RepoPath) {
+    /// Watches `dir` and every directory below it. With `invalidate` (a
+    /// directory that appeared while watching), the kernel also forgets
+    /// what it cached of each name found: those made before the watch was
+    /// in place raised no event.
+    fn add_tree(&mut self, dir: &RepoPath, invalidate: bool) {
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
             let path = d.to_fs_path(&self.root);
@@ -86,9 +91,22 @@ impl Watcher {
             let Ok(rd) = std::fs::read_dir(&path) else {
                 continue;
             };
+            let d_ino = match invalidate {
+                true => self
+                    .inodes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ino_of(0, &d),
+                false => None,
+            };
             for ent in rd.flatten() {
                 let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
                 let name = ent.file_name();
+                if let Some(di) = d_ino {
+                    let name = name.to_string_lossy();
+                    let name = name.strip_prefix(upper::WHITEOUT_PREFIX).unwrap_or(&name);
+                    let _ = self.notifier.inval_entry(INodeNo(di), OsStr::new(name));
+                }
                 if let (true, Some(name)) = (is_dir, name.to_str()) {
                     if let Ok(child) = d.join(name) {
                         stack.push(child);
@@ -173,18 +191,23 @@ impl Watcher {
         if let (Some(t), true) = (target, is_dir) {
             if let Ok(child) = dir.join(t) {
                 if ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
-                    self.add_tree(&child);
+                    self.add_tree(&child, true);
                 } else if ev.mask & libc::IN_MOVED_FROM != 0 {
                     self.remove_tree(&child);
                 }
             }
         }
         let (dir_ino, child_ino) = {
-            let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
             let dir_ino = inodes.ino_of(0, &dir);
-            let child_ino = target
-                .and_then(|t| dir.join(t).ok())
-                .and_then(|c| inodes.ino_of(0, &c));
+            let child = target.and_then(|t| dir.join(t).ok());
+            let child_ino = child.as_ref().and_then(|c| inodes.ino_of(0, c));
+            if let (Some(c), Some(path)) = (child_ino, &child) {
+                // The daemon's own fd of it may be of a replaced file.
+                if let Ok(m) = std::fs::symlink_metadata(path.to_fs_path(&self.root)) {
+                    inodes.drop_file_if_replaced(c, (m.dev(), m.ino()));
+                }
+            }
             (dir_ino, child_ino)
         };
         // Errors (ENOENT: the kernel has no such entry cached) are expected.
@@ -201,8 +224,12 @@ impl Watcher {
 
     fn invalidate_all(&self) {
         let all: Vec<u64> = {
-            let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
-            inodes.all_of(0)
+            let mut inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+            let all = inodes.all_of(0);
+            for &ino in &all {
+                inodes.drop_file(ino);
+            }
+            all
         };
         for ino in all {
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
