@@ -2,8 +2,11 @@
 # POSIX conformance (pjdfstest) of the antares mount, side by side with a
 # plain local directory and fuse-overlayfs, on the same machine.
 #
-# usage: scripts/pjdfstest.sh [--keep] [--only antares|native|fuse-overlayfs]
+# usage: scripts/pjdfstest.sh [--keep] [--only antares|antares-git|native|fuse-overlayfs]
 #
+# `antares` mounts a plain directory as the lower (opens go to the daemon);
+# `antares-git` a git commit (immutable: opens are skipped, see
+# overlay/src/fuse/fs.rs).
 # Needs root. Installs pjdfstest with `cargo install pjdfstest` if it is not
 # on PATH, and creates the user `tests` and the group `tests` if missing
 # (pjdfstest switches to tests/nobody and tests/nogroup). Each run's full
@@ -41,7 +44,7 @@ chmod 755 "$WORK"
 PIDS=()
 cleanup() {
     set +e
-    for m in "$WORK/antares/mnt/buck-out" "$WORK/antares/mnt" "$WORK/fo/mnt"; do
+    for m in "$WORK"/{antares,ag}/mnt/buck-out "$WORK"/{antares,ag}/mnt "$WORK/fo/mnt"; do
         mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }
     done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -63,13 +66,29 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 if want native; then
     run native "$WORK/native/t"
 fi
-if want antares; then
-    mkdir -p "$WORK/antares"/{lower,upper,cache}
-    ANTARES_TEST_CHILD_MOUNT="$WORK/antares" "$HELPER" --exact child_mount_process --ignored \
-        >"$WORK/antares-daemon.log" 2>&1 &
+# mount_antares DIR LOWER_KIND: the helper's mount at $WORK/DIR/mnt. (DIR
+# is short: unix socket paths must fit in 108 bytes.)
+mount_antares() {
+    local dir=$WORK/$1 kind=$2
+    mkdir -p "$dir"/{lower,upper,cache}
+    if [ "$kind" = git ]; then
+        echo "an immutable lower" >"$dir/lower/README"
+        git -C "$dir/lower" init -q
+        git -C "$dir/lower" add -A
+        git -C "$dir/lower" -c user.name=t -c user.email=t@t commit -qm lower
+    fi
+    ANTARES_TEST_CHILD_LOWER=$kind ANTARES_TEST_CHILD_MOUNT="$dir" "$HELPER" \
+        --exact child_mount_process --ignored >"$dir-daemon.log" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 100); do [ -e "$WORK/antares/ready" ] && break; sleep 0.1; done
+    for _ in $(seq 100); do [ -e "$dir/ready" ] && break; sleep 0.1; done
+}
+if want antares; then
+    mount_antares antares dir
     run antares "$WORK/antares/mnt/t"
+fi
+if want antares-git; then
+    mount_antares ag git
+    run antares-git "$WORK/ag/mnt/t"
 fi
 if want fuse-overlayfs; then
     mkdir -p "$WORK/fo"/{lower,upper,work,mnt}
@@ -78,12 +97,12 @@ if want fuse-overlayfs; then
 fi
 
 echo
-for name in native antares fuse-overlayfs; do
+for name in native antares antares-git fuse-overlayfs; do
     want "$name" || continue
     log="$WORK/$name.log"
     printf '%-15s %s\n' "$name" "$(grep -E '^Summary:' "$log" || echo 'no summary (see log)')"
 done
-for name in native antares fuse-overlayfs; do
+for name in native antares antares-git fuse-overlayfs; do
     want "$name" || continue
     failed=$(grep -E '[[:space:]]FAILED$' "$WORK/$name.log" | awk '{print $1}' || true)
     [ -n "$failed" ] && { echo; echo "failed on $name:"; echo "$failed" | sed 's/^/  /'; }
