@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Edit-to-visible latency of `antares sync --watch`.
 
-usage: bench/watch.py ANTARES_BIN [--files N] [--edits E] [--workdir DIR]
+usage: bench/watch.py ANTARES_BIN [--files N] [--edits E] [--rounds R]
+                      [--reconcile-only] [--workdir DIR]
 
 Builds a tree of N files (default 100,000) as a dir: source, syncs it, starts
 `antares sync --watch`, then makes E edits (default 200) on each side it can
@@ -9,8 +10,9 @@ and measures the time until each edit is visible on the other side:
   source -> workspace   (an edit in the dir: source shows up in the workspace)
   workspace -> upper    (an edit in the workspace is written back to the
                          mount's upper dir; only when the workspace has one)
-It also times a full reconcile after 1% of the files changed on each side,
-against `rsync -a` of the same changed tree. Prints p50/p95/max in ms.
+It also times a full reconcile after 1% of the files changed, on the source
+side and on both sides, against `rsync -a` of the same change (medians of R
+rounds, default 3). Prints p50/p95/max in ms.
 """
 import argparse
 import os
@@ -54,12 +56,75 @@ def report(label, lat, misses):
     print(f"| {label:<28} | {len(ms):5d} | {statistics.median(ms):8.1f} | {pct(ms, 95):8.1f} | {max(ms):8.1f} | {misses:6d} |")
 
 
+def timed(cmd, **kw):
+    """Seconds taken by cmd. Each timed run starts with no dirty pages left by
+    the edits or the previous run: antares flushes before it commits its
+    manifest (crash safety) and would otherwise pay for the benchmark's own
+    writes. rsync does not flush; the "+ sync" rows time it until its data is
+    on disk too."""
+    os.sync()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, **kw)
+    return time.perf_counter() - t0
+
+
+def touch_files(root, n_files, start, stride, count, text):
+    for k in range(count):
+        i = (start + k * stride) % n_files
+        with open(os.path.join(root, f"d{i % 1000:03d}", f"f{i:06d}.txt"), "a") as f:
+            f.write(text)
+
+
+def reconcile(a, w, env, src, ws):
+    """Full reconcile after 1% changed, medians of --rounds rounds, against
+    rsync -a of the same change: (1) the source side only; (2) both sides
+    (1% in the source, another 1% in the workspace), where the baseline is
+    the two rsyncs that carry each side's change across."""
+    n = a.files // 100
+    mirror_src, mirror_ws = os.path.join(w, "mirror-src"), os.path.join(w, "mirror-ws")
+    subprocess.run(["cp", "-a", src, mirror_src], check=True)
+    subprocess.run(["rsync", "-a", "--exclude", "/.antares", ws + "/", mirror_ws + "/"], check=True)
+    sync_cmd = [a.bin, "-C", ws, "sync"]
+    rsync_src = ["rsync", "-a", src + "/", mirror_src + "/"]
+    rsync_ws = ["rsync", "-a", "--exclude", "/.antares", ws + "/", mirror_ws + "/"]
+    rows = {}
+    for both in (False, True):
+        ant, rs, rs_sync = [], [], []
+        for r in range(a.rounds):
+            tag = f"round {r} {'both' if both else 'source'}\n"
+            touch_files(src, a.files, 31 * r + (0 if both else 7), 97, n, tag)
+            if both:
+                touch_files(ws, a.files, 31 * r + 13, 89, n, tag)
+            t = timed(rsync_src)
+            if both:
+                t += timed(rsync_ws)
+            rs.append(t)
+            # The same copy again, flushed: from the pre-change state (a
+            # second mirror rsynced untimed to it) would double the setup,
+            # so "+ sync" adds the flush of what rsync just wrote.
+            t0 = time.perf_counter()
+            os.sync()
+            rs_sync.append(t + time.perf_counter() - t0)
+            ant.append(timed(sync_cmd, env=env, capture_output=True))
+            # Bring the workspace mirror up to date with what the sync placed.
+            subprocess.run(rsync_ws, check=True)
+        rows[both] = (statistics.median(ant), statistics.median(rs), statistics.median(rs_sync))
+    print(f"\nfull reconcile after 1% changed ({n} files per side), medians of {a.rounds}:")
+    print("| changed            | antares sync | rsync -a | ratio | rsync -a + sync | ratio |")
+    print("|--------------------|--------------|----------|-------|-----------------|-------|")
+    for both, label in ((False, "source side"), (True, "both sides")):
+        t_a, t_r, t_rs = rows[both]
+        print(f"| {label:<18} | {t_a:10.3f} s | {t_r:6.3f} s | {t_a / t_r:4.2f}x | {t_rs:13.3f} s | {t_a / t_rs:4.2f}x |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bin")
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--edits", type=int, default=200)
     ap.add_argument("--workdir")
+    ap.add_argument("--rounds", type=int, default=3, help="reconcile rounds (median)")
+    ap.add_argument("--reconcile-only", action="store_true", help="skip the latency part")
     a = ap.parse_args()
     w = a.workdir or tempfile.mkdtemp(prefix="antares-watch.", dir="/var/tmp")
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(w, "cache"))
@@ -73,6 +138,9 @@ def main():
         # The upper layer a mount would have made: syncs become two-way.
         os.makedirs(upper, exist_ok=True)
         subprocess.run([a.bin, "-C", ws, "sync", "."], check=True, env=env, capture_output=True)
+        if a.reconcile_only:
+            reconcile(a, w, env, src, ws)
+            return
         watcher = subprocess.Popen([a.bin, "-C", ws, "sync", "--watch"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
         print(f"\nwatch latency: {a.files} files, {a.edits} edits each way, {os.cpu_count()} cores")
@@ -113,33 +181,7 @@ def main():
         watcher.terminate()
         watcher.wait()
         watcher = None
-        # Full reconcile after 1% changed on the source side, vs rsync of the same change.
-        mirror = os.path.join(w, "mirror")
-        subprocess.run(["cp", "-a", src, mirror], check=True)
-        for k in range(a.files // 100):
-            i = (k * 31) % a.files
-            with open(os.path.join(src, f"d{i % 1000:03d}", f"f{i:06d}.txt"), "a") as f:
-                f.write("changed\n")
-        # Each timed run starts with no dirty pages left by the edits or the
-        # previous run: antares flushes before it commits its manifest (crash
-        # safety) and would otherwise pay for the benchmark's own writes.
-        # rsync does not flush; "rsync -a + sync" times it until its data is
-        # on disk too.
-        def timed(cmd, **kw):
-            os.sync()
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, **kw)
-            return time.perf_counter() - t0
-
-        t_sync = timed([a.bin, "-C", ws, "sync"], env=env, capture_output=True)
-        subprocess.run(["cp", "-a", mirror, mirror + "2"], check=True)
-        t_rsync = timed(["rsync", "-a", src + "/", mirror + "/"])
-        t_rsync_sync = timed(["sh", "-c", f"rsync -a {src}/ {mirror}2/ && sync"])
-        print(
-            f"\nreconcile after 1% changed: antares sync {t_sync:.3f} s, rsync -a {t_rsync:.3f} s"
-            f" (ratio {t_sync / t_rsync:.2f}x), rsync -a + sync {t_rsync_sync:.3f} s"
-            f" (ratio {t_sync / t_rsync_sync:.2f}x)"
-        )
+        reconcile(a, w, env, src, ws)
     finally:
         if watcher is not None:
             watcher.kill()

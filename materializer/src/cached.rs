@@ -48,6 +48,10 @@ impl Source for StoreBacked {
         std::fs::read(&path).map_err(|e| SourceError::io(path.display(), e))
     }
 
+    fn size_hint(&self, entry: &TreeEntry) -> Option<u64> {
+        self.inner.size_hint(entry)
+    }
+
     fn read_many(
         &self,
         entries: &[TreeEntry],

@@ -553,6 +553,19 @@ fn opens_are_skipped_by_default_over_an_immutable_lower() {
         let handle = fuse::mount(cfg).unwrap();
         let skipped = handle.stats().skip_opens.load(Ordering::Relaxed);
         assert_eq!(skipped, git, "git lower: {git}");
+        // A stat is answered without fetching the blob (git trees record no
+        // sizes: the object header has it).
+        assert_eq!(
+            fs::metadata(handle.mountpoint().join("README"))
+                .unwrap()
+                .len(),
+            17
+        );
+        assert_eq!(
+            fs::read_dir(tmp.path().join("cache")).unwrap().count(),
+            0,
+            "a stat fetched a blob"
+        );
         let before = handle.stats().opens.load(Ordering::Relaxed);
         for _ in 0..5 {
             assert_eq!(

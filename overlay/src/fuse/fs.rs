@@ -632,7 +632,10 @@ impl OverlayFs {
                 Some(s) => s,
                 None => self.lower_size(ino, e)?,
             },
-            (Some(e), FileType::Symlink) => e.size.unwrap_or(0),
+            (Some(e), FileType::Symlink) => e
+                .size
+                .or_else(|| self.views[0].lower().size_hint(e))
+                .unwrap_or(0),
             _ => 4096,
         };
         Ok(FileAttr {
@@ -654,8 +657,9 @@ impl OverlayFs {
         })
     }
 
-    /// The size of lower file `e` of inode `ino`: remembered, or read off
-    /// its blob in the cache (fetched first if needed).
+    /// The size of lower file `e` of inode `ino`: remembered, or from the
+    /// source's object metadata, or read off its blob in the cache (which
+    /// fetches it).
     fn lower_size(&self, ino: u64, e: &TreeEntry) -> Result<u64, Errno> {
         if let Some(d) = self.inodes().by_ino.get(&ino) {
             if let Some((oid, size)) = &d.lower_size {
@@ -664,12 +668,17 @@ impl OverlayFs {
                 }
             }
         }
-        let view = self.view(0)?;
-        let local = self
-            .cache
-            .local_file(view.lower().as_ref(), e)
-            .map_err(|_| Errno::EIO)?;
-        let size = std::fs::metadata(local).map_err(|e| io_errno(&e))?.len();
+        let lower = self.view(0)?.lower();
+        let size = match lower.size_hint(e) {
+            Some(s) => s,
+            None => {
+                let local = self
+                    .cache
+                    .local_file(lower.as_ref(), e)
+                    .map_err(|_| Errno::EIO)?;
+                std::fs::metadata(local).map_err(|e| io_errno(&e))?.len()
+            }
+        };
         if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
             d.lower_size = Some((e.oid.clone(), size));
         }

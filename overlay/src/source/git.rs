@@ -120,6 +120,18 @@ impl GitSource {
         }
     }
 
+    /// The git object id of `entry`.
+    fn object_id(&self, entry: &TreeEntry) -> Result<gix::ObjectId> {
+        let hex = entry.oid.git_hex().ok_or_else(|| SourceError::Invalid {
+            path: format!("{}: {}", self.describe(), entry.path),
+            message: format!("object id {} is not a git id", entry.oid),
+        })?;
+        gix::ObjectId::from_hex(hex.as_bytes()).map_err(|e| SourceError::Invalid {
+            path: format!("{}: {}", self.describe(), entry.path),
+            message: format!("object id {hex}: {e}"),
+        })
+    }
+
     /// Loads the tree `tree` (which is `dir` in the commit) and returns its
     /// entries, each with its raw object id, in git's tree order. Every name
     /// is validated: a crafted tree cannot smuggle `..`, `/` or an empty name
@@ -323,14 +335,7 @@ impl Source for GitSource {
                 })
             }
         }
-        let hex = entry.oid.git_hex().ok_or_else(|| SourceError::Invalid {
-            path: format!("{}: {}", self.describe(), entry.path),
-            message: format!("object id {} is not a git id", entry.oid),
-        })?;
-        let id = gix::ObjectId::from_hex(hex.as_bytes()).map_err(|e| SourceError::Invalid {
-            path: format!("{}: {}", self.describe(), entry.path),
-            message: format!("object id {hex}: {e}"),
-        })?;
+        let id = self.object_id(entry)?;
         let obj = self
             .repo()
             .find_object(id)
@@ -342,6 +347,13 @@ impl Source for GitSource {
             )));
         }
         Ok(obj.detach().data)
+    }
+
+    /// From the object's header: git trees record no sizes, and a stat of
+    /// the mount must not fetch every blob it lists.
+    fn size_hint(&self, entry: &TreeEntry) -> Option<u64> {
+        let id = self.object_id(entry).ok()?;
+        self.repo().find_header(id).ok().map(|h| h.size())
     }
 
     /// Reads in parallel on the rayon pool, each worker through its own

@@ -56,6 +56,13 @@ pub trait Source: Send + Sync {
     /// The content of a file, or the target of a symlink as bytes.
     fn read(&self, entry: &TreeEntry) -> Result<Vec<u8>>;
 
+    /// The size of a file or symlink when it can be had without reading
+    /// the content: the entry's own, or (overridden) from object metadata.
+    /// `None` means: read it to know.
+    fn size_hint(&self, entry: &TreeEntry) -> Option<u64> {
+        entry.size
+    }
+
     /// Reads many entries, handing each result to `sink` as it arrives, in
     /// any order and possibly from several threads. Backends that gain from
     /// concurrency (a network source, a git object database) override this
