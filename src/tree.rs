@@ -108,6 +108,10 @@ impl WriteBack for UpperWriteBack {
         Ok(self.0.symlink(path, target)?.to_entry().oid)
     }
 
+    fn flush(&self, paths: Option<&[RepoPath]>) -> antares_overlay::Result<()> {
+        self.0.sync_upper(paths).map_err(Into::into)
+    }
+
     fn delete(&self, path: &RepoPath) -> antares_overlay::Result<()> {
         match self.0.node(path)? {
             Some(_) => Ok(self.0.remove(path, false)?),

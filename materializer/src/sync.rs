@@ -49,6 +49,9 @@ pub trait WriteBack: Sync {
     fn put_symlink(&self, path: &RepoPath, target: &str) -> antares_overlay::Result<ObjectId>;
     /// Deletes `path` (in an overlay: a whiteout).
     fn delete(&self, path: &RepoPath) -> antares_overlay::Result<()>;
+    /// Makes what the calls above wrote durable: `paths`, or everything
+    /// (`None`). Called before the manifest that records it is saved.
+    fn flush(&self, paths: Option<&[RepoPath]>) -> antares_overlay::Result<()>;
 }
 
 /// What to materialize.
@@ -265,7 +268,15 @@ pub fn sync_cached(
     // reloads what is on disk rather than trusting a half-updated copy.
     let mut manifest = cache.take(&layout.manifest())?;
     let tmp_dir = layout.tmp_dir();
+    let staging_list = tmp_dir.join("staging-dirs");
     if tmp_dir.exists() {
+        // A sync that did not finish may have left staged files beside
+        // their destinations: the list says where to look.
+        if let Ok(dirs) = fs::read_to_string(&staging_list) {
+            dirs.lines()
+                .filter_map(|d| RepoPath::new(d).ok())
+                .for_each(|d| place::remove_staged(&d.to_fs_path(root)));
+        }
         fs::remove_dir_all(&tmp_dir).at(tmp_dir.display())?;
     }
     fs::create_dir_all(&tmp_dir).at(tmp_dir.display())?;
@@ -317,7 +328,7 @@ pub fn sync_cached(
                 .flatten()
                 .filter(|p| {
                     !known(p)
-                        && !p.file_name().is_some_and(crate::status::is_editor_temp)
+                        && !p.file_name().is_some_and(crate::status::is_scratch)
                         && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
                 })
                 .cloned()
@@ -604,6 +615,17 @@ pub fn sync_cached(
         }
     }
     summary.gitlinks = gitlinks.iter().map(|p| p.to_string()).collect();
+    // Files are staged beside their destinations (a rename within one
+    // directory; staging them all in one directory made ext4 search that
+    // directory's block group for free inodes and serialized the renames):
+    // the list lets the next sync clean up after a crash.
+    if !placements.is_empty() {
+        let list: String = dirs.iter().map(|d| format!("{d}\n")).collect();
+        let tmp = tmp_dir.join("staging-dirs.tmp");
+        fs::write(&tmp, list)
+            .and_then(|()| fs::rename(&tmp, &staging_list))
+            .at(staging_list.display())?;
+    }
 
     tracing::debug!(
         phase = "placing",
@@ -633,8 +655,8 @@ pub fn sync_cached(
             progress.advance(1);
             return;
         }
-        let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
         let dest = p.to_fs_path(root);
+        let tmp = place::staging_path(&dest, counter.fetch_add(1, Ordering::Relaxed));
         let staged = match (&v.hash, &v.target) {
             (Some(h), _) => placer
                 .stage_file(
@@ -856,6 +878,8 @@ pub fn sync_cached(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushing"
         );
+        let written_back: Vec<RepoPath> =
+            written.keys().chain(deleted_back.iter()).cloned().collect();
         if request.only.is_some() {
             // A watcher's small sync: flush just what it wrote, not the
             // whole file system (that costs hundreds of ms per edit).
@@ -868,6 +892,11 @@ pub fn sync_cached(
         } else {
             syncfs(root);
             store.sync_fs();
+        }
+        if let Some(wb) = request.write_back.filter(|_| !written_back.is_empty()) {
+            let paths = request.only.is_some().then_some(written_back.as_slice());
+            // Not durable: the manifest must not say it is done.
+            wb.flush(paths)?;
         }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "flushed");
         if request.only.is_some() || touched.len() * 8 < manifest.records.len() {

@@ -136,6 +136,10 @@ impl antares_materializer::sync::WriteBack for MemSource {
         self.files.lock().unwrap().remove(path.as_str());
         Ok(())
     }
+    /// In memory: nothing to flush.
+    fn flush(&self, _: Option<&[RepoPath]>) -> antares_overlay::Result<()> {
+        Ok(())
+    }
 }
 
 impl MemSource {

@@ -15,7 +15,7 @@
 use crate::entry::{EntryKind, ObjectId, TreeEntry};
 use crate::error::{Result, SourceError};
 use crate::path::{PathError, RepoPath};
-use crate::source::{is_excluded, is_excluded_path, Source};
+use crate::source::{is_excluded, is_excluded_path, walk_preorder, Source};
 use rayon::prelude::*;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
@@ -182,29 +182,11 @@ impl DirSource {
     /// a walk is one `lstat` per entry, and on a loaded machine that syscall
     /// latency is the whole cost.
     fn walk_below(&self, dir: &RepoPath) -> Result<Vec<TreeEntry>> {
-        let entries = self.read_entries(dir)?;
-        let subdirs: Vec<&RepoPath> = entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::Dir)
-            .map(|e| &e.path)
-            .collect();
-        if subdirs.is_empty() {
-            return Ok(entries);
-        }
-        let below: Vec<Vec<TreeEntry>> = subdirs
-            .par_iter()
-            .map(|d| self.walk_below(d))
-            .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(entries.len() + below.iter().map(Vec::len).sum::<usize>());
-        let mut below = below.into_iter();
-        for e in entries {
-            let is_dir = e.kind == EntryKind::Dir;
-            out.push(e);
-            if is_dir {
-                out.extend(below.next().into_iter().flatten());
-            }
-        }
-        Ok(out)
+        walk_preorder(
+            self.read_entries(dir)?,
+            &|e: &TreeEntry| self.read_entries(&e.path),
+            |e| e.kind == EntryKind::Dir,
+        )
     }
 
     /// Checks that `dir` is a directory of the tree, for listing it.

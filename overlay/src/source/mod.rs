@@ -102,6 +102,39 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// Everything below a directory, parents before children: `entries` are the
+/// directory's own, `list` lists one of them that `is_dir`, and the
+/// subdirectories of each level are walked in parallel. For trees whose
+/// listing is a syscall per entry (a live directory, an overlay), where one
+/// core cannot keep the file system busy.
+pub(crate) fn walk_preorder<T, E, F>(
+    entries: Vec<T>,
+    list: &F,
+    is_dir: fn(&T) -> bool,
+) -> std::result::Result<Vec<T>, E>
+where
+    T: Send + Sync,
+    E: Send,
+    F: Fn(&T) -> std::result::Result<Vec<T>, E> + Sync,
+{
+    use rayon::prelude::*;
+    let below: Vec<Vec<T>> = entries
+        .par_iter()
+        .filter(|e| is_dir(e))
+        .map(|d| walk_preorder(list(d)?, list, is_dir))
+        .collect::<std::result::Result<_, E>>()?;
+    let mut out = Vec::with_capacity(entries.len() + below.iter().map(Vec::len).sum::<usize>());
+    let mut below = below.into_iter();
+    for e in entries {
+        let descend = is_dir(&e);
+        out.push(e);
+        if descend {
+            out.extend(below.next().into_iter().flatten());
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the entry `name` in directory `parent` is left out of every
 /// source's tree: `.git` at any depth (a repository's database or a
 /// worktree/submodule link; git itself refuses to check out such an entry)

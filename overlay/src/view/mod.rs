@@ -24,7 +24,7 @@ use crate::cache::BlobCache;
 use crate::entry::{EntryKind, ObjectId, TreeEntry};
 use crate::error::SourceError;
 use crate::path::{PathError, RepoPath};
-use crate::source::Source;
+use crate::source::{walk_preorder, Source};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Write};
@@ -679,6 +679,10 @@ impl View {
 
     /// Writes a whole file (temp file + rename in the upper dir), replacing
     /// any file or symlink at `path` and clearing a whiteout there.
+    ///
+    /// Not flushed: a caller that writes many files makes them durable at
+    /// once with [`View::sync_upper`] (one `fsync` per file costs more than
+    /// everything else a two-way sync does with it).
     pub fn write_file(&self, path: &RepoPath, contents: &[u8], mode: u32) -> Result<Node> {
         if let Some(n) = self.node(path)? {
             if n.kind == EntryKind::Dir {
@@ -691,7 +695,6 @@ impl View {
         let done = f
             .write_all(contents)
             .and_then(|()| set_file_mode(&f, mode))
-            .and_then(|()| f.sync_data())
             .and_then(|()| upper::clear_whiteout(&dfd, name).map(drop))
             .and_then(|()| upper::renameat2(&dfd, &tmp, &dfd, name, 0));
         if let Err(e) = done {
@@ -699,6 +702,32 @@ impl View {
             return Err(ViewError::io(path, e));
         }
         self.require(path)
+    }
+
+    /// Flushes upper writes to disk: each of `paths` and its directory, or
+    /// (`None`) the upper dir's whole file system with one `syncfs`.
+    pub fn sync_upper(&self, paths: Option<&[RepoPath]>) -> Result<()> {
+        let Some(paths) = paths else {
+            let root = self.root_fd()?;
+            // SAFETY: syncfs on a valid fd.
+            if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
+                return Err(ViewError::io(&RepoPath::root(), io::Error::last_os_error()));
+            }
+            return Ok(());
+        };
+        for p in paths {
+            let Ok((dfd, name)) = self.upper_parent(p) else {
+                continue; // gone again: nothing to flush
+            };
+            // A symlink cannot be opened (O_NOFOLLOW); its directory holds it.
+            if let Ok(fd) = upper::openat(&dfd, name, libc::O_RDONLY, 0) {
+                File::from(fd).sync_all().map_err(|e| ViewError::io(p, e))?;
+            }
+            File::from(dfd)
+                .sync_all()
+                .map_err(|e| ViewError::io(p, e))?;
+        }
+        Ok(())
     }
 
     /// Creates a new, empty regular file in the upper dir and opens it
@@ -1074,6 +1103,19 @@ impl Source for View {
             .node(dir)?
             .ok_or_else(|| SourceError::NotFound(dir.clone()))?;
         Ok(self.list(&node)?.iter().map(Node::to_entry).collect())
+    }
+
+    /// Each directory listed once, merged, from the node its parent's
+    /// listing gave: no lookup from the root per directory (which re-listed
+    /// a live lower's root whenever its short-lived listing expired).
+    fn walk(&self, dir: &RepoPath) -> crate::Result<Vec<TreeEntry>> {
+        let node = self
+            .node(dir)?
+            .ok_or_else(|| SourceError::NotFound(dir.clone()))?;
+        let nodes = walk_preorder(self.list(&node)?, &|n: &Node| self.list(n), |n| {
+            n.kind == EntryKind::Dir
+        })?;
+        Ok(nodes.iter().map(Node::to_entry).collect())
     }
 
     /// Reads what is at `entry.path` now: the upper file if there is one,
