@@ -61,31 +61,6 @@ impl Placer {
     }
 }
 
-/// The name prefix of files staged beside their destination; such a file is
-/// never tracked, reported or written back.
-pub const STAGING_PREFIX: &str = ".antares-staging.";
-
-/// Where to stage the `n`th file of a sync that goes to `dest`: in the same
-/// directory, so placing it is a rename within one directory.
-pub fn staging_path(dest: &Path, n: u64) -> std::path::PathBuf {
-    dest.with_file_name(format!("{STAGING_PREFIX}{n}"))
-}
-
-/// Removes files staged in `dir` by a sync that did not finish.
-pub fn remove_staged(dir: &Path) {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        if e.file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(STAGING_PREFIX))
-        {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Makes `tmp` a symlink to `target`.
 pub fn stage_symlink(target: &str, tmp: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, tmp)

@@ -135,7 +135,7 @@ pub fn untracked(
             .build();
         for entry in walker.flatten() {
             if entry.file_type().is_some_and(|t| t.is_dir())
-                || entry.file_name().to_str().is_some_and(is_scratch)
+                || entry.file_name().to_str().is_some_and(is_editor_temp)
             {
                 continue;
             }
@@ -155,12 +155,10 @@ pub fn untracked(
     out.into_iter().collect()
 }
 
-/// Scratch files: editors' (vim swap and backup files and its `4913` probe,
-/// emacs lock and autosave files) and a sync's own staged files. Never
-/// reported, never written back.
-pub fn is_scratch(name: &str) -> bool {
-    name.starts_with(crate::place::STAGING_PREFIX)
-        || name == "4913"
+/// Editors' scratch files (vim swap and backup files and its `4913` probe,
+/// emacs lock and autosave files): never reported, never written back.
+pub fn is_editor_temp(name: &str) -> bool {
+    name == "4913"
         || name.ends_with('~')
         || name.starts_with(".#")
         || (name.starts_with('#') && name.ends_with('#') && name.len() > 1)

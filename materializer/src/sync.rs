@@ -268,15 +268,7 @@ pub fn sync_cached(
     // reloads what is on disk rather than trusting a half-updated copy.
     let mut manifest = cache.take(&layout.manifest())?;
     let tmp_dir = layout.tmp_dir();
-    let staging_list = tmp_dir.join("staging-dirs");
     if tmp_dir.exists() {
-        // A sync that did not finish may have left staged files beside
-        // their destinations: the list says where to look.
-        if let Ok(dirs) = fs::read_to_string(&staging_list) {
-            dirs.lines()
-                .filter_map(|d| RepoPath::new(d).ok())
-                .for_each(|d| place::remove_staged(&d.to_fs_path(root)));
-        }
         fs::remove_dir_all(&tmp_dir).at(tmp_dir.display())?;
     }
     fs::create_dir_all(&tmp_dir).at(tmp_dir.display())?;
@@ -328,7 +320,7 @@ pub fn sync_cached(
                 .flatten()
                 .filter(|p| {
                     !known(p)
-                        && !p.file_name().is_some_and(crate::status::is_scratch)
+                        && !p.file_name().is_some_and(crate::status::is_editor_temp)
                         && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
                 })
                 .cloned()
@@ -615,17 +607,6 @@ pub fn sync_cached(
         }
     }
     summary.gitlinks = gitlinks.iter().map(|p| p.to_string()).collect();
-    // Files are staged beside their destinations (a rename within one
-    // directory; staging them all in one directory made ext4 search that
-    // directory's block group for free inodes and serialized the renames):
-    // the list lets the next sync clean up after a crash.
-    if !placements.is_empty() {
-        let list: String = dirs.iter().map(|d| format!("{d}\n")).collect();
-        let tmp = tmp_dir.join("staging-dirs.tmp");
-        fs::write(&tmp, list)
-            .and_then(|()| fs::rename(&tmp, &staging_list))
-            .at(staging_list.display())?;
-    }
 
     tracing::debug!(
         phase = "placing",
@@ -655,8 +636,8 @@ pub fn sync_cached(
             progress.advance(1);
             return;
         }
+        let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
         let dest = p.to_fs_path(root);
-        let tmp = place::staging_path(&dest, counter.fetch_add(1, Ordering::Relaxed));
         let staged = match (&v.hash, &v.target) {
             (Some(h), _) => placer
                 .stage_file(

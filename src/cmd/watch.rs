@@ -190,12 +190,6 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
         return None;
     }
     let path = RepoPath::from_fs(rel).ok()?;
-    if path
-        .file_name()
-        .is_some_and(|n| n.starts_with(antares_materializer::place::STAGING_PREFIX))
-    {
-        return None; // a sync placing a file
-    }
     if *side == Side::Upper {
         if let Some(name) = path.file_name().and_then(|n| n.strip_prefix(".wh.")) {
             let parent = path.parent().unwrap_or_default();

@@ -105,7 +105,7 @@ impl Watcher {
                 if let Some(di) = d_ino {
                     let name = name.to_string_lossy();
                     let name = name.strip_prefix(upper::WHITEOUT_PREFIX).unwrap_or(&name);
-                    let _ = self.notifier.inval_entry(INodeNo(di), OsStr::new(name));
+                    self.invalidate_name(di, &d, name);
                 }
                 if let (true, Some(name)) = (is_dir, name.to_str()) {
                     if let Ok(child) = d.join(name) {
@@ -114,6 +114,25 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The kernel forgets what it knows of `dir/name` (in directory inode
+    /// `dir_ino`). A name it was never given an inode for can only be a
+    /// cached absence: its entry goes. A known one keeps its entry (its
+    /// inode number does not change when it moves to the upper layer, and
+    /// dropping a directory's entry would break the working directory of
+    /// every process inside it); its attributes and pages go.
+    fn invalidate_name(&self, dir_ino: u64, dir: &RepoPath, name: &str) {
+        let known = dir.join(name).ok().and_then(|p| {
+            let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+            inodes.ino_of(0, &p)
+        });
+        let _ = match known {
+            Some(ino) => self.notifier.inval_inode(INodeNo(ino), 0, 0),
+            None => self
+                .notifier
+                .inval_entry(INodeNo(dir_ino), OsStr::new(name)),
+        };
     }
 
     /// Stops watching `dir` and everything below it (it was moved away).
