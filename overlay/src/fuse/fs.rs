@@ -822,10 +822,13 @@ impl OverlayFs {
         let (file, writable) = match orphan {
             // Unlinked while open: what is left is its lower content.
             Some(Some((view, node))) if !write => (self.open_lower(view, &node)?, false),
+            // (A lower file opened for writing, unlinked before its first
+            // write: there is no copy to write to.)
             Some(_) => {
                 tracing::warn!(
-                    "inode {}: written after it was unlinked, and it has no upper copy",
-                    ino.0
+                    "inode {}: {} after it was unlinked, and nothing of it was kept",
+                    ino.0,
+                    if write { "written" } else { "read" }
                 );
                 return Err(Errno::EIO);
             }
