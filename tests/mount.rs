@@ -56,6 +56,19 @@ fn edit_on_the_mount_reaches_the_workspace_and_buck_out_is_local() {
         "0.1.0\n"
     );
     assert!(fs::symlink_metadata(mnt.join(".buckconfig")).is_ok());
+    // A dir: source can change under the mount: every open asks the daemon.
+    // (The daemon says so once it is up, just after the mount appears.)
+    let log_path = ws.join(".antares/logs/mount.log");
+    let said = |log: &str| log.contains("opens: each one asks the daemon");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = fs::read_to_string(&log_path).unwrap_or_default();
+        if said(&log) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(said(&log), "{log}");
     // An edit through the mount lands in the upper layer, never in the source.
     fs::write(mnt.join("lib/proto/version.txt"), "2.0.0\n").unwrap();
     assert_eq!(

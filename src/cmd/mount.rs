@@ -147,6 +147,17 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
                 ),
             }
         }
+        if handle
+            .stats()
+            .skip_opens
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "  opens: answered by the kernel (immutable source; caches kept across opens)"
+            );
+        } else {
+            eprintln!("  opens: each one asks the daemon (the source can change under the mount)");
+        }
     });
     let _ = std::fs::remove_file(&pid_file);
     let _ = workspace::unregister_mount(mountpoint);
