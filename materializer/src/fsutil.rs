@@ -142,6 +142,20 @@ pub fn create_dirs_nofollow(root: &Path, rel: &str) -> Result<()> {
 
 /// Flushes the whole file system holding `path` (one call instead of an
 /// fsync per placed file; makes the manifest commit durable after the data).
+/// A path as the C string a raw syscall takes.
+pub fn c_path(p: &Path) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)
+}
+
+/// A raw syscall's return code as a result (`errno` on failure).
+pub fn check_rc(rc: libc::c_int) -> std::io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 pub fn syncfs(path: &Path) {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return;

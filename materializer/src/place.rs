@@ -1,7 +1,7 @@
 //! Putting one file or symlink into the workspace: clone or copy from the
 //! store into the staging dir, set the mode, then rename into place.
 
-use crate::fsutil::StatKey;
+use crate::fsutil::{c_path, check_rc, StatKey};
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -95,12 +95,9 @@ pub fn commit(tmp: &Path, dest: &Path, expect: Option<StatKey>) -> io::Result<bo
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let from = CString::new(from.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let to = CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let (from, to) = (c_path(from)?, c_path(to)?);
     // SAFETY: valid NUL-terminated paths; renameat2 has no other preconditions.
-    let rc = unsafe {
+    check_rc(unsafe {
         libc::renameat2(
             libc::AT_FDCWD,
             from.as_ptr(),
@@ -108,10 +105,5 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    })
 }

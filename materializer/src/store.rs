@@ -11,6 +11,7 @@
 //!   blob from the source. Lines torn by a crash are skipped on load.
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{c_path, check_rc};
 use crate::hash::ContentHash;
 use antares_overlay::{BlobCache, ObjectId, Source, SourceError, TreeEntry};
 use std::collections::HashMap;
@@ -54,12 +55,10 @@ fn put_unnamed(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o444)
         .open(dir)?;
     f.write_all(bytes)?;
-    let proc_path = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
-        .map_err(std::io::Error::other)?;
-    let to = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
-        .map_err(std::io::Error::other)?;
+    let proc_path = c_path(Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())))?;
+    let to = c_path(dest)?;
     // SAFETY: valid NUL-terminated paths; the fd stays open during the call.
-    let rc = unsafe {
+    check_rc(unsafe {
         libc::linkat(
             libc::AT_FDCWD,
             proc_path.as_ptr(),
@@ -67,12 +66,7 @@ fn put_unnamed(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
             to.as_ptr(),
             libc::AT_SYMLINK_FOLLOW,
         )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    })
 }
 
 /// The file system (or a missing `/proc`) cannot do [`put_unnamed`]: fall
