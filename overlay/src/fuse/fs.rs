@@ -837,17 +837,7 @@ impl OverlayFs {
                 if !write && !node.is_upper() {
                     (self.open_lower(key.0, &node)?, false)
                 } else {
-                    let view = self.view(key.0)?;
-                    match view.open_upper(&key.1, libc::O_RDWR, Some(self.cache.as_ref())) {
-                        Ok(f) => (f, true),
-                        Err(_) if !write => (
-                            view.open_upper_read(&node)
-                                .map_err(|e| errno(&e))?
-                                .ok_or(Errno::ENOENT)?,
-                            false,
-                        ),
-                        Err(e) => return Err(errno(&e)),
-                    }
+                    self.open_upper_own(&key, &node, write)?
                 }
             }
         };
@@ -862,10 +852,13 @@ impl OverlayFs {
     /// its upper file.
     /// Returns the inode, pinned (see [`Self::unpin`]).
     fn keep_for_open_files(&self, key: &Key) -> Option<u64> {
-        let ino = self.inodes().ino_of(key.0, &key.1)?; // else never looked up: nobody has it open
-        if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
-            d.pinned = true;
-        }
+        let ino = {
+            let mut inodes = self.inodes();
+            // Never looked up: nobody can have it open.
+            let ino = inodes.ino_of(key.0, &key.1)?;
+            inodes.by_ino.get_mut(&ino)?.pinned = true;
+            ino
+        };
         self.keep_node_for_open_files(key, ino);
         Some(ino)
     }
@@ -887,29 +880,38 @@ impl OverlayFs {
         if file_type(&node) != FileType::RegularFile {
             return;
         }
-        let kept = if node.is_upper() {
+        let (file, orphan) = if node.is_upper() {
             if !self.skipping_opens() {
                 return;
             }
-            let Ok(view) = self.view(key.0) else {
+            let Ok((f, writable)) = self.open_upper_own(key, &node, false) else {
                 return;
             };
-            match view.open_upper(&key.1, libc::O_RDWR, None) {
-                Ok(f) => Some((Some((Arc::new(f), true)), None)),
-                Err(_) => match view.open_upper_read(&node) {
-                    Ok(Some(f)) => Some((Some((Arc::new(f), false)), None)),
-                    _ => None,
-                },
-            }
+            (Some((Arc::new(f), writable)), None)
         } else {
-            Some((None, Some((key.0, node))))
+            (None, Some((key.0, node)))
         };
-        let mut inodes = self.inodes();
-        if let (Some((file, orphan)), Some(d)) = (kept, inodes.by_ino.get_mut(&ino)) {
+        if let Some(d) = self.inodes().by_ino.get_mut(&ino) {
             if d.file.is_none() {
                 d.file = file;
             }
             d.orphan = orphan;
+        }
+    }
+
+    /// The upper file at `key` (node `node`) for the daemon's own fd:
+    /// read-write, so later writes can use it (a lower file is copied up
+    /// first), or, when that is refused and `write` is false, read-only.
+    /// Also says whether it is writable.
+    fn open_upper_own(&self, key: &Key, node: &Node, write: bool) -> Result<(File, bool), Errno> {
+        let view = self.view(key.0)?;
+        match view.open_upper(&key.1, libc::O_RDWR, Some(self.cache.as_ref())) {
+            Ok(f) => Ok((f, true)),
+            Err(e) if write => Err(errno(&e)),
+            Err(e) => match view.open_upper_read(node) {
+                Ok(Some(f)) => Ok((f, false)),
+                _ => Err(errno(&e)),
+            },
         }
     }
 
