@@ -140,8 +140,6 @@ pub fn create_dirs_nofollow(root: &Path, rel: &str) -> Result<()> {
     Ok(())
 }
 
-/// Flushes the whole file system holding `path` (one call instead of an
-/// fsync per placed file; makes the manifest commit durable after the data).
 /// A path as the C string a raw syscall takes.
 pub fn c_path(p: &Path) -> std::io::Result<std::ffi::CString> {
     std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)
@@ -156,6 +154,56 @@ pub fn check_rc(rc: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// A new, empty file with no name in the directory `dir` (`O_TMPFILE`)
+/// and permission bits `mode`. Until [`link_unnamed`] names it nobody can
+/// see it, and a crash leaves nothing behind. Its inode is allocated near
+/// `dir`: creating every new file in one staging directory made ext4 scan a
+/// single block group, full of recently freed inodes, for each one.
+pub fn create_unnamed(dir: &Path, mode: u32) -> std::io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(mode)
+        .open(dir)
+}
+
+/// Names the file of [`create_unnamed`] `dest`. Like a rename that does not
+/// replace, fails with `AlreadyExists` if `dest` is taken.
+pub fn link_unnamed(file: &fs::File, dest: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
+    let to = c_path(dest)?;
+    // SAFETY: valid NUL-terminated paths; the fd stays open during the call.
+    check_rc(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+}
+
+/// Whether an error of [`create_unnamed`] or [`link_unnamed`] means the file
+/// system (or a missing `/proc`) cannot do it: the caller falls back to a
+/// named temp file and a rename.
+pub fn unnamed_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EOPNOTSUPP
+                | libc::EISDIR
+                | libc::EINVAL
+                | libc::ENOENT
+                | libc::EXDEV
+                | libc::EPERM
+        )
+    )
+}
+
+/// Flushes the whole file system holding `path` (one call instead of an
+/// fsync per placed file; makes the manifest commit durable after the data).
 pub fn syncfs(path: &Path) {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return;

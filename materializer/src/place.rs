@@ -1,11 +1,12 @@
 //! Putting one file or symlink into the workspace: clone or copy from the
-//! store into the staging dir, set the mode, then rename into place.
+//! store into a file with no name yet beside its destination (or into the
+//! staging dir), set the mode, then link or rename it into place.
 
-use crate::fsutil::{c_path, check_rc, StatKey};
+use crate::fsutil::{self, c_path, check_rc, StatKey};
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Files at least this large are cloned (reflinked) when the file system can;
@@ -19,25 +20,74 @@ pub enum Method {
     Copy,
 }
 
-/// Remembers that clones are not supported between the store and this
-/// workspace, so ext4 does not pay a failing ioctl per file.
+/// Remembers what the file systems cannot do (clones between the store and
+/// this workspace, unnamed files in it), so ext4 does not pay a failing call
+/// per file.
 #[derive(Debug, Default)]
 pub struct Placer {
     no_reflink: AtomicBool,
+    no_unnamed: AtomicBool,
+}
+
+/// Content ready to be put in place.
+pub enum Staged {
+    /// A file with no name yet, in the destination's directory.
+    Unnamed(File),
+    /// A file or symlink at this temp path (in the staging directory).
+    Named(PathBuf),
 }
 
 impl Placer {
-    /// Writes the content of `src` (a store object) to the new file `tmp`
-    /// with permission bits `mode`.
-    pub fn stage_file(&self, src: &Path, tmp: &Path, size: u64, mode: u32) -> io::Result<Method> {
-        if size >= REFLINK_MIN_SIZE && !self.no_reflink.load(Ordering::Relaxed) {
-            match reflink_copy::reflink(src, tmp) {
-                Ok(()) => {
-                    fs::set_permissions(tmp, Permissions::from_mode(mode))?;
-                    return Ok(Method::Reflink);
+    /// Writes the content of `src` (a store object, `size` bytes) with
+    /// permission bits `mode` to a new file: one with no name in `dir` (the
+    /// destination's directory) when given and the file system can, else
+    /// the named file `tmp`.
+    pub fn stage_file(
+        &self,
+        src: &Path,
+        dir: Option<&Path>,
+        tmp: &Path,
+        size: u64,
+        mode: u32,
+    ) -> io::Result<(Staged, Method)> {
+        let from = File::open(src)?;
+        if let Some(dir) = dir.filter(|_| !self.no_unnamed.load(Ordering::Relaxed)) {
+            match fsutil::create_unnamed(dir, mode) {
+                Ok(to) => {
+                    let method = self.fill(&from, &to, size, mode)?;
+                    return Ok((Staged::Unnamed(to), method));
                 }
+                Err(e) if fsutil::unnamed_unsupported(&e) => {
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        self.no_unnamed.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(mode)
+            .open(tmp)?;
+        match self.fill(&from, &to, size, mode) {
+            Ok(method) => Ok((Staged::Named(tmp.to_path_buf()), method)),
+            Err(e) => {
+                let _ = fs::remove_file(tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives the new, empty file `to` the content of `from`: a clone when
+    /// it is large enough and the file systems allow, else a copy.
+    fn fill(&self, from: &File, mut to: &File, size: u64, mode: u32) -> io::Result<Method> {
+        let mut method = Method::Copy;
+        if size >= REFLINK_MIN_SIZE && !self.no_reflink.load(Ordering::Relaxed) {
+            match reflink_copy::reflink_file(from, to) {
+                Ok(()) => method = Method::Reflink,
                 Err(e) => {
-                    let _ = fs::remove_file(tmp);
                     if matches!(
                         e.raw_os_error(),
                         Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY)
@@ -47,51 +97,73 @@ impl Placer {
                 }
             }
         }
-        let mut from = File::open(src)?;
-        let mut to = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(mode)
-            .open(tmp)?;
-        io::copy(&mut from, &mut to)?;
+        if method == Method::Copy {
+            let mut from = from;
+            io::copy(&mut from, &mut to)?;
+        }
         // The umask may have narrowed the mode given at creation.
         to.set_permissions(Permissions::from_mode(mode))?;
-        Ok(Method::Copy)
+        Ok(method)
     }
 }
 
 /// Makes `tmp` a symlink to `target`.
-pub fn stage_symlink(target: &str, tmp: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, tmp)
+pub fn stage_symlink(target: &str, tmp: &Path) -> io::Result<Staged> {
+    std::os::unix::fs::symlink(target, tmp)?;
+    Ok(Staged::Named(tmp.to_path_buf()))
 }
 
-/// Moves a staged `tmp` to `dest`. With `expect`, `dest` must still have that
-/// stat (the state the plan saw): if the user touched it meanwhile the
-/// staged file is dropped and `Ok(false)` returned, so an edit is never
-/// overwritten. With `expect == None` the destination must not exist
-/// (RENAME_NOREPLACE): a file the user just created is never clobbered.
-pub fn commit(tmp: &Path, dest: &Path, expect: Option<StatKey>) -> io::Result<bool> {
+/// Moves staged content to `dest`. With `expect`, `dest` must still have
+/// that stat (the state the plan saw): if the user touched it meanwhile the
+/// staged content is dropped and `Ok(false)` returned, so an edit is never
+/// overwritten. With `expect == None` the destination must not exist: a file
+/// the user just created is never clobbered. An unnamed file replacing one
+/// is first linked at `tmp` (so a crash between the two steps leaves it in
+/// the staging directory, never in the workspace), then renamed.
+pub fn commit(
+    staged: Staged,
+    tmp: &Path,
+    dest: &Path,
+    expect: Option<StatKey>,
+) -> io::Result<bool> {
+    let named = match staged {
+        Staged::Unnamed(file) => {
+            if expect.is_none() {
+                return match fsutil::link_unnamed(&file, dest) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                };
+            }
+            fsutil::link_unnamed(&file, tmp)?;
+            tmp
+        }
+        Staged::Named(ref path) => path.as_path(),
+    };
     let placed = match expect {
-        Some(stat) => {
-            let now = fs::symlink_metadata(dest).map(|m| StatKey::of(&m)).ok();
-            if now != Some(stat) {
-                false
-            } else {
-                fs::rename(tmp, dest)?;
+        Some(_) => {
+            if still(dest, expect) {
+                fs::rename(named, dest)?;
                 true
+            } else {
+                false
             }
         }
-        None => match rename_noreplace(tmp, dest) {
+        None => match rename_noreplace(named, dest) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e),
         },
     };
     if !placed {
-        let _ = fs::remove_file(tmp);
+        let _ = fs::remove_file(named);
     }
     Ok(placed)
+}
+
+/// Whether `dest` still has the stat `expect`.
+fn still(dest: &Path, expect: Option<StatKey>) -> bool {
+    fs::symlink_metadata(dest).map(|m| StatKey::of(&m)).ok() == expect
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
@@ -106,4 +178,105 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             libc::RENAME_NOREPLACE,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store object, a staging dir and a destination dir.
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("object");
+        fs::write(&src, b"new content").unwrap();
+        let (tmp_dir, dest_dir) = (t.path().join("tmp"), t.path().join("ws"));
+        fs::create_dir(&tmp_dir).unwrap();
+        fs::create_dir(&dest_dir).unwrap();
+        (t, src, tmp_dir, dest_dir)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn stage(placer: &Placer, src: &Path, dir: &Path, tmp: &Path) -> Staged {
+        let (staged, method) = placer.stage_file(src, Some(dir), tmp, 11, 0o640).unwrap();
+        assert_eq!(method, Method::Copy);
+        staged
+    }
+
+    #[test]
+    fn an_unnamed_file_is_invisible_until_committed_then_linked() {
+        let (_t, src, tmp_dir, dest_dir) = setup();
+        let placer = Placer::default();
+        let (tmp, dest) = (tmp_dir.join("0"), dest_dir.join("f"));
+        let staged = stage(&placer, &src, &dest_dir, &tmp);
+        assert!(
+            matches!(staged, Staged::Unnamed(_)),
+            "ext4/xfs/tmpfs have O_TMPFILE"
+        );
+        assert!(names(&dest_dir).is_empty() && names(&tmp_dir).is_empty());
+        assert!(commit(staged, &tmp, &dest, None).unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"new content");
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert!(names(&tmp_dir).is_empty());
+    }
+
+    #[test]
+    fn a_new_file_never_clobbers_one_that_appeared() {
+        let (_t, src, tmp_dir, dest_dir) = setup();
+        let placer = Placer::default();
+        let (tmp, dest) = (tmp_dir.join("0"), dest_dir.join("f"));
+        fs::write(&dest, b"the user's").unwrap();
+        let staged = stage(&placer, &src, &dest_dir, &tmp);
+        assert!(!commit(staged, &tmp, &dest, None).unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"the user's");
+        assert_eq!(names(&dest_dir), ["f"]);
+        assert!(names(&tmp_dir).is_empty());
+    }
+
+    #[test]
+    fn a_replacement_goes_through_only_over_the_expected_file() {
+        let (_t, src, tmp_dir, dest_dir) = setup();
+        let placer = Placer::default();
+        let (tmp, dest) = (tmp_dir.join("0"), dest_dir.join("f"));
+        fs::write(&dest, b"old").unwrap();
+        let seen = StatKey::of(&fs::symlink_metadata(&dest).unwrap());
+
+        // Edited after the plan looked: kept, and nothing left behind.
+        fs::write(&dest, b"edited by the user").unwrap();
+        let staged = stage(&placer, &src, &dest_dir, &tmp);
+        assert!(!commit(staged, &tmp, &dest, Some(seen)).unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"edited by the user");
+        assert!(names(&tmp_dir).is_empty());
+        assert_eq!(names(&dest_dir), ["f"]);
+
+        // As the plan saw it: replaced.
+        let seen = StatKey::of(&fs::symlink_metadata(&dest).unwrap());
+        let staged = stage(&placer, &src, &dest_dir, &tmp);
+        assert!(commit(staged, &tmp, &dest, Some(seen)).unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"new content");
+        assert!(names(&tmp_dir).is_empty());
+    }
+
+    #[test]
+    fn without_a_directory_the_file_is_staged_by_name() {
+        let (_t, src, tmp_dir, dest_dir) = setup();
+        let placer = Placer::default();
+        let (tmp, dest) = (tmp_dir.join("0"), dest_dir.join("f"));
+        let (staged, _) = placer.stage_file(&src, None, &tmp, 11, 0o644).unwrap();
+        assert!(matches!(&staged, Staged::Named(p) if p == &tmp));
+        assert_eq!(names(&tmp_dir), ["0"]);
+        assert!(commit(staged, &tmp, &dest, None).unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"new content");
+        assert!(names(&tmp_dir).is_empty());
+    }
 }

@@ -63,13 +63,16 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
                     Placer::default()
                         .stage_file(
                             &store.object_path(h),
+                            None,
                             &tmp,
                             theirs.size,
                             if theirs.executable { 0o755 } else { 0o644 },
                         )
                         .at(store.object_path(h).display())?;
                 }
-                (None, Some(t)) => place::stage_symlink(t, &tmp).at(tmp.display())?,
+                (None, Some(t)) => {
+                    place::stage_symlink(t, &tmp).at(tmp.display())?;
+                }
                 (None, None) => {
                     return Err(Error::Invalid {
                         path: path.to_string(),

@@ -11,9 +11,9 @@
 //!   blob from the source. Lines torn by a crash are skipped on load.
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{c_path, check_rc};
+use crate::fsutil::{create_unnamed, link_unnamed, unnamed_unsupported};
 use crate::hash::ContentHash;
-use antares_overlay::{BlobCache, ObjectId, Source, SourceError, TreeEntry};
+use antares_overlay::{BlobCache, ObjectId, RepoPath, Source, SourceError, TreeEntry};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -31,58 +31,23 @@ pub struct Known {
 
 pub struct Store {
     root: PathBuf,
-    /// Loaded on first use: a no-op re-sync never needs it.
+    /// The whole index, loaded by the first single [`lookup`](Self::lookup).
     oids: OnceLock<Mutex<HashMap<ObjectId, Known>>>,
     oid_log: Mutex<Option<File>>,
     tmp_counter: AtomicU64,
 }
 
 /// Writes `bytes` to a new file at `dest` that has no name until it is
-/// complete: `O_TMPFILE` in `dest`'s directory, then `linkat` (which, like
-/// a rename that does not replace, fails with `AlreadyExists` if another
-/// writer stored the object first). A crash leaves nothing behind, and the
-/// inode is allocated beside its directory: staging every object in one
-/// `tmp/` directory made ext4 search a single block group for free inodes
-/// and serialized the cross-directory renames.
+/// complete (see [`create_unnamed`]): a crash leaves nothing behind, and a
+/// concurrent writer of the same object makes the link fail with
+/// `AlreadyExists`.
 fn put_unnamed(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let dir = dest
         .parent()
         .ok_or_else(|| std::io::Error::other("object path without a directory"))?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o444)
-        .open(dir)?;
+    let mut f = create_unnamed(dir, 0o444)?;
     f.write_all(bytes)?;
-    let proc_path = c_path(Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())))?;
-    let to = c_path(dest)?;
-    // SAFETY: valid NUL-terminated paths; the fd stays open during the call.
-    check_rc(unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    })
-}
-
-/// The file system (or a missing `/proc`) cannot do [`put_unnamed`]: fall
-/// back to a named temp file and a rename.
-fn unnamed_unsupported(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::EOPNOTSUPP
-                | libc::EISDIR
-                | libc::EINVAL
-                | libc::ENOENT
-                | libc::EXDEV
-                | libc::EPERM
-        )
-    )
+    link_unnamed(&f, dest)
 }
 
 impl Store {
@@ -179,28 +144,92 @@ impl Store {
 
     fn load_oids(&self) -> HashMap<ObjectId, Known> {
         let mut map = HashMap::new();
-        let Ok(text) = fs::read_to_string(self.oid_log_path()) else {
-            return map;
+        self.scan_index(
+            |oid| Some(ObjectId::opaque(oid)),
+            |oid, known| {
+                map.insert(oid, known);
+            },
+        );
+        map
+    }
+
+    /// Reads the index line by line (the last line for an id wins), handing
+    /// `found` each line whose id `want` accepts. Torn or malformed lines
+    /// are skipped; a missing index is an empty one.
+    fn scan_index(
+        &self,
+        want: impl Fn(&str) -> Option<ObjectId>,
+        mut found: impl FnMut(ObjectId, Known),
+    ) {
+        use std::io::BufRead;
+        let Ok(file) = File::open(self.oid_log_path()) else {
+            return;
         };
-        for line in text.lines() {
-            let mut it = line.split(' ');
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let mut it = line.trim_end_matches('\n').split(' ');
             let (Some(oid), Some(hash), Some(size), None) =
                 (it.next(), it.next(), it.next(), it.next())
             else {
                 continue;
             };
-            let (Some(hash), Ok(size)) = (ContentHash::from_hex(hash), size.parse()) else {
-                continue;
-            };
             if oid.is_empty() {
                 continue;
             }
-            map.insert(ObjectId::opaque(oid), Known { hash, size });
+            let Some(oid) = want(oid) else {
+                continue;
+            };
+            if let (Some(hash), Ok(size)) = (ContentHash::from_hex(hash), size.parse()) {
+                found(oid, Known { hash, size });
+            }
         }
-        map
     }
 
-    /// What the store knows of `oid`, if its object is still present.
+    /// What the store knows of each of `oids` whose object is present. Unless
+    /// this process already loaded the whole index (a mount's single reads
+    /// do), the index is scanned for just these ids: loading it whole costs
+    /// more than the few thousand lookups of a sync, and it only grows (a
+    /// live `dir:` source adds a line per changed file).
+    pub fn lookup_many<'a>(
+        &self,
+        oids: impl IntoIterator<Item = &'a ObjectId>,
+    ) -> HashMap<ObjectId, Known> {
+        let mut out = HashMap::new();
+        match self.oids.get().and_then(|m| m.lock().ok()) {
+            Some(map) => {
+                for oid in oids {
+                    if let Some(k) = map.get(oid) {
+                        out.insert(oid.clone(), *k);
+                    }
+                }
+            }
+            None => {
+                let wanted: std::collections::HashSet<&str> =
+                    oids.into_iter().map(ObjectId::as_str).collect();
+                if wanted.is_empty() {
+                    return out;
+                }
+                self.scan_index(
+                    |oid| wanted.contains(oid).then(|| ObjectId::opaque(oid)),
+                    |oid, known| {
+                        out.insert(oid, known);
+                    },
+                );
+            }
+        }
+        out.retain(|_, k| self.contains(&k.hash));
+        out
+    }
+
+    /// What the store knows of `oid`, if its object is still present. The
+    /// first call loads the whole index, for processes that look up one id
+    /// at a time (a mount serving reads).
     pub fn lookup(&self, oid: &ObjectId) -> Option<Known> {
         let known = self.oid_map().lock().ok()?.get(oid).copied()?;
         self.contains(&known.hash).then_some(known)
@@ -211,12 +240,15 @@ impl Store {
         if oid.as_str().contains([' ', '\n']) {
             return Ok(());
         }
-        let mut map = self.oid_map().lock().map_err(|_| poisoned(&self.root))?;
-        if map.get(oid) == Some(&known) {
-            return Ok(());
+        // The index in memory, if loaded, is kept current; else the line is
+        // just appended (a duplicate line is harmless: the last one wins).
+        if let Some(map) = self.oids.get() {
+            let mut map = map.lock().map_err(|_| poisoned(&self.root))?;
+            if map.get(oid) == Some(&known) {
+                return Ok(());
+            }
+            map.insert(oid.clone(), known);
         }
-        map.insert(oid.clone(), known);
-        drop(map);
         let mut log = self.oid_log.lock().map_err(|_| poisoned(&self.root))?;
         if log.is_none() {
             let f = OpenOptions::new()
@@ -235,36 +267,32 @@ impl Store {
         Ok(())
     }
 
-    /// Reads the entries not yet in the store from `source` (concurrently, as
-    /// the source allows) and stores them. Returns the number fetched and the
-    /// first error per entry.
+    /// Reads `entries` from `source` (concurrently, as the source allows),
+    /// stores them and records their ids. Returns what each path got: its
+    /// object, or the error that kept it out. A path the source never
+    /// answered for is absent.
     pub fn fetch(
         &self,
         source: &dyn Source,
         entries: &[TreeEntry],
         on_done: &(dyn Fn(u64) + Sync),
-    ) -> Vec<Error> {
-        let errors = Mutex::new(Vec::new());
+    ) -> HashMap<RepoPath, Result<Known>> {
+        let got = Mutex::new(HashMap::with_capacity(entries.len()));
         source.read_many(entries, &|entry, bytes| {
             let res = bytes.map_err(Error::from).and_then(|bytes| {
-                let hash = self.put(&bytes)?;
-                self.record(
-                    &entry.oid,
-                    Known {
-                        hash,
-                        size: bytes.len() as u64,
-                    },
-                )?;
-                on_done(bytes.len() as u64);
-                Ok(())
+                let known = Known {
+                    hash: self.put(&bytes)?,
+                    size: bytes.len() as u64,
+                };
+                self.record(&entry.oid, known)?;
+                on_done(known.size);
+                Ok(known)
             });
-            if let Err(e) = res {
-                if let Ok(mut v) = errors.lock() {
-                    v.push(e);
-                }
+            if let Ok(mut got) = got.lock() {
+                got.insert(entry.path.clone(), res);
             }
         });
-        errors.into_inner().unwrap_or_default()
+        got.into_inner().unwrap_or_default()
     }
 
     /// Removes leftovers of writers that died (kill -9) from `tmp/`. Only
@@ -336,5 +364,72 @@ impl BlobCache for Store {
             }
         }
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(store: &Store, bytes: &[u8]) -> Known {
+        Known {
+            hash: store.put(bytes).unwrap(),
+            size: bytes.len() as u64,
+        }
+    }
+
+    #[test]
+    fn batch_lookups_read_the_index_without_loading_it() {
+        let t = tempfile::tempdir().unwrap();
+        let writer = Store::open(t.path()).unwrap();
+        let (a, b) = (known(&writer, b"a"), known(&writer, b"bb"));
+        let (x, y, z) = (
+            ObjectId::opaque("stat:1:2"),
+            ObjectId::opaque("stat:1:3"),
+            ObjectId::opaque("stat:1:4"),
+        );
+        writer.record(&x, a).unwrap();
+        writer.record(&y, a).unwrap();
+        writer.record(&y, b).unwrap(); // the last line for an id wins
+                                       // A torn line (a crash mid-append) and one naming a missing object.
+        let gone = ContentHash::of(b"never stored");
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(t.path().join("oids"))
+            .unwrap();
+        write!(log, "{z} {gone} 12\nstat:9:9 abc").unwrap();
+
+        let reader = Store::open(t.path()).unwrap();
+        let found = reader.lookup_many([&x, &y, &z, &ObjectId::opaque("stat:9:9")]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[&x], a);
+        assert_eq!(found[&y], b);
+        assert!(reader.oids.get().is_none(), "a batch lookup loads no index");
+        // Single lookups load it once and agree.
+        assert_eq!(reader.lookup(&y), Some(b));
+        assert_eq!(reader.lookup(&z), None);
+        assert_eq!(reader.lookup_many([&x]).get(&x), Some(&a));
+    }
+
+    #[test]
+    fn fetch_reports_each_path() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("d")).unwrap();
+        fs::write(src.join("d/ok"), b"content").unwrap();
+        let source = antares_overlay::DirSource::open(&src).unwrap();
+        let ok = source
+            .stat(&RepoPath::new("d/ok").unwrap())
+            .unwrap()
+            .unwrap();
+        let mut gone = ok.clone();
+        gone.path = RepoPath::new("d/gone").unwrap();
+        gone.oid = ObjectId::opaque("stat:0:0");
+        let store = Store::open(&t.path().join("store")).unwrap();
+        let got = store.fetch(&source, &[ok.clone(), gone.clone()], &|_| {});
+        let k = got[&ok.path].as_ref().unwrap();
+        assert_eq!(fs::read(store.object_path(&k.hash)).unwrap(), b"content");
+        assert!(got[&gone.path].is_err(), "{:?}", got[&gone.path]);
+        assert_eq!(store.lookup_many([&ok.oid])[&ok.oid], *k);
     }
 }

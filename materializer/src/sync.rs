@@ -375,21 +375,22 @@ pub fn sync_cached(
         .collect();
 
     // The blobs the store must hold for new versions.
+    let new_files: Vec<&TreeEntry> = observed
+        .iter()
+        .filter_map(|row| match row.theirs {
+            Theirs::New(e) if e.kind == EntryKind::File => Some(e),
+            _ => None,
+        })
+        .collect();
+    let in_store = store.lookup_many(new_files.iter().map(|e| &e.oid));
     let mut known: HashMap<RepoPath, Known> = HashMap::new();
     let mut to_fetch: Vec<TreeEntry> = Vec::new();
-    for Row {
-        path: p, theirs, ..
-    } in &observed
-    {
-        if let Theirs::New(e) = theirs {
-            if e.kind == EntryKind::File {
-                match store.lookup(&e.oid) {
-                    Some(k) => {
-                        known.insert(p.clone(), k);
-                    }
-                    None => to_fetch.push((*e).clone()),
-                }
+    for e in new_files {
+        match in_store.get(&e.oid) {
+            Some(k) => {
+                known.insert(e.path.clone(), *k);
             }
+            None => to_fetch.push(e.clone()),
         }
     }
     if !to_fetch.is_empty() {
@@ -400,25 +401,30 @@ pub fn sync_cached(
         );
         progress.phase("fetching", to_fetch.len() as u64);
         let bytes = AtomicU64::new(0);
-        let errors = store.fetch(source, &to_fetch, &|n| {
+        let mut fetched = store.fetch(source, &to_fetch, &|n| {
             bytes.fetch_add(n, Ordering::Relaxed);
             progress.advance(1);
         });
         summary.fetched_bytes = bytes.into_inner();
+        // For the paths the source never answered for: its first complaint.
+        let first_error = fetched
+            .values()
+            .find_map(|r| r.as_ref().err())
+            .map(|e| e.to_string());
         for e in &to_fetch {
-            match store.lookup(&e.oid) {
-                Some(k) => {
+            match fetched.remove(&e.path) {
+                Some(Ok(k)) => {
                     summary.fetched += 1;
                     known.insert(e.path.clone(), k);
                 }
-                None => {
+                failed => {
                     unreadable += 1;
-                    let why = errors
-                        .iter()
-                        .find(|err| err.to_string().contains(e.path.as_str()))
-                        .map(|err| err.to_string())
-                        .or_else(|| errors.first().map(|err| err.to_string()))
-                        .unwrap_or_else(|| "the source returned no content".into());
+                    let why = match failed {
+                        Some(Err(err)) => err.to_string(),
+                        _ => first_error
+                            .clone()
+                            .unwrap_or_else(|| "the source returned no content".into()),
+                    };
                     summary.errors.push(PathError {
                         path: e.path.to_string(),
                         error: why,
@@ -642,17 +648,19 @@ pub fn sync_cached(
             (Some(h), _) => placer
                 .stage_file(
                     &store.object_path(h),
+                    dest.parent(),
                     &tmp,
                     v.size,
                     if v.executable { 0o755 } else { 0o644 },
                 )
-                .map(Some),
-            (None, Some(t)) => place::stage_symlink(t, &tmp).map(|()| None),
+                .map(|(s, m)| (s, Some(m))),
+            (None, Some(t)) => place::stage_symlink(t, &tmp).map(|s| (s, None)),
             (None, None) => Err(std::io::Error::other(
                 "version has neither content nor target",
             )),
         };
-        let res = staged.and_then(|m| place::commit(&tmp, &dest, *expect).map(|ok| (ok, m)));
+        let res =
+            staged.and_then(|(s, m)| place::commit(s, &tmp, &dest, *expect).map(|ok| (ok, m)));
         match res {
             Ok((true, method)) => {
                 match method {
@@ -1027,10 +1035,12 @@ fn write_conflict_copies(
             let tmp = layout.tmp_dir().join(format!("conflict-{i}"));
             match (&v.hash, &v.target) {
                 (Some(h), _) => placer
-                    .stage_file(&store.object_path(h), &tmp, v.size, 0o444)
+                    .stage_file(&store.object_path(h), None, &tmp, v.size, 0o444)
                     .map(|_| ())
                     .at(tmp.display())?,
-                (None, Some(t)) => place::stage_symlink(t, &tmp).at(tmp.display())?,
+                (None, Some(t)) => place::stage_symlink(t, &tmp)
+                    .map(|_| ())
+                    .at(tmp.display())?,
                 _ => return Ok(()),
             }
             fs::rename(&tmp, &dest).at(dest.display())

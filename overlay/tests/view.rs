@@ -308,3 +308,70 @@ fn reading_a_lower_entry_honours_what_the_upper_hides() {
     fs::write(up.join("top"), "upper top").unwrap();
     assert_eq!(view.read(&top).unwrap(), b"upper top");
 }
+
+/// The walk, by path, against listing every directory one by one (the
+/// merge the walk must equal, whichever subtrees it takes from the lower
+/// unmerged).
+fn walk_by_listing(view: &View, dir: &str) -> Vec<(String, EntryKind, String)> {
+    let mut out = Vec::new();
+    for e in view.list_dir(&p(dir)).unwrap() {
+        out.push((e.path.to_string(), e.kind, e.oid.to_string()));
+        if e.kind == EntryKind::Dir {
+            out.extend(walk_by_listing(view, e.path.as_str()));
+        }
+    }
+    out
+}
+
+#[test]
+fn walk_merges_edited_directories_and_passes_untouched_ones_through() {
+    let (t, view) = setup();
+    let lower = t.path().join("lower");
+    fs::create_dir_all(lower.join("a/b/c")).unwrap();
+    fs::write(lower.join("a/b/c/deep"), "deep").unwrap();
+    fs::create_dir_all(lower.join("e/f")).unwrap();
+    fs::write(lower.join("e/f/g"), "g").unwrap();
+    view.forget_lower_listings();
+    view.write_file(&p("a/b/new"), b"new", 0o644).unwrap(); // copies up a, a/b
+    view.remove(&p("a/one"), false).unwrap(); // a whiteout in a
+    view.remove(&p("d"), true).unwrap_err(); // not empty
+    view.remove(&p("d/x"), false).unwrap();
+    view.remove(&p("d"), true).unwrap();
+    view.mkdir(&p("d"), 0o755).unwrap(); // opaque: hides the lower d
+    view.write_file(&p("d/y"), b"y", 0o644).unwrap();
+
+    let walked: Vec<(String, EntryKind, String)> = view
+        .walk(&RepoPath::root())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path.to_string(), e.kind, e.oid.to_string()))
+        .collect();
+    assert_eq!(walked, walk_by_listing(&view, ""));
+    let paths: Vec<&str> = walked.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "a",
+            "a/b",
+            "a/b/c",
+            "a/b/c/deep",
+            "a/b/new",
+            "a/b/two",
+            "d",
+            "d/y",
+            "e",
+            "e/f",
+            "e/f/g",
+            "ln",
+            "top"
+        ]
+    );
+    // A walk below an untouched directory is the lower's.
+    let below_e: Vec<String> = view
+        .walk(&p("e"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path.to_string())
+        .collect();
+    assert_eq!(below_e, ["e/f", "e/f/g"]);
+}

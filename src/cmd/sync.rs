@@ -189,8 +189,7 @@ impl Context_<'_> {
                     )?;
                     let (more, dirs) = targets::entries(self.tree.source.as_ref(), &set)?;
                     entries.extend(more);
-                    entries.sort_by(|a, b| a.path.cmp(&b.path));
-                    entries.dedup_by(|a, b| a.path == b.path);
+                    sort_unique(&mut entries);
                     scope.extend(dirs);
                 }
                 if let Ok(mut s) = self.scope.lock() {
@@ -209,22 +208,29 @@ impl Context_<'_> {
     }
 }
 
-/// The entries below each selected path; a path missing from the source is an error.
+/// The entries below each selected path, sorted by path; a path missing
+/// from the source is an error.
 fn collect(source: &dyn Source, selected: &[RepoPath]) -> Result<Vec<TreeEntry>> {
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for p in selected {
         let entry = source
             .stat(p)?
             .with_context(|| format!("{p}: no such path in {}", source.describe()))?;
         if entry.kind == EntryKind::Dir {
-            for e in source.walk(p)? {
-                out.insert(e.path.clone(), e);
-            }
+            out.extend(source.walk(p)?);
         } else {
-            out.insert(p.clone(), entry);
+            out.push(entry);
         }
     }
-    Ok(out.into_values().collect())
+    sort_unique(&mut out);
+    Ok(out)
+}
+
+/// Sorts entries by path and drops repeats (selected paths may overlap).
+/// A sort in place: a map keyed by path would copy every path once more.
+fn sort_unique(entries: &mut Vec<TreeEntry>) {
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
 }
 
 /// The current entries at the `changed` paths that lie inside the selection

@@ -117,20 +117,41 @@ where
     E: Send,
     F: Fn(&T) -> std::result::Result<Vec<T>, E> + Sync,
 {
+    preorder(
+        entries,
+        &|e: &T| {
+            is_dir(e)
+                .then(|| walk_preorder(list(e)?, list, is_dir))
+                .transpose()
+        },
+        |e| e,
+    )
+}
+
+/// The pre-order sequence of `entries`, each (turned `into` the output
+/// type) followed by the subtree `below` gives for it (`None`: not a
+/// directory). The subtrees are computed in parallel.
+pub(crate) fn preorder<T, U, E, B>(
+    entries: Vec<T>,
+    below: &B,
+    into: fn(T) -> U,
+) -> std::result::Result<Vec<U>, E>
+where
+    T: Send + Sync,
+    U: Send,
+    E: Send,
+    B: Fn(&T) -> std::result::Result<Option<Vec<U>>, E> + Sync,
+{
     use rayon::prelude::*;
-    let below: Vec<Vec<T>> = entries
+    let below: Vec<Option<Vec<U>>> = entries
         .par_iter()
-        .filter(|e| is_dir(e))
-        .map(|d| walk_preorder(list(d)?, list, is_dir))
+        .map(below)
         .collect::<std::result::Result<_, E>>()?;
-    let mut out = Vec::with_capacity(entries.len() + below.iter().map(Vec::len).sum::<usize>());
-    let mut below = below.into_iter();
-    for e in entries {
-        let descend = is_dir(&e);
-        out.push(e);
-        if descend {
-            out.extend(below.next().into_iter().flatten());
-        }
+    let total = entries.len() + below.iter().flatten().map(Vec::len).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    for (e, sub) in entries.into_iter().zip(below) {
+        out.push(into(e));
+        out.extend(sub.into_iter().flatten());
     }
     Ok(out)
 }

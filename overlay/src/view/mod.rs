@@ -24,7 +24,7 @@ use crate::cache::BlobCache;
 use crate::entry::{EntryKind, ObjectId, TreeEntry};
 use crate::error::SourceError;
 use crate::path::{PathError, RepoPath};
-use crate::source::{walk_preorder, Source};
+use crate::source::{preorder, Source};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Write};
@@ -571,6 +571,32 @@ impl View {
         Ok(out.into_values().collect())
     }
 
+    /// Everything below the directory `dir`, pre-order. Where the upper dir
+    /// has nothing (no directory there, so no edit, whiteout or opaque
+    /// marker below), the View is the lower as it is: that subtree is the
+    /// lower's own walk, unmerged and not kept in the listing cache. A
+    /// user edits a few packages, so that is most of a large tree.
+    fn walk_below(&self, dir: &Node) -> crate::Result<Vec<TreeEntry>> {
+        if dir.upper.is_none() && dir.merge_lower {
+            return match self.lower.walk(&dir.path) {
+                // Gone from a live lower since its parent was listed.
+                Err(SourceError::NotFound(_)) | Err(SourceError::NotADirectory(_)) => {
+                    Ok(Vec::new())
+                }
+                r => r,
+            };
+        }
+        preorder(
+            self.list(dir)?,
+            &|n: &Node| {
+                (n.kind == EntryKind::Dir)
+                    .then(|| self.walk_below(n))
+                    .transpose()
+            },
+            |n| n.to_entry(),
+        )
+    }
+
     /// The bytes of a file, or a symlink's target.
     pub fn read_node(&self, node: &Node) -> Result<Vec<u8>> {
         if node.is_upper() {
@@ -1112,10 +1138,7 @@ impl Source for View {
         let node = self
             .node(dir)?
             .ok_or_else(|| SourceError::NotFound(dir.clone()))?;
-        let nodes = walk_preorder(self.list(&node)?, &|n: &Node| self.list(n), |n| {
-            n.kind == EntryKind::Dir
-        })?;
-        Ok(nodes.iter().map(Node::to_entry).collect())
+        self.walk_below(&node)
     }
 
     /// Reads what is at `entry.path` now: the upper file if there is one,
