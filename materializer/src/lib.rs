@@ -13,6 +13,7 @@ pub mod cached;
 pub mod error;
 pub mod fsutil;
 pub mod hash;
+mod io_pool;
 pub mod layout;
 pub mod lock;
 pub mod manifest;

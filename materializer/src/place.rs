@@ -141,14 +141,15 @@ pub fn commit(
         Staged::Named(ref path) => path.as_path(),
     };
     let placed = match expect {
-        Some(_) => {
-            if still(dest, expect) {
+        Some(stat) => match hold(dest)? {
+            Some((old, now)) if now == stat => {
                 fs::rename(named, dest)?;
+                // The replaced file is freed here, not inside the rename.
+                drop(old);
                 true
-            } else {
-                false
             }
-        }
+            _ => false,
+        },
         None => match rename_noreplace(named, dest) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
@@ -161,9 +162,26 @@ pub fn commit(
     Ok(placed)
 }
 
-/// Whether `dest` still has the stat `expect`.
-fn still(dest: &Path, expect: Option<StatKey>) -> bool {
-    fs::symlink_metadata(dest).map(|m| StatKey::of(&m)).ok() == expect
+/// A reference to the file at `dest` (not following a symlink) and its
+/// stat, `None` if nothing is there. Held across the rename that replaces
+/// it, the reference keeps the kernel from freeing the old file inside
+/// the rename: a rename across directories holds a lock global to the file
+/// system, and freeing (with `discard`, a synchronous trim per file) under
+/// it serialized every placement.
+fn hold(dest: &Path) -> io::Result<Option<(File, StatKey)>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(dest)
+    {
+        Ok(f) => f,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let stat = StatKey::of(&file.metadata()?);
+    Ok(Some((file, stat)))
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {

@@ -19,6 +19,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
+use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
 use crate::observe::{observe_in, Observed};
@@ -401,9 +402,11 @@ pub fn sync_cached(
         );
         progress.phase("fetching", to_fetch.len() as u64);
         let bytes = AtomicU64::new(0);
-        let mut fetched = store.fetch(source, &to_fetch, &|n| {
-            bytes.fetch_add(n, Ordering::Relaxed);
-            progress.advance(1);
+        let mut fetched = io_pool::install(|| {
+            store.fetch(source, &to_fetch, &|n| {
+                bytes.fetch_add(n, Ordering::Relaxed);
+                progress.advance(1);
+            })
         });
         summary.fetched_bytes = bytes.into_inner();
         // For the paths the source never answered for: its first complaint.
@@ -628,73 +631,75 @@ pub fn sync_cached(
     let (bytes, reflinked, copied) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let raced_late: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let late_errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
-    placements.par_iter().for_each(|(p, v, expect)| {
-        let fail = |error: String| {
-            if let Ok(mut e) = errors.lock() {
-                e.push(PathError {
-                    path: p.to_string(),
-                    error,
-                });
+    io_pool::install(|| {
+        placements.par_iter().for_each(|(p, v, expect)| {
+            let fail = |error: String| {
+                if let Ok(mut e) = errors.lock() {
+                    e.push(PathError {
+                        path: p.to_string(),
+                        error,
+                    });
+                }
+            };
+            if let Some((d, why)) = bad_dirs.iter().find(|(d, _)| p.starts_with(d)) {
+                fail(format!("directory {d}: {why}"));
+                progress.advance(1);
+                return;
             }
-        };
-        if let Some((d, why)) = bad_dirs.iter().find(|(d, _)| p.starts_with(d)) {
-            fail(format!("directory {d}: {why}"));
-            progress.advance(1);
-            return;
-        }
-        let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
-        let dest = p.to_fs_path(root);
-        let staged = match (&v.hash, &v.target) {
-            (Some(h), _) => placer
-                .stage_file(
-                    &store.object_path(h),
-                    dest.parent(),
-                    &tmp,
-                    v.size,
-                    if v.executable { 0o755 } else { 0o644 },
-                )
-                .map(|(s, m)| (s, Some(m))),
-            (None, Some(t)) => place::stage_symlink(t, &tmp).map(|s| (s, None)),
-            (None, None) => Err(std::io::Error::other(
-                "version has neither content nor target",
-            )),
-        };
-        let res =
-            staged.and_then(|(s, m)| place::commit(s, &tmp, &dest, *expect).map(|ok| (ok, m)));
-        match res {
-            Ok((true, method)) => {
-                match method {
-                    Some(Method::Reflink) => reflinked.fetch_add(1, Ordering::Relaxed),
-                    Some(Method::Copy) => copied.fetch_add(1, Ordering::Relaxed),
-                    None => 0,
-                };
-                bytes.fetch_add(v.size, Ordering::Relaxed);
-                match fs::symlink_metadata(&dest) {
-                    Ok(m) => {
-                        if let Ok(mut pl) = placed.lock() {
-                            pl.push((
-                                (*p).clone(),
-                                Record {
-                                    version: (*v).clone(),
-                                    stat: StatKey::of(&m),
-                                },
-                            ));
+            let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+            let dest = p.to_fs_path(root);
+            let staged = match (&v.hash, &v.target) {
+                (Some(h), _) => placer
+                    .stage_file(
+                        &store.object_path(h),
+                        dest.parent(),
+                        &tmp,
+                        v.size,
+                        if v.executable { 0o755 } else { 0o644 },
+                    )
+                    .map(|(s, m)| (s, Some(m))),
+                (None, Some(t)) => place::stage_symlink(t, &tmp).map(|s| (s, None)),
+                (None, None) => Err(std::io::Error::other(
+                    "version has neither content nor target",
+                )),
+            };
+            let res =
+                staged.and_then(|(s, m)| place::commit(s, &tmp, &dest, *expect).map(|ok| (ok, m)));
+            match res {
+                Ok((true, method)) => {
+                    match method {
+                        Some(Method::Reflink) => reflinked.fetch_add(1, Ordering::Relaxed),
+                        Some(Method::Copy) => copied.fetch_add(1, Ordering::Relaxed),
+                        None => 0,
+                    };
+                    bytes.fetch_add(v.size, Ordering::Relaxed);
+                    match fs::symlink_metadata(&dest) {
+                        Ok(m) => {
+                            if let Ok(mut pl) = placed.lock() {
+                                pl.push((
+                                    (*p).clone(),
+                                    Record {
+                                        version: (*v).clone(),
+                                        stat: StatKey::of(&m),
+                                    },
+                                ));
+                            }
                         }
+                        Err(e) => fail(format!("placed but cannot stat: {e}")),
                     }
-                    Err(e) => fail(format!("placed but cannot stat: {e}")),
+                }
+                Ok((false, _)) => {
+                    if let Ok(mut r) = raced.lock() {
+                        r.push(p.to_string());
+                    }
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    fail(e.to_string());
                 }
             }
-            Ok((false, _)) => {
-                if let Ok(mut r) = raced.lock() {
-                    r.push(p.to_string());
-                }
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                fail(e.to_string());
-            }
-        }
-        progress.advance(1);
+            progress.advance(1);
+        })
     });
     summary.bytes_placed = bytes.into_inner();
     summary.reflinked = reflinked.into_inner();
@@ -718,34 +723,36 @@ pub fn sync_cached(
             "sync phase"
         );
         progress.phase("writing back", back.len() as u64);
-        back.par_iter().for_each(|(p, a)| {
-            let res = write_back_one(wb, root, p, a);
-            match res {
-                Ok(Some(rec)) => {
-                    if let Ok(mut w) = written.lock() {
-                        w.insert(p.clone(), rec);
+        io_pool::install(|| {
+            back.par_iter().for_each(|(p, a)| {
+                let res = write_back_one(wb, root, p, a);
+                match res {
+                    Ok(Some(rec)) => {
+                        if let Ok(mut w) = written.lock() {
+                            w.insert(p.clone(), rec);
+                        }
+                    }
+                    Ok(None) if matches!(a, Action::DeleteBack) => {
+                        if let Ok(mut d) = deleted_back.lock() {
+                            d.insert(p.clone());
+                        }
+                    }
+                    Ok(None) => {
+                        if let Ok(mut r) = raced_late.lock() {
+                            r.push(p.to_string());
+                        }
+                    }
+                    Err(error) => {
+                        if let Ok(mut e) = late_errors.lock() {
+                            e.push(PathError {
+                                path: p.to_string(),
+                                error,
+                            });
+                        }
                     }
                 }
-                Ok(None) if matches!(a, Action::DeleteBack) => {
-                    if let Ok(mut d) = deleted_back.lock() {
-                        d.insert(p.clone());
-                    }
-                }
-                Ok(None) => {
-                    if let Ok(mut r) = raced_late.lock() {
-                        r.push(p.to_string());
-                    }
-                }
-                Err(error) => {
-                    if let Ok(mut e) = late_errors.lock() {
-                        e.push(PathError {
-                            path: p.to_string(),
-                            error,
-                        });
-                    }
-                }
-            }
-            progress.advance(1);
+                progress.advance(1);
+            })
         });
     }
     summary
