@@ -26,6 +26,7 @@ fn main() {
     no_huge_pages();
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
+    tracing::debug!("started");
     let result = match &cli.command {
         Command::Init(a) => cmd::init::run(&cli.global, a),
         Command::Sync(a) => cmd::sync::run(&cli.global, a),

@@ -151,6 +151,7 @@ impl Manifest {
         m.disk.base_len = bytes.len() as u64;
         m.replay(&journal_path(path))?;
         m.disk.stamp = (stat_of(path), stat_of(&journal_path(path)));
+        tracing::debug!(records = m.records.len(), "manifest loaded");
         Ok(m)
     }
 

@@ -149,9 +149,12 @@ enum Theirs<'a> {
 
 /// The keys of `map` inside the `only` subtrees (all without `only`), by
 /// range lookups: a watcher's small sync must not visit every record.
-fn keys_under<V>(map: &BTreeMap<RepoPath, V>, only: Option<&BTreeSet<RepoPath>>) -> Vec<RepoPath> {
+fn keys_under<'m, V>(
+    map: &'m BTreeMap<RepoPath, V>,
+    only: Option<&BTreeSet<RepoPath>>,
+) -> Vec<&'m RepoPath> {
     let Some(only) = only else {
-        return map.keys().cloned().collect();
+        return map.keys().collect();
     };
     let mut out = Vec::new();
     for o in only {
@@ -160,11 +163,39 @@ fn keys_under<V>(map: &BTreeMap<RepoPath, V>, only: Option<&BTreeSet<RepoPath>>)
             map.range(o.clone()..)
                 .map(|(p, _)| p)
                 .take_while(|p| p.as_str().starts_with(o.as_str()))
-                .filter(|p| p.starts_with(o))
-                .cloned(),
+                .filter(|p| p.starts_with(o)),
         );
     }
     out
+}
+
+/// Files in the workspace that no record, conflict or wanted entry names
+/// (`known`, sorted): new files inside the requested subtrees (the `only`
+/// paths, else the scope), and an `only` path that is itself a new file.
+fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> Vec<RepoPath> {
+    let known = |p: &RepoPath| known.binary_search(&p).is_ok();
+    let under: Vec<RepoPath> = match &request.only {
+        Some(only) => only
+            .iter()
+            .filter(|p| p.to_fs_path(root).is_dir() || !known(p))
+            .cloned()
+            .collect(),
+        None => request.scope.clone(),
+    };
+    let mut added = crate::status::untracked(root, &under, &request.ignored, &known);
+    added.extend(
+        request
+            .only
+            .iter()
+            .flatten()
+            .filter(|p| {
+                !known(p)
+                    && !p.file_name().is_some_and(crate::status::is_editor_temp)
+                    && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
+            })
+            .cloned(),
+    );
+    added
 }
 
 /// One path as the plan sees it.
@@ -280,12 +311,12 @@ pub fn sync_cached(
     };
 
     // The wanted entries, by path; symlink targets resolved and checked.
-    let mut wanted: BTreeMap<RepoPath, &TreeEntry> = BTreeMap::new();
+    let mut wanted: BTreeMap<&RepoPath, &TreeEntry> = BTreeMap::new();
     let mut gitlinks = Vec::new();
     for e in &request.entries {
         match e.kind {
             EntryKind::File | EntryKind::Symlink => {
-                wanted.insert(e.path.clone(), e);
+                wanted.insert(&e.path, e);
             }
             EntryKind::Gitlink => gitlinks.push(e.path.clone()),
             EntryKind::Dir => {}
@@ -294,40 +325,23 @@ pub fn sync_cached(
     let (targets, mut unreadable) = symlink_targets(source, &manifest, &wanted, &mut summary);
     wanted.retain(|p, e| e.kind != EntryKind::Symlink || targets.contains_key(p));
 
-    // Observe ours for every path the plan may touch.
-    let paths: Vec<RepoPath> = {
-        // Three sorted runs: a stable sort merges them in linear time.
-        let mut all: Vec<RepoPath> = wanted.keys().cloned().collect();
-        all.extend(keys_under(&manifest.records, request.only.as_ref()));
-        all.extend(keys_under(&manifest.conflicts, request.only.as_ref()));
-        all.sort();
-        all.dedup();
-        if request.write_back.is_some() {
-            // New workspace files inside the requested subtrees.
-            let known = |p: &RepoPath| all.binary_search(p).is_ok();
-            let under: Vec<RepoPath> = match &request.only {
-                Some(only) => only
-                    .iter()
-                    .filter(|p| p.to_fs_path(root).is_dir() || !known(p))
-                    .cloned()
-                    .collect(),
-                None => request.scope.clone(),
-            };
-            let added = crate::status::untracked(root, &under, &request.ignored, &known);
-            // A single changed path that is itself a new file.
-            let singles: Vec<RepoPath> = request
-                .only
-                .iter()
-                .flatten()
-                .filter(|p| {
-                    !known(p)
-                        && !p.file_name().is_some_and(crate::status::is_editor_temp)
-                        && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
-                })
-                .cloned()
-                .collect();
-            all.extend(added);
-            all.extend(singles);
+    // Observe ours for every path the plan may touch. Borrowed, not copied:
+    // at 100,000 paths every copy of the path set costs time and memory.
+    // Three sorted runs: a stable sort merges them in linear time.
+    let mut known_paths: Vec<&RepoPath> = wanted.keys().copied().collect();
+    known_paths.extend(keys_under(&manifest.records, request.only.as_ref()));
+    known_paths.extend(keys_under(&manifest.conflicts, request.only.as_ref()));
+    known_paths.sort();
+    known_paths.dedup();
+    // New workspace files inside the requested subtrees.
+    let added: Vec<RepoPath> = match request.write_back {
+        Some(_) => new_files(root, &request, &known_paths),
+        None => Vec::new(),
+    };
+    let paths: Vec<&RepoPath> = {
+        let mut all = known_paths;
+        if !added.is_empty() {
+            all.extend(&added);
             all.sort();
             all.dedup();
         }
@@ -345,13 +359,16 @@ pub fn sync_cached(
     let saved_at = manifest.saved_at_ns;
     let root_dir = fs::File::open(root).at(root.display())?;
     // Ours, theirs and the base's stat of every path, in one parallel pass
-    // (the map lookups are a good part of a no-op sync's time).
+    // (the map lookups are a good part of a no-op sync's time). A path
+    // unchanged on both sides, with nothing to refresh or settle, needs no
+    // row: it is only counted (most paths of a large workspace).
+    let quiet = AtomicUsize::new(0);
     let observed: Vec<Row> = paths
         .into_par_iter()
-        .map(|path| {
-            let base = manifest.records.get(&path);
+        .filter_map(|path| {
+            let base = manifest.records.get(path);
             let ours = observe_in(&root_dir, root, path.as_str(), base, saved_at);
-            let theirs = match wanted.get(&path) {
+            let theirs = match wanted.get(path) {
                 Some(e) => match base {
                     Some(r)
                         if r.version.oid == e.oid
@@ -366,14 +383,23 @@ pub fn sync_cached(
                 None => Theirs::Unrequested,
             };
             progress.advance(1);
-            Row {
-                base_stat: base.map(|r| r.stat),
-                path,
+            let base_stat = base.map(|r| r.stat);
+            if matches!(theirs, Theirs::Same)
+                && matches!(&ours, Ok(Observed::Unchanged { stat }) if base_stat == Some(*stat))
+                && !manifest.conflicts.contains_key(path)
+            {
+                quiet.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Some(Row {
+                base_stat,
+                path: path.clone(),
                 ours,
                 theirs,
-            }
+            })
         })
         .collect();
+    summary.unchanged += quiet.into_inner();
 
     // The blobs the store must hold for new versions.
     let new_files: Vec<&TreeEntry> = observed
@@ -925,16 +951,16 @@ impl ExpectVersion for Option<Version> {
 fn symlink_targets(
     source: &dyn Source,
     manifest: &Manifest,
-    wanted: &BTreeMap<RepoPath, &TreeEntry>,
+    wanted: &BTreeMap<&RepoPath, &TreeEntry>,
     summary: &mut Summary,
 ) -> (HashMap<RepoPath, String>, usize) {
     let mut out = HashMap::new();
     let mut unreadable = 0;
     let mut to_read = Vec::new();
     for (p, e) in wanted.iter().filter(|(_, e)| e.kind == EntryKind::Symlink) {
-        match manifest.records.get(p) {
+        match manifest.records.get(*p) {
             Some(r) if r.version.oid == e.oid && r.version.target.is_some() => {
-                out.insert(p.clone(), r.version.target.clone().unwrap_or_default());
+                out.insert((*p).clone(), r.version.target.clone().unwrap_or_default());
             }
             _ => to_read.push((*e).clone()),
         }

@@ -144,6 +144,7 @@ impl Context_<'_> {
             cache.put(m);
         }
         let (entries, scope) = selected?;
+        tracing::debug!(entries = entries.len(), "selection walked, manifest loaded");
         // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
         let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
         let ignored = if managed {
