@@ -227,6 +227,13 @@ impl Store {
         out
     }
 
+    /// Loads the whole index into memory, for a long-running process: every
+    /// lookup after this is answered from memory, and [`record`](Self::record)
+    /// keeps it current.
+    pub fn load_index(&self) {
+        self.oid_map();
+    }
+
     /// What the store knows of `oid`, if its object is still present. The
     /// first call loads the whole index, for processes that look up one id
     /// at a time (a mount serving reads).

@@ -31,6 +31,9 @@ enum Batch {
 }
 
 pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
+    // Each cycle looks up a few new versions: from memory, not by a scan
+    // of the store's whole index per edit.
+    ctx.store.load_index();
     let roots = watch_roots(ctx);
     let (tx, rx) = mpsc::channel::<notify::Result<Event>>();
     // The upper dir is inside the workspace's watched tree already.
