@@ -52,8 +52,8 @@ fn main() {
 
 /// Transparent huge pages off for this process. A sync touches each of its
 /// allocations about once and exits; with huge pages the kernel zeroes 2 MiB
-/// at a time on first touch, and at 100,000 paths that zeroing cost a third
-/// of the sync's system time (perf: `clear_page_erms` under
+/// at a time on first touch, and at 100,000 paths that zeroing cost a fifth
+/// of the sync's CPU time (perf: `clear_page_erms` under
 /// `do_huge_pmd_anonymous_page`). A hint: on failure nothing changes.
 fn no_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and only sets
