@@ -1,7 +1,8 @@
 //! The workspace's `.buckconfig.local`: Buck2 must ignore `.antares/`.
 //! See prelude-hooks/antares.buckconfig for why and when.
 
-use antares_materializer::fsutil::write_atomic;
+use antares_materializer::fsutil::write_atomic_in;
+use antares_materializer::layout::STATE_DIR;
 use antares_overlay::{RepoPath, Source};
 use anyhow::Result;
 use std::path::Path;
@@ -46,7 +47,9 @@ pub fn ensure(ws_root: &Path, source: &dyn Source) -> Result<bool> {
     });
     let text = fragment(ignore.as_deref());
     if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
-        write_atomic(&dest, text.as_bytes())?;
+        // Staged in the state dir: a temp file in the workspace root would
+        // be seen by a build (and by a kill's aftermath) as a source file.
+        write_atomic_in(&dest, text.as_bytes(), &ws_root.join(STATE_DIR))?;
     }
     Ok(true)
 }

@@ -72,7 +72,16 @@ impl StatKey {
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename,
 /// fsync of the directory. A crash leaves the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic_in(path, bytes, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// [`write_atomic`] with the temp file in `staging` (a directory on the same
+/// file system), for a file in a directory that must never show a stray
+/// temp file, such as the workspace root. The content is written and
+/// flushed while the file has no name; it gets its temp name only for the
+/// rename, so a crash leaves a temp file only between those two calls, and
+/// never a partial one.
+pub fn write_atomic_in(path: &Path, bytes: &[u8], staging: &Path) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -81,19 +90,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // write the same file at once; the last rename wins, none fails.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
+    let tmp = staging.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        match create_unnamed(staging, 0o644) {
+            Ok(mut f) => {
+                f.write_all(bytes)?;
+                f.sync_all()?;
+                link_unnamed(&f, &tmp)?;
+            }
+            Err(e) if unnamed_unsupported(&e) => {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o644)
+                    .open(&tmp)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+            }
+            Err(e) => return Err(e),
+        }
         fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -215,5 +234,34 @@ pub fn syncfs(path: &Path) {
             libc::syncfs(fd);
             libc::close(fd);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_staged_elsewhere_leaves_nothing_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, staging) = (t.path().join("ws"), t.path().join("ws/.state"));
+        fs::create_dir_all(&staging).unwrap();
+        let dest = root.join("config");
+        write_atomic_in(&dest, b"one", &staging).unwrap();
+        write_atomic_in(&dest, b"two", &staging).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"two");
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&root), [".state", "config"]);
+        assert!(names(&staging).is_empty(), "{:?}", names(&staging));
+        write_atomic(&dest, b"three").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"three");
+        assert_eq!(names(&root), [".state", "config"]);
     }
 }
