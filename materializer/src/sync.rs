@@ -428,11 +428,11 @@ pub fn sync_cached(
         );
         progress.phase("fetching", to_fetch.len() as u64);
         let bytes = AtomicU64::new(0);
-        let mut fetched = io_pool::install(|| {
-            store.fetch(source, &to_fetch, &|n| {
-                bytes.fetch_add(n, Ordering::Relaxed);
-                progress.advance(1);
-            })
+        // On the default pool: a git source's reads are CPU (inflating,
+        // applying deltas), and each extra thread keeps its own pack cache.
+        let mut fetched = store.fetch(source, &to_fetch, &|n| {
+            bytes.fetch_add(n, Ordering::Relaxed);
+            progress.advance(1);
         });
         summary.fetched_bytes = bytes.into_inner();
         // For the paths the source never answered for: its first complaint.
