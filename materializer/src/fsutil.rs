@@ -92,24 +92,24 @@ pub fn write_atomic_in(path: &Path, bytes: &[u8], staging: &Path) -> Result<()> 
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = staging.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
-        match create_unnamed(staging, 0o644) {
-            Ok(mut f) => {
-                f.write_all(bytes)?;
-                f.sync_all()?;
-                link_unnamed(&f, &tmp)?;
-            }
+        let (mut f, unnamed) = match create_unnamed(staging, 0o644) {
+            Ok(f) => (f, true),
             Err(e) if unnamed_unsupported(&e) => {
-                let mut f = OpenOptions::new()
+                let named = OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(true)
                     .custom_flags(libc::O_NOFOLLOW)
                     .mode(0o644)
                     .open(&tmp)?;
-                f.write_all(bytes)?;
-                f.sync_all()?;
+                (named, false)
             }
             Err(e) => return Err(e),
+        };
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        if unnamed {
+            link_unnamed(&f, &tmp)?;
         }
         fs::rename(&tmp, path)?;
         fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
