@@ -97,6 +97,12 @@ struct InodeData {
     /// The size of the lower blob last reported for this inode (git trees
     /// record none, and finding it takes a cache lookup and a stat).
     lower_size: Option<(ObjectId, u64)>,
+    /// Lookups the kernel holds (entries handed to it, less those it
+    /// forgot). A retired inode is dropped only when this reaches 0: a
+    /// `forget` of an earlier use of the number can arrive after a newer
+    /// lookup of it, and dropping on any `forget` then lost the fd an open,
+    /// unlinked file still wrote through.
+    lookups: u64,
 }
 
 impl InodeData {
@@ -112,6 +118,7 @@ impl InodeData {
             orphan: None,
             listing: None,
             lower_size: None,
+            lookups: 0,
         }
     }
 }
@@ -169,6 +176,20 @@ impl Inodes {
             .filter(|((v, _), _)| *v == view)
             .map(|(_, i)| *i)
             .collect()
+    }
+
+    /// The inode number of `key`, counted as handed to the kernel in an
+    /// entry (lookup, create, readdirplus).
+    fn looked_up(&mut self, key: Key) -> u64 {
+        let ino = self.ino_for(key);
+        self.count_lookup(ino);
+        ino
+    }
+
+    fn count_lookup(&mut self, ino: u64) {
+        if let Some(d) = self.by_ino.get_mut(&ino) {
+            d.lookups += 1;
+        }
     }
 
     fn ino_for(&mut self, key: Key) -> u64 {
@@ -708,7 +729,10 @@ impl OverlayFs {
             Ok(node) => {
                 let ino = self.inodes().ino_for(key);
                 match self.attr(ino, &node) {
-                    Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+                    Ok(a) => {
+                        self.inodes().count_lookup(ino);
+                        reply.entry(&self.ttl, &a, Generation(0))
+                    }
                     Err(e) => reply.error(e),
                 }
             }
@@ -1142,9 +1166,13 @@ impl Filesystem for OverlayFs {
     /// The kernel is done with `ino`. Only a retired inode is dropped (with
     /// what was kept for its open files): a linked one keeps its number for
     /// as long as its path lives.
-    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let mut inodes = self.inodes();
-        if inodes.by_ino.get(&ino.0).is_some_and(|d| d.retired) {
+        let Some(d) = inodes.by_ino.get_mut(&ino.0) else {
+            return;
+        };
+        d.lookups = d.lookups.saturating_sub(nlookup);
+        if d.retired && d.lookups == 0 {
             inodes.by_ino.remove(&ino.0);
         }
     }
@@ -1687,6 +1715,10 @@ impl Filesystem for OverlayFs {
                 full = true;
                 break;
             }
+            // The kernel takes each entry but "." and ".." as a lookup.
+            if e.name != "." && e.name != ".." {
+                self.inodes().count_lookup(e.ino);
+            }
         }
         if !full {
             self.listing_done(ino, fh);
@@ -1886,7 +1918,7 @@ impl Filesystem for OverlayFs {
                     node.upper = upper::fstat(&file).ok().or(node.upper);
                 }
             }
-            let ino = self.inodes().ino_for(key.clone());
+            let ino = self.inodes().looked_up(key.clone());
             let attr = self.attr(ino, &node)?;
             Ok((file, key, attr))
         };
