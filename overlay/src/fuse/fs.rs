@@ -192,6 +192,18 @@ impl Inodes {
         }
     }
 
+    /// The kernel dropped `nlookup` of its lookups of `ino`. A retired
+    /// inode with none left is dropped, with what it kept for open files.
+    fn forgot(&mut self, ino: u64, nlookup: u64) {
+        let Some(d) = self.by_ino.get_mut(&ino) else {
+            return;
+        };
+        d.lookups = d.lookups.saturating_sub(nlookup);
+        if d.retired && d.lookups == 0 {
+            self.by_ino.remove(&ino);
+        }
+    }
+
     fn ino_for(&mut self, key: Key) -> u64 {
         if let Some(i) = self.by_key.get(&key) {
             return *i;
@@ -1167,14 +1179,7 @@ impl Filesystem for OverlayFs {
     /// what was kept for its open files): a linked one keeps its number for
     /// as long as its path lives.
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        let mut inodes = self.inodes();
-        let Some(d) = inodes.by_ino.get_mut(&ino.0) else {
-            return;
-        };
-        d.lookups = d.lookups.saturating_sub(nlookup);
-        if d.retired && d.lookups == 0 {
-            inodes.by_ino.remove(&ino.0);
-        }
+        self.inodes().forgot(ino.0, nlookup);
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -1998,5 +2003,34 @@ impl Filesystem for OverlayFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_forget_of_an_earlier_lookup_keeps_a_retired_inode() {
+        let mut inodes = Inodes::default();
+        let key = (0, RepoPath::new("notes.txt").unwrap());
+        let ino = inodes.looked_up(key.clone());
+        // The kernel evicts the inode and queues forget(1); before that
+        // arrives the name is looked up again (same number), opened, and
+        // unlinked through the mount.
+        assert_eq!(inodes.looked_up(key.clone()), ino);
+        inodes.retire(&key);
+        inodes.forgot(ino, 1);
+        assert!(
+            inodes.by_ino.contains_key(&ino),
+            "the open file's inode was dropped"
+        );
+        // The open file is closed: the kernel forgets its lookup too.
+        inodes.forgot(ino, 1);
+        assert!(!inodes.by_ino.contains_key(&ino));
+        // A live inode is never dropped by a forget.
+        let live = inodes.looked_up((0, RepoPath::new("kept").unwrap()));
+        inodes.forgot(live, 5);
+        assert!(inodes.by_ino.contains_key(&live));
     }
 }
