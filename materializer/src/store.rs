@@ -166,13 +166,17 @@ impl Store {
             return;
         };
         let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        let mut line = String::new();
+        let mut bytes = Vec::new();
         loop {
-            line.clear();
-            match reader.read_line(&mut line) {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            // A line garbled by a crash is skipped, not the rest of the index.
+            let Ok(line) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
             let mut it = line.trim_end_matches('\n').split(' ');
             let (Some(oid), Some(hash), Some(size), None) =
                 (it.next(), it.next(), it.next(), it.next())
@@ -397,13 +401,16 @@ mod tests {
         );
         writer.record(&x, a).unwrap();
         writer.record(&y, a).unwrap();
-        writer.record(&y, b).unwrap(); // the last line for an id wins
-                                       // A torn line (a crash mid-append) and one naming a missing object.
-        let gone = ContentHash::of(b"never stored");
         let mut log = OpenOptions::new()
             .append(true)
             .open(t.path().join("oids"))
             .unwrap();
+        // A line of bytes that are not UTF-8 is skipped, not what follows.
+        log.write_all(b"stat:\xff\xfe garbled 3\n").unwrap();
+        // The last line for an id wins.
+        writer.record(&y, b).unwrap();
+        // A line naming a missing object, and a torn one (a crash mid-append).
+        let gone = ContentHash::of(b"never stored");
         write!(log, "{z} {gone} 12\nstat:9:9 abc").unwrap();
 
         let reader = Store::open(t.path()).unwrap();
