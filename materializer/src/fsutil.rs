@@ -237,6 +237,17 @@ pub fn syncfs(path: &Path) {
     }
 }
 
+/// The names in `dir`, sorted (for tests that check what a write left).
+#[cfg(test)]
+pub(crate) fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,14 +261,6 @@ mod tests {
         write_atomic_in(&dest, b"one", &staging).unwrap();
         write_atomic_in(&dest, b"two", &staging).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"two");
-        let names = |d: &Path| -> Vec<String> {
-            let mut v: Vec<String> = fs::read_dir(d)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
         assert_eq!(names(&root), [".state", "config"]);
         assert!(names(&staging).is_empty(), "{:?}", names(&staging));
         write_atomic(&dest, b"three").unwrap();

@@ -201,6 +201,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::names;
 
     /// A store object, a staging dir and a destination dir.
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
@@ -211,15 +212,6 @@ mod tests {
         fs::create_dir(&tmp_dir).unwrap();
         fs::create_dir(&dest_dir).unwrap();
         (t, src, tmp_dir, dest_dir)
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
     }
 
     fn stage(placer: &Placer, src: &Path, dir: &Path, tmp: &Path) -> Staged {
