@@ -6,9 +6,11 @@ use crate::error::{Error, IoContext, Result};
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The stat data that, when unchanged, lets a sync trust a file without
 /// reading it (the same idea as git's index): inode, size, mode, mtime and
@@ -23,39 +25,16 @@ pub struct StatKey {
 }
 
 impl StatKey {
-    /// The key of `rel` (no symlink followed) below the directory `dir`,
-    /// `None` if nothing is there. A path relative to an open directory is
-    /// cheaper for the kernel to resolve than the absolute one, which counts
-    /// when a sync checks every file of a large workspace.
+    /// The key of `rel` below the directory `dir`, `None` if nothing is
+    /// there or a symlink is on the way ([`open_beneath`]: no symlink is
+    /// followed at any component, so a directory the user replaced by a
+    /// symlink never shows what lies behind it).
     pub fn at(dir: &fs::File, rel: &str) -> std::io::Result<Option<StatKey>> {
-        use std::os::fd::AsRawFd;
-        let c = std::ffi::CString::new(rel).map_err(std::io::Error::other)?;
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: valid fd, NUL-terminated path, and a buffer of the right type.
-        let rc = unsafe {
-            libc::fstatat(
-                dir.as_raw_fd(),
-                c.as_ptr(),
-                st.as_mut_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT | libc::ENOTDIR) => Ok(None),
-                _ => Err(e),
-            };
+        match open_beneath(dir, rel, libc::O_PATH | libc::O_NOFOLLOW) {
+            Ok(f) => Ok(Some(StatKey::of(&f.metadata()?))),
+            Err(e) if is_absent_or_behind_link(&e) => Ok(None),
+            Err(e) => Err(e),
         }
-        // SAFETY: fstatat succeeded, so it filled `st`.
-        let st = unsafe { st.assume_init() };
-        Ok(Some(StatKey {
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mode: st.st_mode,
-            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-        }))
     }
 
     pub fn of(meta: &fs::Metadata) -> StatKey {
@@ -124,39 +103,202 @@ pub fn write_atomic_in(path: &Path, bytes: &[u8], staging: &Path) -> Result<()> 
 /// component by component, refusing to go through a symlink or a
 /// non-directory: writes must never be redirected outside the workspace.
 pub fn create_dirs_nofollow(root: &Path, rel: &str) -> Result<()> {
-    let mut cur = root.to_path_buf();
+    let mut cur = fs::File::open(root).at(root.display())?;
+    let mut shown = root.to_path_buf();
     for comp in rel.split('/').filter(|c| !c.is_empty()) {
-        cur.push(comp);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => continue,
-            Ok(m) => {
+        shown.push(comp);
+        let name = CString::new(comp).map_err(|e| Error::io(shown.display(), e.into()))?;
+        // SAFETY: valid fd and NUL-terminated name.
+        let rc = unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o777) };
+        if let Err(e) = check_rc(rc) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(Error::io(shown.display(), e));
+            }
+        }
+        cur = match open_dir_step(&cur, &name) {
+            Ok(next) => next,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Invalid {
+                path: shown.display().to_string(),
+                message:
+                    "is a symlink in the workspace where a directory is needed; not following it"
+                        .into(),
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
                 return Err(Error::Invalid {
-                    path: cur.display().to_string(),
-                    message: if m.file_type().is_symlink() {
-                        "is a symlink in the workspace where a directory is needed; not following it".into()
-                    } else {
-                        "is a file in the workspace where a directory is needed".into()
-                    },
+                    path: shown.display().to_string(),
+                    message: "is a file in the workspace where a directory is needed".into(),
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&cur) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // Raced with another creator: re-check what is there now.
-                    let m = fs::symlink_metadata(&cur).at(cur.display())?;
-                    if !m.is_dir() {
-                        return Err(Error::Invalid {
-                            path: cur.display().to_string(),
-                            message: "appeared as a non-directory while creating it".into(),
-                        });
-                    }
-                }
-                Err(e) => return Err(Error::io(cur.display(), e)),
-            },
-            Err(e) => return Err(Error::io(cur.display(), e)),
-        }
+            Err(e) => return Err(Error::io(shown.display(), e)),
+        };
     }
     Ok(())
+}
+
+/// Opens the directory `name` in `dir`, failing with `ELOOP` if it is a
+/// symlink and `ENOTDIR` if it is something else: one step of a walk that
+/// never leaves the tree it started in.
+fn open_dir_step(dir: &fs::File, name: &std::ffi::CStr) -> std::io::Result<fs::File> {
+    match open_at(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    ) {
+        // O_DIRECTORY is checked first: tell a symlink from a file.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            match open_at(dir, name, libc::O_PATH | libc::O_NOFOLLOW)?.metadata() {
+                Ok(m) if m.file_type().is_symlink() => {
+                    Err(std::io::Error::from_raw_os_error(libc::ELOOP))
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+fn open_at(dir: &fs::File, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<fs::File> {
+    // SAFETY: valid fd and NUL-terminated name; a returned fd is ours to own.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
+/// `struct open_how` of openat2(2) (libc's cannot be built outside it).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Whether openat2 is missing (kernels before 5.6, some seccomp filters):
+/// then [`open_beneath`] walks component by component.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens `rel` (a '/'-separated relative path, "" for `dir` itself) below
+/// the directory `dir` with `flags`, never following a symlink at any
+/// component and never leaving `dir`: `openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS`, or one `O_NOFOLLOW` step per component where the
+/// kernel lacks it. A symlink on the way fails with `ELOOP`; a symlink as
+/// the last component opens only with `O_PATH | O_NOFOLLOW` (the fd then
+/// refers to the link). Every workspace operation resolves its paths this
+/// way, so a directory the user replaced by a symlink to another place is
+/// never looked into, removed from or written through.
+pub fn open_beneath(dir: &fs::File, rel: &str, flags: libc::c_int) -> std::io::Result<fs::File> {
+    let path =
+        CString::new(if rel.is_empty() { "." } else { rel }).map_err(std::io::Error::other)?;
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let how = OpenHow {
+            flags: (flags | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        };
+        // SAFETY: valid fd, NUL-terminated path, and an open_how of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a new fd that nothing else owns.
+            return Ok(unsafe { fs::File::from_raw_fd(fd as libc::c_int) });
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+            return Err(e);
+        }
+        NO_OPENAT2.store(true, Ordering::Relaxed);
+    }
+    walk_beneath(dir, rel, flags)
+}
+
+/// [`open_beneath`] without openat2: one `O_NOFOLLOW` open per component.
+fn walk_beneath(dir: &fs::File, rel: &str, flags: libc::c_int) -> std::io::Result<fs::File> {
+    let mut comps = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .peekable();
+    let mut cur: Option<fs::File> = None;
+    while let Some(comp) = comps.next() {
+        if comp == ".." {
+            return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        let name = CString::new(comp).map_err(std::io::Error::other)?;
+        let at = cur.as_ref().unwrap_or(dir);
+        if comps.peek().is_none() {
+            return open_at(at, &name, flags | libc::O_NOFOLLOW);
+        }
+        cur = Some(open_dir_step(at, &name)?);
+    }
+    open_at(cur.as_ref().unwrap_or(dir), c".", flags)
+}
+
+/// Whether an error of [`open_beneath`] means nothing is at the path, or a
+/// symlink or a file is where a directory was expected on the way there.
+pub fn is_absent_or_behind_link(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+    )
+}
+
+/// The directory holding `rel` below `dir` ([`open_beneath`]), and the
+/// last component of `rel`.
+fn parent_beneath(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, CString)> {
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let parent = open_beneath(dir, parent, libc::O_PATH | libc::O_DIRECTORY)?;
+    Ok((parent, CString::new(name).map_err(std::io::Error::other)?))
+}
+
+/// Removes the file or symlink `rel` below `dir` if it still has the stat
+/// `expect` (what the plan saw). `Ok(false)`: it changed, is gone, or lies
+/// behind a symlink; it is left alone.
+pub fn remove_file_beneath(dir: &fs::File, rel: &str, expect: StatKey) -> std::io::Result<bool> {
+    let (parent, name) = match parent_beneath(dir, rel) {
+        Ok(x) => x,
+        Err(e) if is_absent_or_behind_link(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let now = match open_at(&parent, &name, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(f) => StatKey::of(&f.metadata()?),
+        Err(e) if is_absent_or_behind_link(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if now != expect {
+        return Ok(false);
+    }
+    // SAFETY: valid fd and NUL-terminated name.
+    check_rc(unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), 0) })?;
+    Ok(true)
+}
+
+/// Removes the directory `rel` below `dir` if it is empty (and a real
+/// directory, reached without a symlink); anything else is left alone.
+pub fn remove_empty_dir_beneath(dir: &fs::File, rel: &str) {
+    if let Ok((parent, name)) = parent_beneath(dir, rel) {
+        // SAFETY: valid fd and NUL-terminated name; rmdir never follows the last component.
+        unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+    }
+}
+
+/// A path naming `rel` below `dir` that no later rename or symlink can
+/// redirect: the parent is the open directory (through `/proc/self/fd`),
+/// so std's path functions that do not follow the last component (remove,
+/// rename, `symlink_metadata`, `remove_dir_all`) act inside `dir`. The
+/// parent fd must stay open while the path is used.
+pub fn pinned_path(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, PathBuf)> {
+    let (parent, name) = parent_beneath(dir, rel)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()))
+        .join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+    Ok((parent, path))
 }
 
 /// A path as the C string a raw syscall takes.
@@ -189,7 +331,6 @@ pub fn create_unnamed(dir: &Path, mode: u32) -> std::io::Result<fs::File> {
 /// Names the file of [`create_unnamed`] `dest`. Like a rename that does not
 /// replace, fails with `AlreadyExists` if `dest` is taken.
 pub fn link_unnamed(file: &fs::File, dest: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
     let to = c_path(dest)?;
     // SAFETY: valid NUL-terminated paths; the fd stays open during the call.
@@ -266,5 +407,45 @@ mod tests {
         write_atomic(&dest, b"three").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"three");
         assert_eq!(names(&root), [".state", "config"]);
+    }
+
+    #[test]
+    fn a_path_through_a_symlink_is_refused_with_and_without_openat2() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, outside) = (t.path().join("ws"), t.path().join("outside"));
+        fs::create_dir_all(root.join("d/sub")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(root.join("d/sub/f"), "in").unwrap();
+        fs::write(outside.join("f"), "out").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d/link")).unwrap();
+        std::os::unix::fs::symlink("sub/f", root.join("d/flink")).unwrap();
+        let dir = fs::File::open(&root).unwrap();
+        let ro = libc::O_RDONLY;
+        type Opener = fn(&fs::File, &str, libc::c_int) -> std::io::Result<fs::File>;
+        for opener in [open_beneath as Opener, walk_beneath] {
+            let open = |rel: &str, flags| opener(&dir, rel, flags);
+            let mut f = open("d/sub/f", ro).unwrap();
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+            assert_eq!(s, "in");
+            let e = open("d/link/f", ro).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+            // A trailing symlink: refused to read, opened as itself with O_PATH.
+            assert!(open("d/flink", ro).is_err());
+            let l = open("d/flink", libc::O_PATH | libc::O_NOFOLLOW).unwrap();
+            assert!(l.metadata().unwrap().file_type().is_symlink());
+            let e = open("d/../../outside/f", ro).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+            assert!(open("", libc::O_PATH | libc::O_DIRECTORY).is_ok());
+        }
+        let expect = StatKey::at(&dir, "d/sub/f").unwrap().unwrap();
+        assert_eq!(StatKey::at(&dir, "d/link/f").unwrap(), None);
+        assert!(!remove_file_beneath(&dir, "d/link/f", expect).unwrap());
+        assert!(outside.join("f").exists());
+        assert!(remove_file_beneath(&dir, "d/sub/f", expect).unwrap());
+        remove_empty_dir_beneath(&dir, "d/link");
+        assert!(root.join("d/link").is_symlink());
+        remove_empty_dir_beneath(&dir, "d/sub");
+        assert!(!root.join("d/sub").exists());
     }
 }

@@ -26,6 +26,13 @@ impl ContentHash {
         Ok(ContentHash(*hasher.finalize().as_bytes()))
     }
 
+    /// Hashes the rest of an open file by streaming it.
+    pub fn of_open(file: &std::fs::File) -> std::io::Result<Self> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(file)?;
+        Ok(ContentHash(*hasher.finalize().as_bytes()))
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

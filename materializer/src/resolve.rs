@@ -1,7 +1,7 @@
 //! `antares resolve PATH --ours|--theirs`: settle one conflict.
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
+use crate::fsutil::{create_dirs_nofollow, is_absent_or_behind_link, pinned_path, syncfs, StatKey};
 use crate::layout::Layout;
 use crate::manifest::{Manifest, Record};
 use crate::place::{self, Placer};
@@ -32,6 +32,7 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
             message: "has no conflict to resolve (see `antares status`)".into(),
         })?;
     let dest = path.to_fs_path(layout.root());
+    let root_dir = fs::File::open(layout.root()).at(layout.root().display())?;
     match (side, conflict.theirs) {
         (Side::Ours, Some(theirs)) => {
             // A stat that never matches, so the next look hashes the file.
@@ -83,15 +84,20 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
             if let Some(parent) = path.parent() {
                 create_dirs_nofollow(layout.root(), parent.as_str())?;
             }
-            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::Blocked {
-                    path: path.clone(),
-                    reason: "a directory is in the way in the workspace".into(),
-                });
+            let (_parent, pinned) = pinned_path(&root_dir, path.as_str()).at(dest.display())?;
+            if fs::symlink_metadata(&pinned).is_ok_and(|m| m.is_dir()) {
+                // An empty directory (left by an earlier resolve) gives way.
+                if fs::remove_dir(&pinned).is_err() {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::Blocked {
+                        path: path.clone(),
+                        reason: "a directory that is not empty is in the way in the workspace"
+                            .into(),
+                    });
+                }
             }
-            fs::rename(&tmp, &dest).at(dest.display())?;
-            let stat = StatKey::of(&fs::symlink_metadata(&dest).at(dest.display())?);
+            fs::rename(&tmp, &pinned).at(dest.display())?;
+            let stat = StatKey::of(&fs::symlink_metadata(&pinned).at(dest.display())?);
             manifest.records.insert(
                 path.clone(),
                 Record {
@@ -101,10 +107,15 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
             );
         }
         (Side::Theirs, None) => {
-            match fs::symlink_metadata(&dest) {
-                Ok(m) if m.is_dir() => fs::remove_dir_all(&dest).at(dest.display())?,
-                Ok(_) => fs::remove_file(&dest).at(dest.display())?,
-                Err(_) => {}
+            match pinned_path(&root_dir, path.as_str()) {
+                Ok((_parent, pinned)) => match fs::symlink_metadata(&pinned) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(&pinned).at(dest.display())?,
+                    Ok(_) => fs::remove_file(&pinned).at(dest.display())?,
+                    Err(_) => {}
+                },
+                // Already gone, or behind a symlink: nothing of ours to delete.
+                Err(e) if is_absent_or_behind_link(&e) => {}
+                Err(e) => return Err(Error::io(dest.display(), e)),
             }
             manifest.records.remove(path);
         }

@@ -1,9 +1,9 @@
 //! `antares status`: the workspace against the manifest, without the source.
 
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::layout::{Layout, STATE_DIR};
 use crate::manifest::Manifest;
-use crate::observe::{observe, Observed};
+use crate::observe::{observe_in, Observed};
 use antares_overlay::RepoPath;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
@@ -41,12 +41,13 @@ impl Status {
 pub fn status(layout: &Layout) -> Result<Status> {
     let manifest = Manifest::load(&layout.manifest())?;
     let root = layout.root();
+    let root_dir = std::fs::File::open(root).at(root.display())?;
     let records: Vec<_> = manifest.records.iter().collect();
     let observed: Vec<(&RepoPath, Observed)> = records
         .par_iter()
         .filter(|(p, _)| !manifest.conflicts.contains_key(*p))
         .map(|(p, r)| {
-            let o = observe(&p.to_fs_path(root), Some(r), manifest.saved_at_ns)
+            let o = observe_in(&root_dir, p.as_str(), Some(r), manifest.saved_at_ns)
                 .unwrap_or(Observed::Other { what: "unreadable" });
             (*p, o)
         })
@@ -56,7 +57,9 @@ pub fn status(layout: &Layout) -> Result<Status> {
         match o {
             Observed::Unchanged { .. } => {}
             Observed::Missing => st.deleted.push(p.to_string()),
-            Observed::Present { .. } | Observed::Other { .. } => st.modified.push(p.to_string()),
+            Observed::Present { .. } | Observed::Other { .. } | Observed::BehindSymlink => {
+                st.modified.push(p.to_string())
+            }
         }
     }
     for (p, c) in &manifest.conflicts {

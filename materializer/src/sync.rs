@@ -18,7 +18,9 @@
 //! sync recognises already-placed files by content and converges.
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{create_dirs_nofollow, syncfs, StatKey};
+use crate::fsutil::{
+    create_dirs_nofollow, remove_empty_dir_beneath, remove_file_beneath, syncfs, StatKey,
+};
 use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
@@ -367,7 +369,7 @@ pub fn sync_cached(
         .into_par_iter()
         .filter_map(|path| {
             let base = manifest.records.get(path);
-            let ours = observe_in(&root_dir, root, path.as_str(), base, saved_at);
+            let ours = observe_in(&root_dir, path.as_str(), base, saved_at);
             let theirs = match wanted.get(path) {
                 Some(e) => match base {
                     Some(r)
@@ -574,7 +576,10 @@ pub fn sync_cached(
                     }
                 }
             }
-            (Observed::Present { .. } | Observed::Other { .. }, Theirs::Same) => {
+            (
+                Observed::Present { .. } | Observed::Other { .. } | Observed::BehindSymlink,
+                Theirs::Same,
+            ) => {
                 summary.modified.push(p.to_string());
                 Action::Leave
             }
@@ -586,6 +591,11 @@ pub fn sync_cached(
                     Action::Conflict { theirs: Some(v) }
                 }
             }
+            // Placing refuses the symlinked directory, with an error naming it.
+            (Observed::BehindSymlink, Theirs::New(_)) => Action::Place {
+                version: new_version.expect_version(),
+                expect: None,
+            },
             (Observed::Other { .. }, Theirs::New(_)) => Action::Conflict {
                 theirs: new_version,
             },
@@ -593,7 +603,7 @@ pub fn sync_cached(
                 Action::Conflict { theirs: None }
             }
             (
-                Observed::Present { .. } | Observed::Other { .. },
+                Observed::Present { .. } | Observed::Other { .. } | Observed::BehindSymlink,
                 Theirs::Deleted | Theirs::Unrequested,
             ) => {
                 if has_record {
@@ -616,12 +626,14 @@ pub fn sync_cached(
     let removed: Vec<RepoPath> = removals
         .par_iter()
         .filter_map(|(p, expect)| {
-            let fs_path = p.to_fs_path(root);
-            let now = fs::symlink_metadata(&fs_path).map(|m| StatKey::of(&m)).ok();
-            (now == Some(*expect) && fs::remove_file(&fs_path).is_ok()).then(|| (*p).clone())
+            matches!(
+                remove_file_beneath(&root_dir, p.as_str(), *expect),
+                Ok(true)
+            )
+            .then(|| (*p).clone())
         })
         .collect();
-    prune_empty_dirs(root, &removed);
+    prune_empty_dirs(&root_dir, &removed);
 
     let placements: Vec<(&RepoPath, &Version, Option<StatKey>)> = actions
         .iter()
@@ -1015,8 +1027,9 @@ fn symlink_targets(
     (out, unreadable)
 }
 
-/// Removes directories left empty by removals, bottom-up, never the root.
-fn prune_empty_dirs(root: &std::path::Path, removed: &[RepoPath]) {
+/// Removes directories left empty by removals, bottom-up, never the root,
+/// never through a symlink.
+fn prune_empty_dirs(root_dir: &fs::File, removed: &[RepoPath]) {
     let mut dirs: BTreeSet<RepoPath> = BTreeSet::new();
     for p in removed {
         let mut cur = p.parent();
@@ -1030,7 +1043,7 @@ fn prune_empty_dirs(root: &std::path::Path, removed: &[RepoPath]) {
     }
     // Deepest first: reverse lexicographic order puts children before parents.
     for d in dirs.iter().rev() {
-        let _ = fs::remove_dir(d.to_fs_path(root));
+        remove_empty_dir_beneath(root_dir, d.as_str());
     }
 }
 

@@ -170,3 +170,35 @@ pub fn env() -> Env {
         _dir: dir,
     }
 }
+
+/// A fingerprint of everything below `dir` (names, kinds, modes, contents,
+/// symlink targets; never following a symlink): equal before and after an
+/// operation means it changed nothing there.
+pub fn tree_checksum(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = blake3::Hasher::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let what = if m.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                format!("file {}", blake3::hash(&bytes).to_hex())
+            };
+            seen.push(format!("{rel} {:o} {what}\n", m.permissions().mode()));
+        }
+    }
+    seen.sort();
+    for s in &seen {
+        h.update(s.as_bytes());
+    }
+    format!("{} entries, {}", seen.len(), h.finalize().to_hex())
+}
