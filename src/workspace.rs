@@ -50,19 +50,17 @@ impl Workspace {
             }
             None => {
                 let cwd = std::env::current_dir().context("cannot read the current directory")?;
-                match cwd.ancestors().find(|d| d.join(STATE_DIR).join(CONFIG).is_file()) {
-                    Some(root) => root.to_path_buf(),
-                    None => match mounted_workspace(&cwd) {
-                        Some((mountpoint, root)) => {
-                            let layout = Layout::new(&root);
-                            let config = Self::load_config(&layout)?;
-                            return Ok(Workspace { layout, config, via_mount: Some(mountpoint) });
-                        }
-                        None => bail!(
-                            "{} is not inside an antares workspace or mount; use --workspace DIR or create one with `antares init`",
-                            cwd.display()
-                        ),
-                    },
+                match search(&cwd, &read_registry()) {
+                    Some(Found::Root(root)) => root,
+                    Some(Found::Mount { mountpoint, root }) => {
+                        let layout = Layout::new(&root);
+                        let config = Self::load_config(&layout)?;
+                        return Ok(Workspace { layout, config, via_mount: Some(mountpoint) });
+                    }
+                    None => bail!(
+                        "{} is not inside an antares workspace or mount; use --workspace DIR or create one with `antares init`",
+                        cwd.display()
+                    ),
                 }
             }
         };
@@ -199,10 +197,94 @@ pub fn unregister_mount(mountpoint: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The (mount point, workspace) whose mount holds `dir`, if any.
-fn mounted_workspace(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    read_registry()
-        .into_iter()
-        .filter(|(m, ws)| dir.starts_with(m) && ws.join(STATE_DIR).join(CONFIG).is_file())
-        .max_by_key(|(m, _)| m.as_os_str().len())
+/// What the upward search found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    Root(PathBuf),
+    Mount { mountpoint: PathBuf, root: PathBuf },
+}
+
+/// Whether `dir` holds a workspace's state: `.antares/config.toml` in a
+/// real `.antares` directory (not a symlink to one elsewhere).
+fn is_workspace(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(STATE_DIR)).is_ok_and(|m| m.is_dir())
+        && dir.join(STATE_DIR).join(CONFIG).is_file()
+}
+
+/// The workspace of `cwd`: the outermost ancestor holding a workspace's
+/// state, else the workspace of the registered mount holding `cwd`.
+///
+/// A repository must not be able to make a directory a workspace (its
+/// config names the source and cache a sync reads). Everything a repository
+/// controls lies inside a workspace (what a sync placed) or a mount (what it
+/// shows), so a `.antares` found inside another workspace, or at or below
+/// the mount point holding `cwd`, is passed by with a warning; the
+/// workspace's own state is above both. Sources also never yield a
+/// `.antares` entry, so such a directory is one the user (or an older
+/// antares) left there. A workspace nested in another is therefore not
+/// found from inside: give it with `--workspace`.
+fn search(cwd: &Path, mounts: &std::collections::BTreeMap<PathBuf, PathBuf>) -> Option<Found> {
+    let mount = mounts
+        .iter()
+        .filter(|(m, ws)| cwd.starts_with(m) && is_workspace(ws))
+        .max_by_key(|(m, _)| m.as_os_str().len());
+    let candidates: Vec<&Path> = cwd.ancestors().filter(|d| is_workspace(d)).collect();
+    let outermost = candidates
+        .iter()
+        .rev()
+        .find(|d| !mount.is_some_and(|(m, _)| d.starts_with(m)));
+    for d in &candidates {
+        if Some(d) != outermost {
+            tracing::warn!(
+                "{} holds {STATE_DIR}/{CONFIG} but lies inside a workspace or mount, where a repository could have put it; not taken for a workspace (use --workspace to name one)",
+                d.display()
+            );
+        }
+    }
+    match (outermost, mount) {
+        (Some(root), _) => Some(Found::Root(root.to_path_buf())),
+        (None, Some((m, ws))) => Some(Found::Mount {
+            mountpoint: m.clone(),
+            root: ws.clone(),
+        }),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(dir: &Path) {
+        std::fs::create_dir_all(dir.join(STATE_DIR)).unwrap();
+        std::fs::write(dir.join(STATE_DIR).join(CONFIG), "").unwrap();
+    }
+
+    #[test]
+    fn the_search_passes_by_state_a_repository_could_have_put_there() {
+        let t = tempfile::tempdir().unwrap();
+        let (ws, mnt) = (t.path().join("ws"), t.path().join("mnt"));
+        workspace(&ws);
+        workspace(&ws.join("app"));
+        workspace(&mnt.join("app"));
+        std::fs::create_dir_all(ws.join("lib")).unwrap();
+        let none = std::collections::BTreeMap::new();
+        let root = |d: &Path| Some(Found::Root(d.to_path_buf()));
+        assert_eq!(search(&ws.join("lib"), &none), root(&ws));
+        assert_eq!(search(&ws.join("app"), &none), root(&ws));
+        // Outside any mount, a lone workspace is the user's.
+        assert_eq!(search(&mnt.join("app"), &none), root(&mnt.join("app")));
+        let mounts = std::collections::BTreeMap::from([(mnt.clone(), ws.clone())]);
+        let via_mount = Some(Found::Mount {
+            mountpoint: mnt.clone(),
+            root: ws.clone(),
+        });
+        assert_eq!(search(&mnt.join("app"), &mounts), via_mount);
+        assert_eq!(search(&mnt, &mounts), via_mount);
+        // A `.antares` that is a symlink to state elsewhere is not one.
+        let lone = t.path().join("lone");
+        std::fs::create_dir_all(&lone).unwrap();
+        std::os::unix::fs::symlink(ws.join(STATE_DIR), lone.join(STATE_DIR)).unwrap();
+        assert_eq!(search(&lone, &none), None);
+    }
 }

@@ -158,23 +158,47 @@ where
 
 /// Whether the entry `name` in directory `parent` is left out of every
 /// source's tree: `.git` at any depth (a repository's database or a
-/// worktree/submodule link; git itself refuses to check out such an entry)
-/// and, at the root, `buck-out` (Buck2's outputs, which must never be
-/// materialized over the workspace's own) and `.antares` (antares' state).
+/// worktree/submodule link; git itself refuses to check out such an entry),
+/// `.antares` at any depth (antares' state: one committed below the root
+/// would make its directory look like a workspace whose source and cache
+/// the repository chose; refused with a warning naming it) and, at the
+/// root, `buck-out` (Buck2's outputs, which must never be materialized over
+/// the workspace's own).
 pub fn is_excluded(parent: &RepoPath, name: &str) -> bool {
-    name == ".git" || (parent.is_root() && (name == "buck-out" || name == ".antares"))
+    if name == STATE_DIR && !parent.is_root() {
+        warn_refused_state_dir(&format!("{parent}/{name}"));
+    }
+    name == ".git" || name == STATE_DIR || (parent.is_root() && name == "buck-out")
 }
 
 /// Whether `path` is, or lies below, an entry [`is_excluded`] leaves out.
 pub fn is_excluded_path(path: &RepoPath) -> bool {
     let mut at_root = true;
     for name in path.components() {
-        if name == ".git" || (at_root && (name == "buck-out" || name == ".antares")) {
+        if name == ".git" || name == STATE_DIR || (at_root && name == "buck-out") {
             return true;
         }
         at_root = false;
     }
     false
+}
+
+/// antares' state directory name, never taken from a source.
+const STATE_DIR: &str = ".antares";
+
+/// Warns, once per path and process, that a source's `.antares` below the
+/// root is left out.
+fn warn_refused_state_dir(path: &str) {
+    use std::collections::BTreeSet;
+    static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    if let Ok(mut warned) = WARNED.lock() {
+        if warned.insert(path.to_string()) {
+            tracing::warn!(
+                path,
+                "the source has a {STATE_DIR} directory here; left out (antares' state is never taken from a source)"
+            );
+        }
+    }
 }
 
 /// Reads the whole file at `path`.
