@@ -22,6 +22,8 @@ pub enum Error {
     AbsoluteSymlink { path: RepoPath, target: String },
     #[error("{path}: symlink target {target:?} escapes the repository root")]
     EscapingSymlink { path: RepoPath, target: String },
+    #[error("{path}: symlink target {target:?} climbs with `..` out of something that is not a directory of the tree (a symlink, or nothing): it could lead outside the workspace")]
+    ClimbingSymlink { path: RepoPath, target: String },
     #[error("{path}: cannot place it, {reason}")]
     Blocked { path: RepoPath, reason: String },
     #[error("manifest {path}: {message}")]

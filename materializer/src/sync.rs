@@ -1024,6 +1024,28 @@ fn symlink_targets(
             }),
         }
     }
+    // Every target, also one unchanged since the last sync (the tree around
+    // it may have changed), resolved against the tree: no `..` out of a link.
+    let mut dirs: HashMap<RepoPath, bool> = HashMap::new();
+    let mut is_dir = |d: &RepoPath| {
+        *dirs
+            .entry(d.clone())
+            .or_insert_with(|| matches!(source.stat(d), Ok(Some(e)) if e.kind == EntryKind::Dir))
+    };
+    let mut climbing: Vec<RepoPath> = out
+        .iter()
+        .filter(|(p, t)| p.resolve_link_in(t, &mut is_dir).is_none())
+        .map(|(p, _)| p.clone())
+        .collect();
+    climbing.sort();
+    for p in climbing {
+        if let Some(target) = out.remove(&p) {
+            summary.errors.push(PathError {
+                path: p.to_string(),
+                error: Error::ClimbingSymlink { path: p, target }.to_string(),
+            });
+        }
+    }
     (out, unreadable)
 }
 

@@ -193,6 +193,44 @@ impl RepoPath {
     }
 }
 
+impl RepoPath {
+    /// [`resolve_link`](Self::resolve_link) against the tree: a `..` may
+    /// only climb out of directories, never out of a symlink (the kernel
+    /// would climb from wherever that link points: `l -> ../../..` then
+    /// `l/../../x` leaves the root though the text stays inside). Every
+    /// component the target descended into before a `..` must be a
+    /// directory of the tree (`is_dir`, asked at most once per component);
+    /// the link's own directories are. `None` when the target is absolute,
+    /// climbs above the root, or climbs out of anything but a directory.
+    pub fn resolve_link_in(
+        &self,
+        target: &str,
+        is_dir: &mut dyn FnMut(&RepoPath) -> bool,
+    ) -> Option<RepoPath> {
+        self.resolve_link(target)?;
+        let mut parts: Vec<&str> = self.components().collect();
+        parts.pop();
+        // Leading components of `parts` known to be directories of the tree.
+        let mut known = parts.len();
+        for comp in target.split('/') {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    for i in known..parts.len() {
+                        if !is_dir(&RepoPath(parts[..=i].join("/"))) {
+                            return None;
+                        }
+                    }
+                    parts.pop()?;
+                    known = parts.len();
+                }
+                c => parts.push(c),
+            }
+        }
+        Some(RepoPath(parts.join("/")))
+    }
+}
+
 impl TryFrom<String> for RepoPath {
     type Error = PathError;
     fn try_from(s: String) -> Result<Self, PathError> {
@@ -264,5 +302,49 @@ mod tests {
         );
         assert_eq!(l.resolve_link("../../../x"), None);
         assert_eq!(l.resolve_link("/abs"), None);
+    }
+
+    #[test]
+    fn resolving_against_the_tree_never_climbs_out_of_a_symlink() {
+        let p = RepoPath::new("p").unwrap();
+        let mut asked = Vec::new();
+        let mut dirs = |d: &RepoPath| {
+            asked.push(d.to_string());
+            ["s1", "s1/s2", "s1/s2/s3", "s1/s2/s3/s4"].contains(&d.as_str())
+        };
+        // Textually fine, but `l` is a link: refused.
+        let evil = "s1/s2/s3/s4/l/../../../../etc/passwd";
+        assert!(p.resolve_link(evil).is_some());
+        assert_eq!(p.resolve_link_in(evil, &mut dirs), None);
+        assert_eq!(
+            p.resolve_link_in("s1/s2/../s2/s3", &mut dirs)
+                .unwrap()
+                .as_str(),
+            "s1/s2/s3"
+        );
+        assert_eq!(
+            p.resolve_link_in("s1/s2/s3/s4/l", &mut dirs)
+                .unwrap()
+                .as_str(),
+            "s1/s2/s3/s4/l"
+        );
+        let deep = RepoPath::new("a/b/link").unwrap();
+        assert_eq!(
+            deep.resolve_link_in("../../x", &mut dirs).unwrap().as_str(),
+            "x"
+        );
+        assert_eq!(deep.resolve_link_in("../../../x", &mut dirs), None);
+        assert_eq!(
+            asked,
+            [
+                "s1",
+                "s1/s2",
+                "s1/s2/s3",
+                "s1/s2/s3/s4",
+                "s1/s2/s3/s4/l",
+                "s1",
+                "s1/s2"
+            ]
+        );
     }
 }
