@@ -31,6 +31,11 @@ impl Layout {
         self.state_dir().join("manifest")
     }
 
+    /// The placements a running sync is about to make ([`crate::intent`]).
+    pub fn intent(&self) -> PathBuf {
+        self.state_dir().join("placing")
+    }
+
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("lock")
     }

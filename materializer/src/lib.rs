@@ -13,6 +13,7 @@ pub mod cached;
 pub mod error;
 pub mod fsutil;
 pub mod hash;
+pub mod intent;
 mod io_pool;
 pub mod layout;
 pub mod lock;

@@ -21,6 +21,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{
     create_dirs_nofollow, remove_empty_dir_beneath, remove_file_beneath, syncfs, StatKey,
 };
+use crate::intent;
 use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
@@ -301,6 +302,7 @@ pub fn sync_cached(
     // Taken out: an error below leaves the cache empty, so the next sync
     // reloads what is on disk rather than trusting a half-updated copy.
     let mut manifest = cache.take(&layout.manifest())?;
+    intent::recover(layout, &mut manifest)?;
     let tmp_dir = layout.tmp_dir();
     if tmp_dir.exists() {
         fs::remove_dir_all(&tmp_dir).at(tmp_dir.display())?;
@@ -655,6 +657,11 @@ pub fn sync_cached(
     }
     summary.gitlinks = gitlinks.iter().map(|p| p.to_string()).collect();
 
+    if !placements.is_empty() {
+        let intended: Vec<(&RepoPath, &Version)> =
+            placements.iter().map(|(p, v, _)| (*p, *v)).collect();
+        intent::write(layout, &intended)?;
+    }
     tracing::debug!(
         phase = "placing",
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -939,6 +946,7 @@ pub fn sync_cached(
             manifest.save(&layout.manifest())?;
         }
     }
+    intent::clear(layout)?;
     let _ = fs::remove_dir_all(&tmp_dir);
     cache.0 = Some(manifest);
     summary.seconds = started.elapsed().as_secs_f64();
