@@ -14,7 +14,7 @@ mod targets;
 mod tree;
 mod workspace;
 
-use clap::Parser;
+use clap::Parser as _;
 use cli::{Cli, Command};
 
 /// A sync allocates and frees a few strings per path across rayon threads;
@@ -24,7 +24,15 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     no_huge_pages();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; a usage error has its own
+            // status (2, clap's default, means "conflicts" here).
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { cmd::USAGE } else { cmd::OK });
+        }
+    };
     init_logging(cli.global.verbose);
     tracing::debug!("started");
     let result = match &cli.command {

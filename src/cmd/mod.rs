@@ -18,3 +18,5 @@ pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 /// Exit status: conflicts are present.
 pub const CONFLICTS: i32 = 2;
+/// Exit status: the command line is wrong (EX_USAGE of sysexits.h).
+pub const USAGE: i32 = 64;
