@@ -9,6 +9,7 @@ mod buckconfig_local;
 mod cli;
 mod cmd;
 mod progress;
+mod quote;
 mod serve;
 mod targets;
 mod tree;

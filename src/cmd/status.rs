@@ -1,6 +1,7 @@
 //! `antares status [--json]`
 
 use crate::cli::{Global, StatusArgs};
+use crate::quote::quoted;
 use crate::workspace::Workspace;
 use anyhow::Result;
 
@@ -16,17 +17,18 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
         for c in &st.conflicts {
             println!(
                 "C {}  (source {}; its version is in .antares/conflicts/)",
-                c.path, c.theirs
+                quoted(&c.path),
+                c.theirs
             );
         }
         for p in &st.modified {
-            println!("M {p}");
+            println!("M {}", quoted(p));
         }
         for p in &st.added {
-            println!("A {p}");
+            println!("A {}", quoted(p));
         }
         for p in &st.deleted {
-            println!("D {p}");
+            println!("D {}", quoted(p));
         }
         if st.is_clean() {
             eprintln!("clean: the workspace matches the last sync");

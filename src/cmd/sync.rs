@@ -3,6 +3,7 @@
 use crate::buckconfig_local;
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
+use crate::quote::quoted;
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
@@ -316,14 +317,15 @@ pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> R
     ];
     for (what, paths) in lists {
         for p in paths {
-            eprintln!("  {what}: {p}");
+            eprintln!("  {what}: {}", quoted(p));
         }
     }
     for p in &s.conflicts {
+        let p = quoted(p);
         eprintln!("  CONFLICT {p}: changed in the workspace and in the source; yours is in place, the source's is in .antares/conflicts/{p}; settle with `antares resolve {p} --ours|--theirs`");
     }
     for e in &s.errors {
-        eprintln!("  error: {}: {}", e.path, e.error);
+        eprintln!("  error: {}: {}", quoted(&e.path), e.error);
     }
     Ok(())
 }
