@@ -135,6 +135,9 @@ pub struct HooksInstallArgs {
     /// Directory to put the wrapper in (put it first on PATH).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+    /// Replace a `buck2` there that is not antares' wrapper.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

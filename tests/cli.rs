@@ -43,3 +43,28 @@ fn status_quotes_names_like_git_so_one_path_is_one_line() {
         "{out}"
     );
 }
+
+#[test]
+fn hooks_install_never_replaces_a_buck2_that_is_not_the_wrapper_unless_forced() {
+    let sb = Sandbox::new();
+    let dir = sb.path("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = "#!/bin/sh\necho the real buck2\n";
+    std::fs::write(dir.join("buck2"), real).unwrap();
+    let d = dir.to_str().unwrap();
+    let out = sb.run(sb.dir.path(), &["hooks", "install", "--dir", d]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&dir.join("buck2").display().to_string()) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("buck2")).unwrap(), real);
+    sb.ok(sb.dir.path(), &["hooks", "install", "--dir", d, "--force"]);
+    let wrapper = std::fs::read_to_string(dir.join("buck2")).unwrap();
+    assert!(wrapper.contains("antares"), "{wrapper}");
+    // Our own wrapper (an older one, say) is replaced without asking.
+    std::fs::write(dir.join("buck2"), wrapper.replace("exec", "exec ")).unwrap();
+    sb.ok(sb.dir.path(), &["hooks", "install", "--dir", d]);
+    assert_eq!(std::fs::read_to_string(dir.join("buck2")).unwrap(), wrapper);
+}

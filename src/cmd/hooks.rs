@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// The wrapper, embedded so an installed antares can install it anywhere.
 const WRAPPER: &str = include_str!("../../prelude-hooks/bin/buck2");
 
+/// A line of the wrapper's header that tells it from any other `buck2`.
+const MARKER: &str = "# buck2 wrapper from antares";
+
 pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
     let HooksAction::Install(install) = &args.action;
     let dir = match &install.dir {
@@ -21,6 +24,15 @@ pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
         if m.file_type().is_symlink() || m.is_dir() {
             bail!(
                 "{} is a symlink or a directory; not replacing it",
+                dest.display()
+            );
+        }
+        let ours = std::fs::read(&dest)
+            .map(|b| b.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
+            .with_context(|| format!("cannot read {}", dest.display()))?;
+        if !ours && !install.force {
+            bail!(
+                "{} exists and is not antares' buck2 wrapper (the real buck2?); not replacing it: choose another --dir, or pass --force",
                 dest.display()
             );
         }
