@@ -197,6 +197,13 @@ pub fn unregister_mount(mountpoint: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The workspace whose mount is registered at `mountpoint` (absolute).
+pub fn mount_owner(mountpoint: &Path) -> Option<PathBuf> {
+    read_registry()
+        .remove(mountpoint)
+        .filter(|ws| is_workspace(ws))
+}
+
 /// What the upward search found.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {

@@ -155,3 +155,28 @@ fn a_killed_daemon_leaves_a_stale_mount_the_next_mount_cleans() {
     );
     sb.ok(&ws, &["umount", mnt.to_str().unwrap()]);
 }
+
+#[test]
+fn umount_of_a_mount_point_works_from_outside_any_workspace() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    let (ws, mnt, _guard) = setup(&sb);
+    let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // As a script's cleanup trap would, from an unrelated directory.
+    sb.ok(Path::new("/"), &["umount", mnt.to_str().unwrap()]);
+    assert!(!mnt.join("lib").exists(), "still mounted after umount");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: signal 0 only checks whether the daemon this test started exists.
+    assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the daemon still runs");
+    // A relative mount point, from its parent directory.
+    sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
+    sb.ok(sb.dir.path(), &["umount", "mnt"]);
+    assert!(!mnt.join("lib").exists(), "still mounted after umount");
+}

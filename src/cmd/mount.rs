@@ -172,7 +172,16 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
 }
 
 pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
-    let ws = Workspace::find(global.workspace.as_deref())?;
+    // Given a mount point, its workspace is the one that registered it: like
+    // umount(8), this works from anywhere (a script's cleanup trap).
+    let owner = match (&global.workspace, &args.mountpoint) {
+        (None, Some(m)) => {
+            let m = std::path::absolute(m).with_context(|| format!("{}", m.display()))?;
+            workspace::mount_owner(&m)
+        }
+        _ => None,
+    };
+    let ws = Workspace::find(owner.as_deref().or(global.workspace.as_deref()))?;
     let mountpoint = mountpoint(&ws, args.mountpoint.as_deref())?;
     // Ask the daemon to unmount (it removes the bind mounts first).
     let pid_file = ws.layout.state_dir().join("mount.pid");
