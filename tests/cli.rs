@@ -68,3 +68,27 @@ fn hooks_install_never_replaces_a_buck2_that_is_not_the_wrapper_unless_forced() 
     sb.ok(sb.dir.path(), &["hooks", "install", "--dir", d]);
     assert_eq!(std::fs::read_to_string(dir.join("buck2")).unwrap(), wrapper);
 }
+
+#[test]
+fn a_pattern_naming_no_cell_or_nothing_is_an_error_and_keeps_the_selection() {
+    let sb = Sandbox::example_workspace();
+    let ws = sb.path("ws");
+    sb.ok(&ws, &["sync", "//lib/util:util"]);
+    let placed = ws.join("lib/util/src/lib.rs");
+    assert!(placed.is_file());
+    for bad in [
+        "@foo",
+        "@/etc/passwd",
+        "@nosuchcell//x:y",
+        "nosuchcell//x:y",
+    ] {
+        let out = sb.run(&ws, &["sync", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(
+            stderr.contains(bad),
+            "{bad}: the error does not name it: {stderr}"
+        );
+        assert!(placed.is_file(), "{bad} emptied the selection");
+    }
+}

@@ -68,6 +68,14 @@ pub fn parse_pattern(
             };
             (cell, rest.to_string())
         }
+        None if text.starts_with('@') => {
+            return Err(bad(
+                "`@` starts a cell name, which must be followed by `//` (`@cell//pkg:name`)",
+            ));
+        }
+        None if text.starts_with('/') => {
+            return Err(bad("not a target pattern: patterns start with `//`, `cell//` or a package relative to the current directory"));
+        }
         None => {
             let rel = relative(current_dir, &here.path);
             let joined = match (rel.is_empty(), text.starts_with(':')) {
