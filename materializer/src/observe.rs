@@ -29,6 +29,9 @@ pub enum Observed {
     BehindSymlink,
 }
 
+/// What [`Observed::Other`] says of a directory.
+pub const A_DIRECTORY: &str = "a directory";
+
 /// A file modified within this window of the manifest's save time may share
 /// its stat with the placed version (coarse kernel timestamps): such
 /// "racily clean" files are hashed even when their stat matches.
@@ -92,9 +95,7 @@ pub fn observe_in(
             oid: ObjectId::opaque("workspace"),
         }
     } else if ft.is_dir() {
-        return Ok(Observed::Other {
-            what: "a directory",
-        });
+        return Ok(Observed::Other { what: A_DIRECTORY });
     } else {
         return Ok(Observed::Other {
             what: "a special file",

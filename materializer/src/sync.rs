@@ -25,7 +25,7 @@ use crate::intent;
 use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
-use crate::observe::{observe_in, Observed};
+use crate::observe::{self, observe_in, Observed};
 use crate::place::{self, Method, Placer};
 use crate::store::{Known, Store};
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, TreeEntry};
@@ -501,6 +501,8 @@ pub fn sync_cached(
 
     // Decide.
     let mut actions: Vec<(RepoPath, Action)> = Vec::with_capacity(observed.len());
+    // Indices of conflicts that are only a directory where a file comes.
+    let mut dir_in_the_way: Vec<usize> = Vec::new();
     for Row {
         path: p,
         ours: obs,
@@ -598,9 +600,16 @@ pub fn sync_cached(
                 version: new_version.expect_version(),
                 expect: None,
             },
-            (Observed::Other { .. }, Theirs::New(_)) => Action::Conflict {
-                theirs: new_version,
-            },
+            (Observed::Other { what }, Theirs::New(_)) => {
+                if what == observe::A_DIRECTORY && !has_record {
+                    // The source turned a directory into a file: no
+                    // conflict if the removals below empty it.
+                    dir_in_the_way.push(actions.len());
+                }
+                Action::Conflict {
+                    theirs: new_version,
+                }
+            }
             (Observed::Present { .. } | Observed::Other { .. }, Theirs::Deleted) if has_record => {
                 Action::Conflict { theirs: None }
             }
@@ -636,6 +645,17 @@ pub fn sync_cached(
         })
         .collect();
     prune_empty_dirs(&root_dir, &removed);
+    for i in dir_in_the_way {
+        let (p, action) = &mut actions[i];
+        if let Action::Conflict { theirs: Some(v) } = action {
+            if matches!(StatKey::at(&root_dir, p.as_str()), Ok(None)) {
+                *action = Action::Place {
+                    version: v.clone(),
+                    expect: None,
+                };
+            }
+        }
+    }
 
     let placements: Vec<(&RepoPath, &Version, Option<StatKey>)> = actions
         .iter()
