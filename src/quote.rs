@@ -32,9 +32,39 @@ pub fn quoted(path: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`quoted`], with the middle of a path longer than 200 bytes left out
+/// (`…`): a message about a 4,000-byte path must still be readable.
+pub fn shown(path: &str) -> Cow<'_, str> {
+    const KEEP: usize = 80;
+    if path.len() <= 200 {
+        return quoted(path);
+    }
+    let head = (0..=KEEP)
+        .rev()
+        .find(|&i| path.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail = (path.len() - KEEP..=path.len())
+        .find(|&i| path.is_char_boundary(i))
+        .unwrap_or(path.len());
+    Cow::Owned(format!(
+        "{}…{} ({} bytes)",
+        quoted(&path[..head]),
+        quoted(&path[tail..]),
+        path.len()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quoted;
+    use super::{quoted, shown};
+
+    #[test]
+    fn a_long_path_is_shown_shortened() {
+        let long = format!("{}/x.txt", "d".repeat(5000));
+        let s = shown(&long);
+        assert!(s.len() < 200 && s.ends_with("/x.txt (5006 bytes)"), "{s}");
+        assert_eq!(shown("a/b"), "a/b");
+    }
 
     #[test]
     fn quotes_what_git_quotes() {

@@ -221,3 +221,35 @@ fn a_link_climbing_out_through_another_link_is_refused() {
     );
     assert_eq!(checksum(&outside), before);
 }
+
+#[test]
+fn a_duplicate_name_or_an_overlong_path_is_one_clear_error_not_a_stuck_sync() {
+    let sb = Sandbox::new();
+    let long_dir = vec!["d".repeat(200); 22].join("/");
+    let long = format!("{long_dir}/f.txt");
+    crafted_workspace(
+        &sb,
+        &[
+            ("ok.txt", E::File("ok")),
+            ("dup.txt", E::File("first")),
+            ("dup.txt", E::File("second")),
+            (&long, E::File("deep")),
+        ],
+    );
+    let ws = sb.path("ws");
+    for round in 0..2 {
+        let out = sb.run(&ws, &["sync", "."]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "round {round}: {stderr}");
+        assert_eq!(fs::read_to_string(ws.join("ok.txt")).unwrap(), "ok");
+        assert!(!stderr.contains("CONFLICT"), "round {round}: {stderr}");
+        assert!(stderr.contains("dup.txt"), "round {round}: {stderr}");
+        assert_eq!(fs::read_to_string(ws.join("dup.txt")).unwrap(), "first");
+        assert!(
+            stderr.len() < 4000,
+            "round {round}: a huge message: {stderr}"
+        );
+        let status = sb.run(&ws, &["status"]);
+        assert_eq!(status.status.code(), Some(0), "round {round}: {status:?}");
+    }
+}

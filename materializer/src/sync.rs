@@ -320,7 +320,16 @@ pub fn sync_cached(
     for e in &request.entries {
         match e.kind {
             EntryKind::File | EntryKind::Symlink => {
-                wanted.insert(&e.path, e);
+                if wanted.contains_key(&e.path) {
+                    // A malformed tree (git fsck: duplicateEntries): the
+                    // first entry is used, every sync, so it stays settled.
+                    summary.errors.push(PathError {
+                        path: e.path.to_string(),
+                        error: "the source's tree lists this name more than once (a malformed tree); its first entry is used".into(),
+                    });
+                } else {
+                    wanted.insert(&e.path, e);
+                }
             }
             EntryKind::Gitlink => gitlinks.push(e.path.clone()),
             EntryKind::Dir => {}

@@ -3,7 +3,7 @@
 use crate::buckconfig_local;
 use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
-use crate::quote::quoted;
+use crate::quote::{quoted, shown};
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
@@ -325,7 +325,13 @@ pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> R
         eprintln!("  CONFLICT {p}: changed in the workspace and in the source; yours is in place, the source's is in .antares/conflicts/{p}; settle with `antares resolve {p} --ours|--theirs`");
     }
     for e in &s.errors {
-        eprintln!("  error: {}: {}", quoted(&e.path), e.error);
+        // The error may repeat the path: shorten it there too.
+        let error = if e.path.len() > 200 {
+            e.error.replace(&e.path, &shown(&e.path))
+        } else {
+            e.error.clone()
+        };
+        eprintln!("  error: {}: {error}", shown(&e.path));
     }
     Ok(())
 }

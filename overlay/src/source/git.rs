@@ -158,6 +158,7 @@ impl GitSource {
             )));
         }
         let mut out = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for e in gix::objs::TreeRefIter::from_bytes(data.data, data.object_hash) {
             let e = e.map_err(|err| self.git_err(format!("corrupt tree {tree} ({dir}): {err}")))?;
             let name = std::str::from_utf8(e.filename)
@@ -165,6 +166,12 @@ impl GitSource {
             let path = dir.join(name).map_err(|err| self.bad_name(dir, err))?;
             if is_excluded(dir, name) {
                 tracing::warn!(repo = %self.path.display(), %path, "skipping an excluded entry committed to the tree");
+                continue;
+            }
+            if !names.insert(e.filename) {
+                // git fsck's duplicateEntries: the first is used, every
+                // time, so syncs agree on what the path holds.
+                tracing::warn!(repo = %self.path.display(), %path, "the tree lists this name more than once; using its first entry");
                 continue;
             }
             let entry = self.entry(path, e.mode, e.oid)?;
