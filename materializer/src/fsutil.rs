@@ -37,6 +37,44 @@ impl StatKey {
         }
     }
 
+    /// The key of the entry `name` (one component, no '/') of the
+    /// directory `dir`, not following a symlink; `None` if nothing is
+    /// there. One `fstatat` of a single name: nothing on the way to follow.
+    pub fn of_entry(dir: &fs::File, name: &str) -> std::io::Result<Option<StatKey>> {
+        if name.contains('/') {
+            return Err(std::io::Error::other(format!(
+                "{name:?} is a path, not one directory entry"
+            )));
+        }
+        let c = CString::new(name).map_err(std::io::Error::other)?;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: valid fd, NUL-terminated name, and a buffer of the right type.
+        let rc = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                st.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: fstatat succeeded, so it filled `st`.
+        let st = unsafe { st.assume_init() };
+        Ok(Some(StatKey {
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mode: st.st_mode,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+        }))
+    }
+
     pub fn of(meta: &fs::Metadata) -> StatKey {
         StatKey {
             ino: meta.ino(),
@@ -234,6 +272,10 @@ fn walk_beneath(dir: &fs::File, rel: &str, flags: libc::c_int) -> std::io::Resul
         let name = CString::new(comp).map_err(std::io::Error::other)?;
         let at = cur.as_ref().unwrap_or(dir);
         if comps.peek().is_none() {
+            if flags & libc::O_DIRECTORY != 0 {
+                // A symlink there is ELOOP, as openat2 reports it.
+                return open_dir_step(at, &name);
+            }
             return open_at(at, &name, flags | libc::O_NOFOLLOW);
         }
         cur = Some(open_dir_step(at, &name)?);

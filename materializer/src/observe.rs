@@ -11,7 +11,6 @@ use antares_overlay::ObjectId;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 
 /// What is in the workspace at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,79 +42,113 @@ fn is_racy(rec: &Record, saved_at_ns: i64) -> bool {
     rec.stat.mtime_ns + RACY_WINDOW_NS >= saved_at_ns
 }
 
-/// Observes `rel` below the workspace root `root_dir` (opened) against
-/// `record`. `saved_at_ns` is when the manifest holding `record` was
-/// written (for the racy-clean rule). The path is resolved without
-/// following any symlink ([`open_beneath`]): a path behind a directory the
-/// user replaced by a symlink is [`Observed::BehindSymlink`], never what the link
-/// points to. The common case, a stat equal to the record's, reads nothing.
+/// Observes `rel` below the workspace root `root_dir` (opened): [`Dir::open`]
+/// of its directory, then [`Dir::observe`].
 pub fn observe_in(
     root_dir: &fs::File,
     rel: &str,
     record: Option<&Record>,
     saved_at_ns: i64,
 ) -> io::Result<Observed> {
-    let file = match open_beneath(root_dir, rel, libc::O_PATH | libc::O_NOFOLLOW) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Observed::BehindSymlink),
-        Err(e) if is_absent_or_behind_link(&e) => return Ok(Observed::Missing),
-        Err(e) => return Err(e),
-    };
-    let meta = file.metadata()?;
-    let stat = StatKey::of(&meta);
-    let ft = meta.file_type();
-    if let Some(rec) = record {
-        if rec.stat == stat && !is_racy(rec, saved_at_ns) {
-            return Ok(Observed::Unchanged { stat });
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    Dir::open(root_dir, parent)?.observe(name, record, saved_at_ns)
+}
+
+/// A workspace directory, opened once to observe the entries in it.
+pub enum Dir {
+    Open(fs::File),
+    /// Nothing there (or a file where a directory should be).
+    Missing,
+    /// A symlink on the way: what lies behind it is not looked at.
+    BehindSymlink,
+}
+
+impl Dir {
+    /// Opens the directory `rel` below the workspace root `root_dir`
+    /// without following a symlink at any component ([`open_beneath`]).
+    pub fn open(root_dir: &fs::File, rel: &str) -> io::Result<Dir> {
+        match open_beneath(root_dir, rel, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(f) => Ok(Dir::Open(f)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(Dir::BehindSymlink),
+            Err(e) if is_absent_or_behind_link(&e) => Ok(Dir::Missing),
+            Err(e) => Err(e),
         }
     }
-    let version = if ft.is_file() {
-        Version {
-            kind: Kind::File,
-            executable: meta.permissions().mode() & 0o100 != 0,
-            size: meta.len(),
-            hash: Some(ContentHash::of_open(&open_beneath(
-                root_dir,
-                rel,
-                libc::O_RDONLY | libc::O_NOFOLLOW,
-            )?)?),
-            target: None,
-            oid: ObjectId::opaque("workspace"),
+
+    /// Observes the entry `name` of this directory against `record`.
+    /// `saved_at_ns` is when the manifest holding `record` was written (for
+    /// the racy-clean rule). A path behind a directory the user replaced by
+    /// a symlink is [`Observed::BehindSymlink`], never what the link points
+    /// to. The common case, a stat equal to the record's, is one `fstatat`
+    /// of a single name and reads nothing.
+    pub fn observe(
+        &self,
+        name: &str,
+        record: Option<&Record>,
+        saved_at_ns: i64,
+    ) -> io::Result<Observed> {
+        let dir = match self {
+            Dir::Open(f) => f,
+            Dir::Missing => return Ok(Observed::Missing),
+            Dir::BehindSymlink => return Ok(Observed::BehindSymlink),
+        };
+        let Some(stat) = StatKey::of_entry(dir, name)? else {
+            return Ok(Observed::Missing);
+        };
+        if let Some(rec) = record {
+            if rec.stat == stat && !is_racy(rec, saved_at_ns) {
+                return Ok(Observed::Unchanged { stat });
+            }
         }
-    } else if ft.is_symlink() {
-        let target = String::from_utf8(read_link_fd(&file)?).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
-        })?;
-        Version {
-            kind: Kind::Symlink,
-            executable: false,
-            size: target.len() as u64,
-            hash: None,
-            target: Some(target),
-            oid: ObjectId::opaque("workspace"),
+        let version = match stat.mode & libc::S_IFMT {
+            libc::S_IFREG => Version {
+                kind: Kind::File,
+                executable: stat.mode & 0o100 != 0,
+                size: stat.size,
+                hash: Some(ContentHash::of_open(&open_beneath(
+                    dir,
+                    name,
+                    libc::O_RDONLY | libc::O_NOFOLLOW,
+                )?)?),
+                target: None,
+                oid: ObjectId::opaque("workspace"),
+            },
+            libc::S_IFLNK => {
+                let target = String::from_utf8(read_link_at(dir, name)?).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
+                })?;
+                Version {
+                    kind: Kind::Symlink,
+                    executable: false,
+                    size: target.len() as u64,
+                    hash: None,
+                    target: Some(target),
+                    oid: ObjectId::opaque("workspace"),
+                }
+            }
+            libc::S_IFDIR => return Ok(Observed::Other { what: A_DIRECTORY }),
+            _ => {
+                return Ok(Observed::Other {
+                    what: "a special file",
+                })
+            }
+        };
+        match record {
+            Some(rec) if rec.version.same_content(&version) => Ok(Observed::Unchanged { stat }),
+            _ => Ok(Observed::Present { version, stat }),
         }
-    } else if ft.is_dir() {
-        return Ok(Observed::Other { what: A_DIRECTORY });
-    } else {
-        return Ok(Observed::Other {
-            what: "a special file",
-        });
-    };
-    match record {
-        Some(rec) if rec.version.same_content(&version) => Ok(Observed::Unchanged { stat }),
-        _ => Ok(Observed::Present { version, stat }),
     }
 }
 
-/// The target of the symlink `link` (opened with `O_PATH | O_NOFOLLOW`).
-fn read_link_fd(link: &fs::File) -> io::Result<Vec<u8>> {
+/// The target of the symlink `name` in `dir`.
+fn read_link_at(dir: &fs::File, name: &str) -> io::Result<Vec<u8>> {
+    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: valid fd, an empty NUL-terminated path (the fd itself), and a
-    // buffer of the length passed.
+    // SAFETY: valid fd, NUL-terminated name, and a buffer of the length passed.
     let n = unsafe {
         libc::readlinkat(
-            link.as_raw_fd(),
-            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
