@@ -3,9 +3,8 @@
 use crate::error::{IoContext, Result};
 use crate::layout::{Layout, STATE_DIR};
 use crate::manifest::Manifest;
-use crate::observe::{observe_in, Observed};
+use crate::observe::{in_directories, Observed};
 use antares_overlay::RepoPath;
-use rayon::prelude::*;
 use std::collections::BTreeSet;
 
 /// Directory names never reported as added: build outputs and state.
@@ -42,16 +41,16 @@ pub fn status(layout: &Layout) -> Result<Status> {
     let manifest = Manifest::load(&layout.manifest())?;
     let root = layout.root();
     let root_dir = std::fs::File::open(root).at(root.display())?;
-    let records: Vec<_> = manifest.records.iter().collect();
-    let observed: Vec<(&RepoPath, Observed)> = records
-        .par_iter()
-        .filter(|(p, _)| !manifest.conflicts.contains_key(*p))
-        .map(|(p, r)| {
-            let o = observe_in(&root_dir, p.as_str(), Some(r), manifest.saved_at_ns)
-                .unwrap_or(Observed::Other { what: "unreadable" });
-            (*p, o)
-        })
+    let paths: Vec<&RepoPath> = manifest
+        .records
+        .keys()
+        .filter(|p| !manifest.conflicts.contains_key(*p))
         .collect();
+    let observed: Vec<(&RepoPath, Observed)> = in_directories(&root_dir, &paths, |p, look| {
+        let o = look(manifest.records.get(p), manifest.saved_at_ns)
+            .unwrap_or(Observed::Other { what: "unreadable" });
+        Some((p, o))
+    });
     let mut st = Status::default();
     for (p, o) in observed {
         match o {

@@ -25,7 +25,7 @@ use crate::intent;
 use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
-use crate::observe::{self, Dir, Observed};
+use crate::observe::{self, Observed};
 use crate::place::{self, Method, Placer};
 use crate::store::{Known, Store};
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, TreeEntry};
@@ -199,12 +199,6 @@ fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> 
             .cloned(),
     );
     added
-}
-
-/// A path's directory and name ("" for the root's entries).
-fn split(p: &RepoPath) -> (&str, &str) {
-    let s = p.as_str();
-    s.rsplit_once('/').unwrap_or(("", s))
 }
 
 /// One path as the plan sees it.
@@ -381,16 +375,10 @@ pub fn sync_cached(
     // (the map lookups are a good part of a no-op sync's time). A path
     // unchanged on both sides, with nothing to refresh or settle, needs no
     // row: it is only counted (most paths of a large workspace).
-    // Each directory is opened once (no symlink on the way) for the paths
-    // in it; sorted paths put most of a directory's entries side by side.
     let quiet = AtomicUsize::new(0);
-    let runs: Vec<&[&RepoPath]> = paths.chunk_by(|a, b| split(a).0 == split(b).0).collect();
-    let observe_row = |path: &RepoPath, dir: &std::io::Result<Dir>| -> Option<Row> {
+    let observed: Vec<Row> = observe::in_directories(&root_dir, &paths, |path, look| {
         let base = manifest.records.get(path);
-        let ours = match dir {
-            Ok(d) => d.observe(split(path).1, base, saved_at),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-        };
+        let ours = look(base, saved_at);
         let theirs = match wanted.get(path) {
             Some(e) => match base {
                 Some(r)
@@ -420,16 +408,7 @@ pub fn sync_cached(
             ours,
             theirs,
         })
-    };
-    let observed: Vec<Row> = runs
-        .into_par_iter()
-        .flat_map_iter(|run| {
-            let dir = Dir::open(&root_dir, split(run[0]).0);
-            run.iter()
-                .filter_map(|path| observe_row(path, &dir))
-                .collect::<Vec<Row>>()
-        })
-        .collect();
+    });
     summary.unchanged += quiet.into_inner();
 
     // The blobs the store must hold for new versions.
