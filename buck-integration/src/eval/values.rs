@@ -5,6 +5,8 @@ use super::context::{collect_strings, file_ctx, RecordedTarget};
 use allocative::Allocative;
 use starlark::eval::{Arguments, Evaluator};
 use starlark::starlark_simple_value;
+use starlark::typing::Ty;
+use starlark::values::structs::AllocStruct;
 use starlark::values::{
     starlark_value, Heap, NoSerialize, ProvidesStaticType, StarlarkPagable, StarlarkValue, Value,
 };
@@ -111,6 +113,13 @@ impl<'v> StarlarkValue<'v> for Recorder {
         Some(heap.alloc(Recorder::new(format!("{}.{attribute}", self.kind))))
     }
 
+    /// Prelude names stand for types too (`ctx: AnalysisContext`,
+    /// `-> list[DefaultInfo]`); no value's type matters for the file set,
+    /// so each stands for "anything".
+    fn eval_type(&self) -> Option<Ty> {
+        Some(Ty::any())
+    }
+
     fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
         true
     }
@@ -181,6 +190,20 @@ impl Strings {
 
 #[starlark_value(type = "selector")]
 impl<'v> StarlarkValue<'v> for Strings {
+    /// What a recorder returns may be iterated (`enum(*kinds())`,
+    /// `for x in dedupe(…)`): its strings.
+    fn iterate_collect(&self, heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        Ok(self
+            .strings
+            .iter()
+            .map(|s| heap.alloc(s.as_str()))
+            .collect())
+    }
+
+    fn length(&self) -> starlark::Result<i32> {
+        Ok(i32::try_from(self.strings.len()).unwrap_or(i32::MAX))
+    }
+
     fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
         self.concat(rhs, false, heap)
     }
@@ -192,5 +215,45 @@ impl<'v> StarlarkValue<'v> for Strings {
     fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
         self.concat(rhs, false, heap)
             .unwrap_or_else(|| Ok(Value::new_none()))
+    }
+}
+
+/// A type made by `provider(fields = …)`: calling it gives a struct of the
+/// fields, so module-level code that builds and reads instances evaluates.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Provider {
+    pub fields: Vec<String>,
+}
+starlark_simple_value!(Provider);
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "provider(fields = {:?})", self.fields)
+    }
+}
+
+#[starlark_value(type = "provider")]
+impl<'v> StarlarkValue<'v> for Provider {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        let named = args.names_map()?;
+        let mut fields: Vec<(String, Value<'v>)> = named
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), *v))
+            .collect();
+        for f in &self.fields {
+            if !fields.iter().any(|(k, _)| k == f) {
+                fields.push((f.clone(), Value::new_none()));
+            }
+        }
+        Ok(eval.heap().alloc(AllocStruct(fields)))
+    }
+
+    fn eval_type(&self) -> Option<Ty> {
+        Some(Ty::any())
     }
 }
