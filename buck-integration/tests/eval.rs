@@ -289,3 +289,36 @@ fn prelude_si_skeleton_evaluates() {
     );
     assert!(set.targets.contains_key("//lib/core:core"));
 }
+
+/// A vendored prelude runs one level deep: its helpers return real dicts
+/// (`{…} | re_test_common.test_args()`, as systeminit/si writes), what it
+/// loads itself is opaque, and what opaque calls return serves as a type.
+#[test]
+fn vendored_prelude_helpers_return_real_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        &[
+            (".buckconfig", "[cells]\nroot = .\nprelude = prelude\n"),
+            (
+                "prelude/decls/re_test_common.bzl",
+                "load(\"@prelude//decls:deep.bzl\", \"never_evaluated\")\n\
+                 def _test_args():\n    return {\"re\": attrs.option(attrs.dep(default = \"//dep:d\"))}\n\
+                 re_test_common = struct(test_args = _test_args)\n",
+            ),
+            ("prelude/decls/deep.bzl", "fail(\"loaded for real\")\n"),
+            (
+                "defs/rules.bzl",
+                "load(\"@prelude//decls/re_test_common.bzl\", \"re_test_common\")\n\
+                 TSet = transitive_set(args_projections = {})\n\
+                 def _impl(ctx: AnalysisContext, s: TSet | None = None) -> list[Provider]:\n    return []\n\
+                 r = rule(impl = _impl, attrs = {\"srcs\": attrs.list(attrs.source())} | re_test_common.test_args())\n",
+            ),
+            ("p/BUCK", "load(\"//defs:rules.bzl\", \"r\")\nr(name = \"t\")\n"),
+            ("dep/BUCK", "x(name = \"d\")\n"),
+        ],
+    );
+    let set = run(tmp.path(), "//p:t");
+    assert!(set.warnings.is_empty(), "{:#?}", set.warnings);
+    assert!(set.targets["//p:t"].deps.contains(&"//dep:d".to_string()));
+}

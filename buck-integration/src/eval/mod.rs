@@ -351,7 +351,13 @@ impl<'a, 's> Interp<'a, 's> {
             };
             (target_cell, pkg, file)
         };
-        if target_cell.name == PRELUDE || !target_cell.on_disk() {
+        // A vendored prelude is evaluated one level deep: the files that
+        // build files and other cells load run for real (their helpers
+        // return real dicts and lists), what they load in turn is opaque.
+        // Evaluating the whole prelude costs ten times the rest of a
+        // repository and needs buck2's analysis-time globals.
+        let inside_prelude = target_cell.name == PRELUDE && cell.name == PRELUDE;
+        if !target_cell.on_disk() || inside_prelude {
             return Ok(LoadTarget::Opaque);
         }
         let rel = RepoPath::new(&package)
