@@ -117,7 +117,7 @@ impl<'a, 's> Graph<'a, 's> {
     fn warn_broken(&mut self, broken: &BTreeMap<RepoPath, String>) {
         for (file, why) in broken {
             self.warn(format!(
-                "could not evaluate {why}; targets declared through the symbols of {file} depend on every label written in it"
+                "could not evaluate {why}; where {file} is loaded its symbols record calls generically, with every label written in it"
             ));
         }
     }

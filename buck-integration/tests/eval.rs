@@ -322,3 +322,34 @@ fn vendored_prelude_helpers_return_real_values() {
     assert!(set.warnings.is_empty(), "{:#?}", set.warnings);
     assert!(set.targets["//p:t"].deps.contains(&"//dep:d".to_string()));
 }
+
+#[test]
+fn json_files_load_as_value() {
+    assert_dep(
+        &[("p/urls.json", "{\"dep\": [\"//dep:d\"], \"n\": 1}")],
+        "load(\":urls.json\", urls = \"value\")\nx(name = \"t\", deps = urls[\"dep\"])\n",
+        "//dep:d",
+    );
+}
+
+/// A load of an unknown cell fails that statement only: the rest of the
+/// build file still declares its targets.
+#[test]
+fn an_unresolvable_load_fails_only_its_symbols() {
+    let tmp = project(&[(
+        "p/BUCK",
+        "load(\"@nowhere//defs:python.bzl\", \"python_library\")\n\
+         python_library(name = \"lib\", deps = [\"//dep:e\"])\n\
+         x(name = \"t\", deps = [\"//dep:d\"])\n",
+    )]);
+    let set = run(tmp.path(), "//p:t");
+    assert_eq!(set.warnings.len(), 1, "{:#?}", set.warnings);
+    assert!(
+        set.warnings[0].starts_with("could not evaluate p/BUCK: load(\"@nowhere"),
+        "{}",
+        set.warnings[0]
+    );
+    assert_eq!(set.targets["//p:t"].deps, vec!["//dep:d"]);
+    let set = run(tmp.path(), "//p:lib");
+    assert_eq!(set.targets["//p:lib"].deps, vec!["//dep:e"]);
+}
