@@ -22,7 +22,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             ticks: 5_000_000,
-            heap: 1 << 30,
+            heap: 512 << 20,
         }
     }
 }
