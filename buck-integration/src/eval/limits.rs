@@ -2,8 +2,10 @@
 //! loop, a list doubled forty times) stops with an error naming the file
 //! and line instead of taking the machine's memory or the process down.
 
-use starlark::codemap::FileSpanRef;
+use starlark::codemap::{FileSpan, FileSpanRef};
 use starlark::eval::{BeforeStmtFunc, BeforeStmtFuncDyn, Evaluator};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// How far one file's evaluation may go.
 #[derive(Debug, Clone, Copy)]
@@ -16,12 +18,12 @@ pub(crate) struct Limits {
 
 impl Default for Limits {
     /// Far above what real files need (the costliest file of systeminit/si,
-    /// `third-party/rust/BUCK`, takes 1,912 ticks; `-vv` logs each file's),
-    /// low enough that a runaway loop stops within seconds and never holds
-    /// more than a few GiB.
+    /// `third-party/rust/BUCK`, takes 6,434 ticks; `-vv` logs each file's),
+    /// low enough that a runaway loop stops within seconds (a release build
+    /// runs millions of ticks a second) and a doubled list peaks below 1 GB.
     fn default() -> Self {
         Limits {
-            ticks: 5_000_000,
+            ticks: 2_000_000,
             heap: 512 << 20,
         }
     }
@@ -33,20 +35,27 @@ struct HeapExceeded {
     limit: usize,
 }
 
-/// Checks the heap before every statement: the evaluator's own heap check
-/// runs only every thousand calls or loop iterations, which straight-line
-/// code (`l = l + l` forty times) never reaches.
-struct HeapGuard {
+/// The statement evaluation last reached: where a runaway loop was when
+/// the tick limit stopped it (that error carries no place of its own).
+pub(crate) type LastStatement = Rc<RefCell<Option<FileSpan>>>;
+
+/// Runs before every statement: notes where evaluation is, and checks the
+/// heap (the evaluator's own heap check runs only every thousand calls or
+/// loop iterations, which straight-line code, `l = l + l` forty times,
+/// never reaches).
+struct Guard {
     limit: usize,
+    last: LastStatement,
 }
 
-impl<'e> BeforeStmtFuncDyn<'e> for HeapGuard {
+impl<'e> BeforeStmtFuncDyn<'e> for Guard {
     fn call<'v>(
         &mut self,
-        _span: FileSpanRef,
+        span: FileSpanRef,
         _continued: bool,
         eval: &mut Evaluator<'v, '_, 'e>,
     ) -> starlark::Result<()> {
+        *self.last.borrow_mut() = Some(span.to_file_span());
         if eval.heap().allocated_bytes() > self.limit {
             // starlark adds the statement's span to the error.
             return Err(starlark::Error::new_other(HeapExceeded {
@@ -57,14 +66,18 @@ impl<'e> BeforeStmtFuncDyn<'e> for HeapGuard {
     }
 }
 
-/// Puts the bounds on `eval`. The heap is checked before each statement
-/// (not with the evaluator's own heap limit, whose error names no place).
-pub(crate) fn bound(eval: &mut Evaluator<'_, '_, '_>, limits: Limits) -> anyhow::Result<()> {
+/// Puts the bounds on `eval`; returns where the last statement was.
+pub(crate) fn bound(
+    eval: &mut Evaluator<'_, '_, '_>,
+    limits: Limits,
+) -> anyhow::Result<LastStatement> {
     eval.set_max_tick_count(limits.ticks)?;
-    eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(HeapGuard {
+    let last = LastStatement::default();
+    eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(Guard {
         limit: limits.heap,
+        last: last.clone(),
     })));
-    Ok(())
+    Ok(last)
 }
 
 #[cfg(test)]
@@ -115,7 +128,8 @@ mod tests {
             "def f():\n    n = 0\n    for i in range(2000000000):\n        \
              for j in range(2000000000):\n            n += 1\n    return n\nx = f()\n",
         );
-        assert!(why.starts_with("p/defs.bzl:"), "{why}");
+        // The innermost loop's statement, where the time went.
+        assert!(why.starts_with("p/defs.bzl:5:"), "{why}");
         assert!(why.contains("100000 ticks"), "{why}");
     }
 

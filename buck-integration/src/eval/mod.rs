@@ -23,6 +23,7 @@ use antares_overlay::RepoPath;
 use context::FileCtx;
 pub(crate) use context::RecordedTarget;
 use starlark::analysis::AstModuleLint;
+use starlark::codemap::FileSpan;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::{Evaluator, ReturnFileLoader};
 use starlark::syntax::{AstModule, Dialect};
@@ -260,7 +261,7 @@ impl<'a, 's> Interp<'a, 's> {
         };
         let ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
             Ok(a) => a,
-            Err(e) => return failed(located(&e, path)),
+            Err(e) => return failed(located(&e, path, None)),
         };
         let mut out = Loaded::default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
@@ -324,7 +325,8 @@ impl<'a, 's> Interp<'a, 's> {
                 let mut eval = Evaluator::new(&module);
                 eval.extra = Some(ctx);
                 eval.set_loader(&loader);
-                limits::bound(&mut eval, self.limits).map_err(|e| format!("{path}: {e}"))?;
+                let last =
+                    limits::bound(&mut eval, self.limits).map_err(|e| format!("{path}: {e}"))?;
                 // The last resort for what the bounds miss (one statement
                 // asking for terabytes): starlark's allocator panics.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -333,7 +335,7 @@ impl<'a, 's> Interp<'a, 's> {
                 let ticks = eval.get_total_tick_count();
                 tracing::debug!(file = %path, ticks, "evaluated");
                 match outcome {
-                    Ok(r) => r.map_err(|e| located(&e, path))?,
+                    Ok(r) => r.map_err(|e| located(&e, path, last.borrow().as_ref()))?,
                     Err(panic) => {
                         return Err(format!(
                             "{path}: evaluation aborted: {}",
@@ -467,22 +469,26 @@ fn opaque_module<'x>(
 /// (starlark's span, else the innermost Starlark frame, else the file) and
 /// the message without the source excerpt. The whole error, traceback and
 /// excerpt included, is logged (`-v`).
-fn located(e: &starlark::Error, path: &RepoPath) -> String {
+fn located(e: &starlark::Error, path: &RepoPath, last: Option<&FileSpan>) -> String {
     tracing::info!("{path}: {e}");
     let place = match e.span() {
-        Some(span) => {
-            let pos = span.resolve_span().begin;
-            format!("{}:{}:{}", span.filename(), pos.line + 1, pos.column + 1)
-        }
+        Some(span) => short_place(span),
         None => e
             .call_stack()
             .frames
             .iter()
             .rev()
-            .find_map(|f| f.location.as_ref().map(|l| l.to_string()))
-            .unwrap_or_else(|| path.to_string()),
+            .find_map(|f| f.location.as_ref())
+            .or(last)
+            .map_or_else(|| path.to_string(), |l| short_place(l)),
     };
     one_line(&format!("{place}: {}", e.without_diagnostic()))
+}
+
+/// `file:line:col` of where a span begins.
+fn short_place(span: &FileSpan) -> String {
+    let pos = span.resolve_span().begin;
+    format!("{}:{}:{}", span.filename(), pos.line + 1, pos.column + 1)
 }
 
 /// The text of a caught panic.
