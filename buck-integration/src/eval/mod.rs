@@ -480,7 +480,7 @@ fn located(e: &starlark::Error, path: &RepoPath, last: Option<&FileSpan>) -> Str
             .rev()
             .find_map(|f| f.location.as_ref())
             .or(last)
-            .map_or_else(|| path.to_string(), |l| short_place(l)),
+            .map_or_else(|| path.to_string(), short_place),
     };
     one_line(&format!("{place}: {}", e.without_diagnostic()))
 }
