@@ -5,9 +5,14 @@
 //! files: rules are generic recorders ([`values::Recorder`]); every name a
 //! file uses without defining it (the bundled prelude's rules and macros)
 //! is injected as one before evaluation, found with the `using-undefined`
-//! lint; loads from the prelude or from cells outside the tree yield
-//! recorders for the requested symbols. Loaded `.bzl` modules are frozen
-//! and cached for the whole computation; cycles are reported, not followed.
+//! lint; recorders stand for types too. Loads from cells outside the tree
+//! (a bundled prelude) yield recorders for the requested symbols; a
+//! vendored prelude runs one level deep. A `.bzl` that fails, or a load
+//! that cannot be resolved, is replaced by recorders for what was asked of
+//! it (carrying the labels written in it), so the failure stays with that
+//! file. Each file runs within [`limits::Limits`]. Loaded `.bzl` modules
+//! are frozen and cached for the whole computation; cycles are reported,
+//! not followed.
 
 mod builtins;
 pub(crate) mod context;
