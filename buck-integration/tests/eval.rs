@@ -292,7 +292,8 @@ fn prelude_si_skeleton_evaluates() {
 
 /// A vendored prelude runs one level deep: its helpers return real dicts
 /// (`{…} | re_test_common.test_args()`, as systeminit/si writes), what it
-/// loads itself is opaque, and what opaque calls return serves as a type.
+/// loads itself is opaque, and what opaque calls return serves as a type,
+/// a dict key and an iterable.
 #[test]
 fn vendored_prelude_helpers_return_real_values() {
     let tmp = tempfile::tempdir().unwrap();
@@ -310,7 +311,7 @@ fn vendored_prelude_helpers_return_real_values() {
             (
                 "defs/rules.bzl",
                 "load(\"@prelude//decls/re_test_common.bzl\", \"re_test_common\")\n\
-                 TSet = transitive_set(args_projections = {})\n\
+                 TSet = transitive_set(args_projections = {})\nBY_KIND = {TSet: [k for k in dedupe([\"a\"])]}\n\
                  def _impl(ctx: AnalysisContext, s: TSet | None = None) -> list[Provider]:\n    return []\n\
                  r = rule(impl = _impl, attrs = {\"srcs\": attrs.list(attrs.source())} | re_test_common.test_args())\n",
             ),
