@@ -83,6 +83,14 @@ pub fn file_set(
     for w in &set.warnings {
         eprintln!("warning: {w}");
     }
+    let failed = set
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("could not evaluate "))
+        .count();
+    if failed > 0 {
+        eprintln!("warning: {failed} file(s) could not be evaluated (-v logs each error in full)");
+    }
     for p in patterns {
         // A build file that failed to evaluate records no targets, only the
         // labels it mentions: its patterns cannot be checked, only warned about.

@@ -149,3 +149,54 @@ fn prelude_hooks_bzl_files_evaluate() {
         j["targets"]
     );
 }
+
+/// A `.bzl` that fails is one warning line naming the innermost place,
+/// however many build files load it, followed by a count; `-v` logs the
+/// whole error (with starlark's source excerpt).
+#[test]
+fn a_failing_bzl_is_one_short_warning_and_a_count() {
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    for (path, text) in [
+        (".buckconfig", "[cells]\nroot = .\n"),
+        (
+            "defs/bad.bzl",
+            "def mk(name):\n    pass\nboom = 1 + \"a\"\n",
+        ),
+        (
+            "a/BUCK",
+            "load(\"//defs:bad.bzl\", \"mk\")\nx(name = \"a\", deps = [\"//b:b\"])\n",
+        ),
+        (
+            "b/BUCK",
+            "load(\"//defs:bad.bzl\", \"mk\")\nx(name = \"b\")\n",
+        ),
+    ] {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
+    let out = sb.run(&sb.path("ws"), &["graph", "//a:a"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].starts_with("warning: could not evaluate defs/bad.bzl:3:8: "),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].contains("1 file(s) could not be evaluated"),
+        "{stderr}"
+    );
+    let verbose = sb.run(&sb.path("ws"), &["graph", "-v", "//a:a"]);
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("boom = 1 + \"a\""), "{stderr}");
+}

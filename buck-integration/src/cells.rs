@@ -99,7 +99,8 @@ impl Cells {
             message,
         };
         let mut paths: Vec<(String, RepoPath)> = Vec::new();
-        let section = if root_config.section("cells").next().is_some() {
+        // `[cells]` wins over `[repositories]` when its header appears at all.
+        let section = if root_config.has_section("cells") {
             "cells"
         } else {
             "repositories"
@@ -117,13 +118,22 @@ impl Cells {
         if !paths.iter().any(|(n, _)| *n == root) {
             paths.push((root.clone(), RepoPath::root()));
         }
-        let externals: BTreeMap<String, String> = root_config
-            .section("external_cells")
-            .filter(|(_, v)| *v != "disabled")
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ignore = IgnoreSet::new(&root_config.list("project", "ignore").unwrap_or_default())
-            .map_err(bad)?;
+        let root_aliases = aliases_of(&root_config);
+        let mut externals: BTreeMap<String, String> = BTreeMap::new();
+        for (alias, origin) in root_config.section("external_cells") {
+            if origin == "disabled" {
+                continue;
+            }
+            let name = resolve_alias(&root_aliases, alias);
+            if !paths.iter().any(|(n, _)| *n == name) {
+                return Err(bad(format!(
+                    "[external_cells] {alias}: no cell of that name in [{section}]"
+                )));
+            }
+            check_external_origin(&root_config, &name, origin).map_err(bad)?;
+            externals.insert(name, origin.to_string());
+        }
+        let mut ignore_patterns = Vec::new();
         let mut cells = BTreeMap::new();
         for (name, path) in paths {
             let config = if path.is_root() {
@@ -131,13 +141,14 @@ impl Cells {
             } else {
                 BuckConfig::load(tree, &path)?.unwrap_or_default()
             };
-            let mut aliases: BTreeMap<String, String> = BTreeMap::new();
-            for sec in ["repository_aliases", "cell_aliases"] {
-                aliases.extend(
-                    config
-                        .section(sec)
-                        .map(|(k, v)| (k.to_string(), v.to_string())),
-                );
+            // Each cell's `[project] ignore` is relative to that cell.
+            for p in config.list("project", "ignore").unwrap_or_default() {
+                let p = p.trim_end_matches('/');
+                ignore_patterns.push(if path.is_root() {
+                    p.to_string()
+                } else {
+                    format!("{path}/{p}")
+                });
             }
             let cell = Cell {
                 buildfiles: buildfile_names(&config),
@@ -145,11 +156,12 @@ impl Cells {
                 present: tree.is_dir(&path)?,
                 name: name.clone(),
                 path,
+                aliases: aliases_of(&config),
                 config,
-                aliases,
             };
             cells.insert(name, cell);
         }
+        let ignore = IgnoreSet::new(&ignore_patterns).map_err(bad)?;
         Ok(Cells {
             root,
             cells,
@@ -217,11 +229,87 @@ fn buildfile_names(config: &BuckConfig) -> Vec<String> {
     DEFAULT_BUILDFILES.iter().map(|s| s.to_string()).collect()
 }
 
-/// A cell path from config (`.`, `./x`, `x/`) as a repo path.
+/// A cell path from config (`.`, `./x`, `x/`, `a/../b`) as a repo path,
+/// normalized as buck2 does; `None` when it is absolute or leaves the
+/// project.
 fn normalize(path: &str) -> Option<RepoPath> {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
     RepoPath::new(&parts.join("/")).ok()
+}
+
+/// A cell's aliases: `[cell_aliases]`, or `[repository_aliases]` when the
+/// former does not appear (buck2 reads one, never both).
+fn aliases_of(config: &BuckConfig) -> BTreeMap<String, String> {
+    let section = if config.has_section("cell_aliases") {
+        "cell_aliases"
+    } else {
+        "repository_aliases"
+    };
+    config
+        .section(section)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Follows root aliases from `name` to a cell name (bounded: aliases may
+/// form a cycle).
+fn resolve_alias(aliases: &BTreeMap<String, String>, name: &str) -> String {
+    let mut name = name.to_string();
+    for _ in 0..8 {
+        match aliases.get(&name) {
+            Some(next) => name = next.clone(),
+            None => break,
+        }
+    }
+    name
+}
+
+/// An `[external_cells]` origin must be one buck2 knows, with the settings
+/// it needs: `bundled`, or `git` with `[external_cell_NAME] git_origin` and
+/// a `commit_hash` of the object format (`sha1` unless `object_format`
+/// says `sha256`).
+fn check_external_origin(config: &BuckConfig, name: &str, origin: &str) -> Result<(), String> {
+    match origin {
+        "bundled" => Ok(()),
+        "git" => {
+            let section = format!("external_cell_{name}");
+            let get = |key: &str| {
+                config
+                    .get(&section, key)
+                    .ok_or_else(|| format!("[external_cells] {name} = git needs [{section}] {key}"))
+            };
+            get("git_origin")?;
+            let commit = get("commit_hash")?;
+            let len = match config.get(&section, "object_format") {
+                None | Some("sha1") => 40,
+                Some("sha256") => 64,
+                Some(other) => {
+                    return Err(format!(
+                        "[{section}] object_format = {other:?}: expected sha1 or sha256"
+                    ))
+                }
+            };
+            if commit.len() != len || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "[{section}] commit_hash = {commit:?} is not a {len}-digit hex object id"
+                ));
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "[external_cells] {name} = {other:?}: unknown origin (expected bundled, git or disabled)"
+        )),
+    }
 }

@@ -113,6 +113,15 @@ impl<'a, 's> Graph<'a, 's> {
         self.warnings.insert(w);
     }
 
+    /// One warning per failed `.bzl`, however many files load it.
+    fn warn_broken(&mut self, broken: &BTreeMap<RepoPath, String>) {
+        for (file, why) in broken {
+            self.warn(format!(
+                "could not evaluate {why}; where {file} is loaded its symbols record calls generically, with every label written in it"
+            ));
+        }
+    }
+
     /// The package `pkg` of `cell`, evaluated once; `None` if there is no
     /// build file there.
     pub fn package(&mut self, cell: &str, pkg: &str) -> Result<Option<Rc<Package>>, BuckError> {
@@ -149,10 +158,11 @@ impl<'a, 's> Graph<'a, 's> {
             .eval_package_file(&buildfile, cell, pkg, &files, &chain.values);
         if let Some(fb) = &eval.fallback {
             self.warn(format!(
-                "{buildfile}: could not evaluate ({}); every label written in it counts as a dependency",
+                "could not evaluate {}; every label written in {buildfile} counts as a dependency",
                 fb.reason
             ));
         }
+        self.warn_broken(&eval.broken);
         Ok(Some(Package {
             cell: cell.name.clone(),
             name: pkg.to_string(),
@@ -191,10 +201,11 @@ impl<'a, 's> Graph<'a, 's> {
             );
             if let Some(fb) = &ev.fallback {
                 self.warn(format!(
-                    "{file}: could not evaluate ({}); its loads are kept",
+                    "could not evaluate {}; the loads of {file} are kept",
                     fb.reason
                 ));
             }
+            self.warn_broken(&ev.broken);
             chain.values = ev.package_values;
             chain.files.push((file, ev.loads));
         }

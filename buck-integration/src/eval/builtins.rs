@@ -4,7 +4,7 @@
 //! (`glob`, `read_config`, `select`, `package_name`, …) are exact.
 
 use super::context::{collect_strings, file_ctx};
-use super::values::{Recorder, Strings};
+use super::values::{Provider, Recorder, Strings};
 use starlark::collections::SmallMap;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -208,11 +208,35 @@ pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
         ))
     }
 
-    /// A provider constructor: callable, never needed for the file set.
+    /// A provider type: calling it makes an instance whose fields read
+    /// back (`Info(x = 1).x`); undeclared fields are `None`.
     fn provider<'v>(
+        #[starlark(require = named, default = NoneOr::None)] fields: NoneOr<Value<'v>>,
         #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,
-    ) -> anyhow::Result<Recorder> {
-        Ok(Recorder::new("provider"))
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Provider> {
+        let mut names = Vec::new();
+        if let Some(fields) = fields.into_option() {
+            // A list of names or a dict of name to type.
+            for f in fields.iterate(eval.heap()).map_err(|e| e.into_anyhow())? {
+                if let Some(name) = f.unpack_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Ok(Provider { fields: names })
+    }
+
+    /// Exports symbols whose names are computed (buck2's `load_symbols`).
+    fn load_symbols<'v>(
+        #[starlark(require = pos)] symbols: SmallMap<String, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<starlark::values::none::NoneType> {
+        for (name, value) in symbols {
+            eval.set_module_variable_at_some_point(&name, value)
+                .map_err(|e| e.into_anyhow())?;
+        }
+        Ok(starlark::values::none::NoneType)
     }
 }
 

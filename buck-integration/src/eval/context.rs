@@ -13,7 +13,7 @@ use starlark::values::{FrozenValue, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use super::values::Strings;
+use super::values::{Opaque, Strings};
 
 /// One target declared by a build file, reduced to what the file set needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,8 @@ fn collect(value: Value, out: &mut Vec<String>, depth: usize) {
             collect(v, out, depth + 1);
         }
     } else if let Some(s) = Strings::from_value(value) {
+        out.extend(s.strings.iter().cloned());
+    } else if let Some(s) = Opaque::from_value(value) {
         out.extend(s.strings.iter().cloned());
     } else if let Some(s) = StructRef::from_value(value) {
         s.iter().for_each(|(_, v)| collect(v, out, depth + 1));

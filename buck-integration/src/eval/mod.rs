@@ -5,12 +5,18 @@
 //! files: rules are generic recorders ([`values::Recorder`]); every name a
 //! file uses without defining it (the bundled prelude's rules and macros)
 //! is injected as one before evaluation, found with the `using-undefined`
-//! lint; loads from the prelude or from cells outside the tree yield
-//! recorders for the requested symbols. Loaded `.bzl` modules are frozen
-//! and cached for the whole computation; cycles are reported, not followed.
+//! lint; recorders stand for types too. Loads from cells outside the tree
+//! (a bundled prelude) yield recorders for the requested symbols; a
+//! vendored prelude runs one level deep. A `.bzl` that fails, or a load
+//! that cannot be resolved, is replaced by recorders for what was asked of
+//! it (carrying the labels written in it), so the failure stays with that
+//! file. Each file runs within [`limits::Limits`]. Loaded `.bzl` modules
+//! are frozen and cached for the whole computation; cycles are reported,
+//! not followed.
 
 mod builtins;
 pub(crate) mod context;
+mod limits;
 mod scan;
 mod values;
 
@@ -22,6 +28,7 @@ use antares_overlay::RepoPath;
 use context::FileCtx;
 pub(crate) use context::RecordedTarget;
 use starlark::analysis::AstModuleLint;
+use starlark::codemap::FileSpan;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::{Evaluator, ReturnFileLoader};
 use starlark::syntax::{AstModule, Dialect};
@@ -47,6 +54,9 @@ pub(crate) struct FileEval {
     pub fallback: Option<Fallback>,
     /// Package values after this file (PACKAGE files pass them down).
     pub package_values: BTreeMap<String, serde_json::Value>,
+    /// `.bzl` files under this one that failed, with why; what loads them
+    /// got generic recorders for their symbols instead.
+    pub broken: BTreeMap<RepoPath, String>,
 }
 
 /// A failed file's stand-in: why it failed, and every label written in it
@@ -57,12 +67,15 @@ pub(crate) struct Fallback {
     pub labels: Vec<String>,
 }
 
-/// A loaded `.bzl`: its frozen module unless it failed, and the `.bzl`
-/// files it loads in turn.
+/// One evaluated file: its frozen module (when asked for and it did not
+/// fail), the `.bzl` files it loads transitively, its failure, and the
+/// failures of `.bzl` files below it that were stood in for.
+#[derive(Default)]
 struct Loaded {
     module: Option<FrozenModule>,
     files: BTreeSet<RepoPath>,
     failure: Option<String>,
+    broken: BTreeMap<RepoPath, String>,
 }
 
 /// Where a `load()` leads.
@@ -82,6 +95,7 @@ pub(crate) struct Interp<'a, 's> {
     globs: GlobCache,
     modules: RefCell<HashMap<RepoPath, Rc<Loaded>>>,
     loading: RefCell<Vec<RepoPath>>,
+    limits: limits::Limits,
 }
 
 impl<'a, 's> Interp<'a, 's> {
@@ -120,6 +134,7 @@ impl<'a, 's> Interp<'a, 's> {
             globs: GlobCache::default(),
             modules: RefCell::new(HashMap::new()),
             loading: RefCell::new(Vec::new()),
+            limits: limits::Limits::default(),
         }
     }
 
@@ -154,7 +169,12 @@ impl<'a, 's> Interp<'a, 's> {
     ) -> FileEval {
         let ctx = self.ctx(cell, Some(package), package_files);
         *ctx.package_values.borrow_mut() = inherited.clone();
-        let (_, mut loads, failure) = self.run(path, cell, &ctx, false);
+        let Loaded {
+            files: mut loads,
+            failure,
+            broken,
+            ..
+        } = self.run(path, cell, &ctx, false);
         let fallback = failure.map(|reason| {
             let (more, labels) = self.scan_fallback(path, cell);
             loads.extend(more);
@@ -165,6 +185,7 @@ impl<'a, 's> Interp<'a, 's> {
             loads,
             fallback,
             package_values: ctx.package_values.take(),
+            broken,
         }
     }
 
@@ -181,76 +202,114 @@ impl<'a, 's> Interp<'a, 's> {
                 .map(|p| p.to_string())
                 .collect();
             return Rc::new(Loaded {
-                module: None,
-                files: BTreeSet::new(),
-                failure: Some(format!("load cycle: {} -> {path}", chain.join(" -> "))),
+                failure: Some(format!(
+                    "{path}: load cycle: {} -> {path}",
+                    chain.join(" -> ")
+                )),
+                ..Loaded::default()
             });
         }
         self.loading.borrow_mut().push(path.clone());
         let ctx = self.ctx(cell, None, &[]);
-        let (module, files, failure) = self.run(path, cell, &ctx, true);
-        self.loading.borrow_mut().pop();
-        let loaded = Rc::new(Loaded {
-            module,
-            files,
-            failure,
+        let loaded = Rc::new(if path.as_str().ends_with(".json") {
+            self.json_module(path)
+        } else {
+            self.run(path, cell, &ctx, true)
         });
+        self.loading.borrow_mut().pop();
         self.modules
             .borrow_mut()
             .insert(path.clone(), loaded.clone());
         loaded
     }
 
+    /// A loaded `.json` file: a module whose `value` is its content, as
+    /// buck2 provides it (`load(":urls.json", urls = "value")`).
+    fn json_module(&self, path: &RepoPath) -> Loaded {
+        let parsed = match self.tree.read_text(path) {
+            Ok(Some(text)) => serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("{path}: not JSON: {e}")),
+            Ok(None) => Err(format!("{path}: does not exist")),
+            Err(e) => Err(format!("{path}: {e}")),
+        };
+        let module = parsed.and_then(|json| {
+            Module::with_temp_heap(|module| {
+                module.set("value", module.heap().alloc(json));
+                module
+                    .freeze_named(FrozenHeapName::User(Box::new(path.to_string())))
+                    .map_err(|e| format!("{path}: freezing: {e:?}"))
+            })
+        });
+        match module {
+            Ok(m) => Loaded {
+                module: Some(m),
+                ..Loaded::default()
+            },
+            Err(e) => Loaded {
+                failure: Some(e),
+                ..Loaded::default()
+            },
+        }
+    }
+
     /// Parses and evaluates one file; returns the frozen module (when
     /// asked), the `.bzl` files it loads transitively, and the failure.
-    fn run(
-        &self,
-        path: &RepoPath,
-        cell: &Cell,
-        ctx: &FileCtx,
-        freeze: bool,
-    ) -> (Option<FrozenModule>, BTreeSet<RepoPath>, Option<String>) {
-        let mut files = BTreeSet::new();
+    fn run(&self, path: &RepoPath, cell: &Cell, ctx: &FileCtx, freeze: bool) -> Loaded {
+        let failed = |why: String| Loaded {
+            failure: Some(why),
+            ..Loaded::default()
+        };
         let text = match self.tree.read_text(path) {
             Ok(Some(t)) => t,
-            Ok(None) => return (None, files, Some(format!("{path} does not exist"))),
-            Err(e) => return (None, files, Some(e.to_string())),
+            Ok(None) => return failed(format!("{path}: does not exist")),
+            Err(e) => return failed(format!("{path}: {e}")),
         };
         let ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
             Ok(a) => a,
-            Err(e) => return (None, files, Some(one_line(&e.to_string()))),
+            Err(e) => return failed(located(&e, path, None)),
         };
+        let mut out = Loaded::default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
-        let mut failure = None;
         for load in ast.loads() {
-            match self.resolve_load(load.module_id, cell, path) {
+            let symbols = || load.symbols.values().copied();
+            let module = match self.resolve_load(load.module_id, cell, path) {
                 Ok(LoadTarget::File(p, c)) => {
                     let l = self.load_bzl(&p, c);
-                    files.insert(p.clone());
-                    files.extend(l.files.iter().cloned());
+                    out.files.insert(p.clone());
+                    out.files.extend(l.files.iter().cloned());
+                    out.broken
+                        .extend(l.broken.iter().map(|(k, v)| (k.clone(), v.clone())));
                     match (&l.module, &l.failure) {
-                        (Some(m), _) => loaded.push((load.module_id.to_string(), m.clone())),
+                        (Some(m), _) => Ok(m.clone()),
+                        // The failure stays with the failed file: what loads
+                        // it gets recorders for the symbols it asked for,
+                        // carrying the labels written in that file, so only
+                        // targets declared through it over-approximate.
                         (None, why) => {
-                            failure.get_or_insert(format!(
-                                "load of {p} failed: {}",
-                                why.as_deref().unwrap_or("?")
-                            ));
+                            out.broken
+                                .insert(p.clone(), why.clone().unwrap_or_default());
+                            let (_, labels) = self.scan_fallback(&p, c);
+                            opaque_module(symbols(), &labels)
                         }
                     }
                 }
-                Ok(LoadTarget::Opaque) => match opaque_module(load.symbols.values().copied()) {
-                    Ok(m) => loaded.push((load.module_id.to_string(), m)),
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                    }
-                },
+                Ok(LoadTarget::Opaque) => opaque_module(symbols(), &[]),
+                // A load buck2 itself could not resolve (a cell alias only
+                // some checkouts define) fails this one statement: its
+                // symbols become recorders, the rest of the file counts.
                 Err(e) => {
-                    failure.get_or_insert(format!("load({:?}): {e}", load.module_id));
+                    let why = format!("{path}: load({:?}): {e}", load.module_id);
+                    out.broken.insert(path.clone(), why);
+                    opaque_module(symbols(), &[])
+                }
+            };
+            match module {
+                Ok(m) => loaded.push((load.module_id.to_string(), m)),
+                Err(e) => {
+                    out.failure = Some(e);
+                    return out;
                 }
             }
-        }
-        if failure.is_some() {
-            return (None, files, failure);
         }
         let undefined: BTreeSet<String> = ast
             .lint(Some(&self.global_names))
@@ -271,8 +330,24 @@ impl<'a, 's> Interp<'a, 's> {
                 let mut eval = Evaluator::new(&module);
                 eval.extra = Some(ctx);
                 eval.set_loader(&loader);
-                eval.eval_module(ast, &self.globals)
-                    .map_err(|e| one_line(&e.to_string()))?;
+                let last =
+                    limits::bound(&mut eval, self.limits).map_err(|e| format!("{path}: {e}"))?;
+                // The last resort for what the bounds miss (one statement
+                // asking for terabytes): starlark's allocator panics.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    eval.eval_module(ast, &self.globals)
+                }));
+                let ticks = eval.get_total_tick_count();
+                tracing::debug!(file = %path, ticks, "evaluated");
+                match outcome {
+                    Ok(r) => r.map_err(|e| located(&e, path, last.borrow().as_ref()))?,
+                    Err(panic) => {
+                        return Err(format!(
+                            "{path}: evaluation aborted: {}",
+                            panic_message(&panic)
+                        ))
+                    }
+                };
             }
             if freeze {
                 module
@@ -284,9 +359,10 @@ impl<'a, 's> Interp<'a, 's> {
             }
         });
         match result {
-            Ok(m) => (m, files, None),
-            Err(e) => (None, files, Some(e)),
+            Ok(m) => out.module = m,
+            Err(e) => out.failure = Some(e),
         }
+        out
     }
 
     /// Resolves `load("…")` written in `from` (a file of `cell`).
@@ -322,7 +398,13 @@ impl<'a, 's> Interp<'a, 's> {
             };
             (target_cell, pkg, file)
         };
-        if target_cell.name == PRELUDE || !target_cell.on_disk() {
+        // A vendored prelude is evaluated one level deep: the files that
+        // build files and other cells load run for real (their helpers
+        // return real dicts and lists), what they load in turn is opaque.
+        // Evaluating the whole prelude costs ten times the rest of a
+        // repository and needs buck2's analysis-time globals.
+        let inside_prelude = target_cell.name == PRELUDE && cell.name == PRELUDE;
+        if !target_cell.on_disk() || inside_prelude {
             return Ok(LoadTarget::Opaque);
         }
         let rel = RepoPath::new(&package)
@@ -371,16 +453,56 @@ impl<'a, 's> Interp<'a, 's> {
     }
 }
 
-/// A module exporting a recorder for each of `symbols`.
-fn opaque_module<'x>(symbols: impl Iterator<Item = &'x str>) -> Result<FrozenModule, String> {
+/// A module exporting a recorder for each of `symbols`; targets declared
+/// through them depend on `labels` too.
+fn opaque_module<'x>(
+    symbols: impl Iterator<Item = &'x str>,
+    labels: &[String],
+) -> Result<FrozenModule, String> {
     Module::with_temp_heap(|module| {
         for s in symbols {
-            module.set(s, module.heap().alloc(Recorder::new(s)));
+            let recorder = Recorder::with_defaults(s, labels.to_vec());
+            module.set(s, module.heap().alloc(recorder));
         }
         module
             .freeze_named(FrozenHeapName::User(Box::new("opaque".to_string())))
             .map_err(|e| format!("{e:?}"))
     })
+}
+
+/// A Starlark error as one short line: the innermost place it names
+/// (starlark's span, else the innermost Starlark frame, else the file) and
+/// the message without the source excerpt. The whole error, traceback and
+/// excerpt included, is logged (`-v`).
+fn located(e: &starlark::Error, path: &RepoPath, last: Option<&FileSpan>) -> String {
+    tracing::info!("{path}: {e}");
+    let place = match e.span() {
+        Some(span) => short_place(span),
+        None => e
+            .call_stack()
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| f.location.as_ref())
+            .or(last)
+            .map_or_else(|| path.to_string(), short_place),
+    };
+    one_line(&format!("{place}: {}", e.without_diagnostic()))
+}
+
+/// `file:line:col` of where a span begins.
+fn short_place(span: &FileSpan) -> String {
+    let pos = span.resolve_span().begin;
+    format!("{}:{}:{}", span.filename(), pos.line + 1, pos.column + 1)
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic inside the Starlark interpreter".to_string())
 }
 
 /// An error message on one line, bounded in length.

@@ -3,12 +3,16 @@
 
 use super::context::{collect_strings, file_ctx, RecordedTarget};
 use allocative::Allocative;
+use starlark::collections::StarlarkHasher;
 use starlark::eval::{Arguments, Evaluator};
 use starlark::starlark_simple_value;
+use starlark::typing::Ty;
+use starlark::values::structs::AllocStruct;
 use starlark::values::{
     starlark_value, Heap, NoSerialize, ProvidesStaticType, StarlarkPagable, StarlarkValue, Value,
 };
 use std::fmt;
+use std::hash::Hash;
 
 /// Attributes that name who may see a target, not what it needs.
 const NOT_DEPENDENCIES: [&str; 3] = ["name", "visibility", "within_view"];
@@ -94,7 +98,10 @@ impl<'v> StarlarkValue<'v> for Recorder {
             // or a helper. Its strings go back so `rule(attrs = …)` keeps
             // the default labels.
             let strings = attrs.into_iter().flat_map(|(_, s)| s).collect();
-            return Ok(eval.heap().alloc(Strings { strings }));
+            return Ok(eval.heap().alloc(Opaque {
+                kind: self.kind.clone(),
+                strings,
+            }));
         };
         if !self.defaults.is_empty() {
             attrs.push(("rule defaults".to_string(), self.defaults.clone()));
@@ -109,6 +116,13 @@ impl<'v> StarlarkValue<'v> for Recorder {
 
     fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
         Some(heap.alloc(Recorder::new(format!("{}.{attribute}", self.kind))))
+    }
+
+    /// Prelude names stand for types too (`ctx: AnalysisContext`,
+    /// `-> list[DefaultInfo]`); no value's type matters for the file set,
+    /// so each stands for "anything".
+    fn eval_type(&self) -> Option<Ty> {
+        Some(Ty::any())
     }
 
     fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
@@ -192,5 +206,125 @@ impl<'v> StarlarkValue<'v> for Strings {
     fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
         self.concat(rhs, false, heap)
             .unwrap_or_else(|| Ok(Value::new_none()))
+    }
+}
+
+/// A type made by `provider(fields = …)`: calling it gives a struct of the
+/// fields, so module-level code that builds and reads instances evaluates.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Provider {
+    pub fields: Vec<String>,
+}
+starlark_simple_value!(Provider);
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "provider(fields = {:?})", self.fields)
+    }
+}
+
+#[starlark_value(type = "provider")]
+impl<'v> StarlarkValue<'v> for Provider {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        let named = args.names_map()?;
+        let mut fields: Vec<(String, Value<'v>)> = named
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), *v))
+            .collect();
+        for f in &self.fields {
+            if !fields.iter().any(|(k, _)| k == f) {
+                fields.push((f.clone(), Value::new_none()));
+            }
+        }
+        Ok(eval.heap().alloc(AllocStruct(fields)))
+    }
+
+    fn eval_type(&self) -> Option<Ty> {
+        Some(Ty::any())
+    }
+}
+
+/// What calling a recorder without `name` returns: an attribute spec, a
+/// transitive set type, a helper's result. It carries the strings it was
+/// made from (label defaults of `attrs.dep(default = …)`), and stands in
+/// for whatever the code does next: a type (`x: ArtifactTSet`), an
+/// iterable (its strings), an object with attributes and methods (more
+/// recorders), a dict key.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagable)]
+pub(crate) struct Opaque {
+    kind: String,
+    pub strings: Vec<String>,
+}
+starlark_simple_value!(Opaque);
+
+impl fmt::Display for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} result>", self.kind)
+    }
+}
+
+#[starlark_value(type = "opaque")]
+impl<'v> StarlarkValue<'v> for Opaque {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        Some(heap.alloc(Recorder::new(format!("{}.{attribute}", self.kind))))
+    }
+
+    fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
+        true
+    }
+
+    fn iterate_collect(&self, heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        Ok(self
+            .strings
+            .iter()
+            .map(|s| heap.alloc(s.as_str()))
+            .collect())
+    }
+
+    fn length(&self) -> starlark::Result<i32> {
+        Ok(i32::try_from(self.strings.len()).unwrap_or(i32::MAX))
+    }
+
+    fn write_hash(&self, hasher: &mut StarlarkHasher) -> starlark::Result<()> {
+        self.kind.hash(hasher);
+        self.strings.hash(hasher);
+        Ok(())
+    }
+
+    fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+        Some(Ok(heap.alloc(self.with(rhs, false))))
+    }
+
+    fn radd(&self, lhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
+        Some(Ok(heap.alloc(self.with(lhs, true))))
+    }
+
+    fn eval_type(&self) -> Option<Ty> {
+        Some(Ty::any())
+    }
+}
+
+impl Opaque {
+    /// This value combined with another (`+`): the strings of both.
+    fn with(&self, other: Value, other_first: bool) -> Opaque {
+        let mut theirs = Vec::new();
+        collect_strings(other, &mut theirs);
+        let strings = if other_first {
+            theirs
+                .into_iter()
+                .chain(self.strings.iter().cloned())
+                .collect()
+        } else {
+            self.strings.iter().cloned().chain(theirs).collect()
+        };
+        Opaque {
+            kind: self.kind.clone(),
+            strings,
+        }
     }
 }
