@@ -11,7 +11,6 @@ use antares_overlay::{ObjectId, RepoPath};
 use rayon::prelude::*;
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 
 /// What is in the workspace at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,9 +151,14 @@ impl Dir {
                 oid: ObjectId::opaque("workspace"),
             },
             libc::S_IFLNK => {
-                let target = String::from_utf8(read_link_at(dir, name)?).map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
-                })?;
+                let target =
+                    String::from_utf8(antares_overlay::view::upper::readlinkat(dir, name)?)
+                        .map_err(|_| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "symlink target is not UTF-8",
+                            )
+                        })?;
                 Version {
                     kind: Kind::Symlink,
                     executable: false,
@@ -176,24 +180,4 @@ impl Dir {
             _ => Ok(Observed::Present { version, stat }),
         }
     }
-}
-
-/// The target of the symlink `name` in `dir`.
-fn read_link_at(dir: &fs::File, name: &str) -> io::Result<Vec<u8>> {
-    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: valid fd, NUL-terminated name, and a buffer of the length passed.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
 }
