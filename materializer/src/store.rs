@@ -9,15 +9,24 @@
 //! - `oids`: an append-only index "source object id → BLAKE3, size", so a
 //!   warm sync of a git-backed source places files without reading a single
 //!   blob from the source. Lines torn by a crash are skipped on load.
+//! - `verified`: an append-only index "BLAKE3 → the object's inode, size,
+//!   mtime and ctime when its bytes were last known to hash to its name".
+//!   An object is used only while its stat still matches (a write changes
+//!   mtime and ctime, and ctime cannot be set back; a replacement changes
+//!   the inode); otherwise it is hashed again, and if its bytes are wrong it
+//!   is moved into `quarantine/` and fetched again from the source. So a
+//!   stray write into the cache is never placed nor served, at the cost of
+//!   one stat per object (which the presence check paid already).
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_unnamed, link_unnamed, unnamed_unsupported};
 use crate::hash::ContentHash;
 use antares_overlay::{BlobCache, ObjectId, RepoPath, Source, SourceError, TreeEntry};
+use rayon::prelude::*;
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -29,25 +38,131 @@ pub struct Known {
     pub size: u64,
 }
 
+/// What an object looked like on disk when its bytes were last checked
+/// against its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+
+    fn parse(fields: &[&str]) -> Option<Stamp> {
+        match fields {
+            [ino, size, mtime, ctime] => Some(Stamp {
+                ino: ino.parse().ok()?,
+                size: size.parse().ok()?,
+                mtime_ns: mtime.parse().ok()?,
+                ctime_ns: ctime.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// An append-only index file of the store, opened on first append.
+struct Log {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl Log {
+    fn new(path: PathBuf) -> Log {
+        Log {
+            path,
+            file: Mutex::new(None),
+        }
+    }
+
+    /// Appends `line` (ending in a newline) with one write: O_APPEND keeps
+    /// concurrent writers' lines whole.
+    fn append(&self, line: &str) -> Result<()> {
+        let mut file = self.file.lock().map_err(|_| poisoned(&self.path))?;
+        if file.is_none() {
+            let f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&self.path)
+                .at(self.path.display())?;
+            *file = Some(f);
+        }
+        if let Some(f) = file.as_mut() {
+            f.write_all(line.as_bytes()).at(self.path.display())?;
+        }
+        Ok(())
+    }
+
+    /// Hands `found` the space-separated fields of each line, in order.
+    /// Lines garbled by a crash (not UTF-8, torn) are skipped, not the rest
+    /// of the index; a missing index is an empty one.
+    fn each_line(&self, mut found: impl FnMut(&[&str])) {
+        use std::io::BufRead;
+        let Ok(file) = File::open(&self.path) else {
+            return;
+        };
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let Some(line) = bytes
+                .strip_suffix(b"\n")
+                .and_then(|l| std::str::from_utf8(l).ok())
+            else {
+                continue;
+            };
+            // No index has more than five fields: a longer line is garbage.
+            let mut fields = [""; 6];
+            let mut n = 0;
+            for f in line.split(' ') {
+                if n == fields.len() {
+                    break;
+                }
+                fields[n] = f;
+                n += 1;
+            }
+            found(&fields[..n]);
+        }
+    }
+}
+
 pub struct Store {
     root: PathBuf,
     /// The whole index, loaded by the first single [`lookup`](Self::lookup).
     oids: OnceLock<Mutex<HashMap<ObjectId, Known>>>,
-    oid_log: Mutex<Option<File>>,
+    oid_log: Log,
+    /// The verified stamps, loaded whole with `oids`.
+    stamps: OnceLock<Mutex<HashMap<ContentHash, Stamp>>>,
+    stamp_log: Log,
     tmp_counter: AtomicU64,
 }
 
 /// Writes `bytes` to a new file at `dest` that has no name until it is
 /// complete (see [`create_unnamed`]): a crash leaves nothing behind, and a
 /// concurrent writer of the same object makes the link fail with
-/// `AlreadyExists`.
-fn put_unnamed(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// `AlreadyExists`. Returns the file, for its stamp.
+fn put_unnamed(dest: &Path, bytes: &[u8]) -> std::io::Result<File> {
     let dir = dest
         .parent()
         .ok_or_else(|| std::io::Error::other("object path without a directory"))?;
     let mut f = create_unnamed(dir, 0o444)?;
     f.write_all(bytes)?;
-    link_unnamed(&f, dest)
+    link_unnamed(&f, dest)?;
+    Ok(f)
 }
 
 impl Store {
@@ -72,7 +187,9 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
             oids: OnceLock::new(),
-            oid_log: Mutex::new(None),
+            oid_log: Log::new(root.join("oids")),
+            stamps: OnceLock::new(),
+            stamp_log: Log::new(root.join("verified")),
             tmp_counter: AtomicU64::new(0),
         })
     }
@@ -87,10 +204,6 @@ impl Store {
         self.root.join("objects").join(&hex[..2]).join(&hex[2..])
     }
 
-    pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.object_path(hash).exists()
-    }
-
     /// A fresh path in the store's tmp dir, on the store's file system.
     fn tmp_path(&self) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
@@ -100,15 +213,19 @@ impl Store {
     }
 
     /// Stores `bytes`; returns their hash. The hash is computed from exactly
-    /// the bytes written, so the object is correct by construction.
+    /// the bytes written, so the object is correct by construction. An
+    /// object already there is kept only if it is intact.
     pub fn put(&self, bytes: &[u8]) -> Result<ContentHash> {
         let hash = ContentHash::of(bytes);
-        let dest = self.object_path(&hash);
-        if dest.exists() {
+        if self.intact(&hash, self.loaded_stamp(&hash)) {
             return Ok(hash);
         }
+        let dest = self.object_path(&hash);
         match put_unnamed(&dest, bytes) {
-            Ok(()) => return Ok(hash),
+            Ok(f) => {
+                self.stamp_written(&hash, f.metadata());
+                return Ok(hash);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(hash),
             Err(e) if unnamed_unsupported(&e) => {}
             Err(e) => return Err(Error::io(dest.display(), e)),
@@ -131,15 +248,139 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(dest.display(), e));
         }
+        // The rename itself may change the ctime: the stamp is taken after.
+        self.stamp_written(&hash, fs::symlink_metadata(&dest));
         Ok(hash)
+    }
+
+    /// Records the stamp of an object this process just wrote. Failing to
+    /// record costs one hash of the object on its next use, so it is only
+    /// logged.
+    fn stamp_written(&self, hash: &ContentHash, meta: std::io::Result<Metadata>) {
+        let res = meta
+            .map_err(|e| Error::io(self.object_path(hash).display(), e))
+            .and_then(|m| self.record_stamp(hash, Stamp::of(&m)));
+        if let Err(e) = res {
+            tracing::debug!(object = %hash, error = %e, "verified stamp not recorded");
+        }
+    }
+
+    fn record_stamp(&self, hash: &ContentHash, stamp: Stamp) -> Result<()> {
+        if let Some(map) = self.stamps.get() {
+            let mut map = map.lock().map_err(|_| poisoned(&self.root))?;
+            map.insert(*hash, stamp);
+        }
+        self.stamp_log.append(&format!(
+            "{hash} {} {} {} {}\n",
+            stamp.ino, stamp.size, stamp.mtime_ns, stamp.ctime_ns
+        ))
+    }
+
+    /// The stamp of `hash` if this process loaded the stamps whole.
+    fn loaded_stamp(&self, hash: &ContentHash) -> Option<Stamp> {
+        self.stamps.get()?.lock().ok()?.get(hash).copied()
+    }
+
+    fn stamp_map(&self) -> &Mutex<HashMap<ContentHash, Stamp>> {
+        self.stamps.get_or_init(|| {
+            let mut map = HashMap::new();
+            self.scan_stamps(
+                |_| true,
+                |h, s| {
+                    map.insert(h, s);
+                },
+            );
+            Mutex::new(map)
+        })
+    }
+
+    /// Reads the stamp index (the last line for a hash wins), handing
+    /// `found` the stamps of the hashes `want` accepts.
+    fn scan_stamps(
+        &self,
+        want: impl Fn(&ContentHash) -> bool,
+        mut found: impl FnMut(ContentHash, Stamp),
+    ) {
+        self.stamp_log.each_line(|fields| {
+            let Some((hash, rest)) = fields.split_first() else {
+                return;
+            };
+            if let (Some(hash), Some(stamp)) = (ContentHash::from_hex(hash), Stamp::parse(rest)) {
+                if want(&hash) {
+                    found(hash, stamp);
+                }
+            }
+        });
+    }
+
+    /// Whether the object `hash` is present with exactly its content: its
+    /// stat matches `stamp` (recorded when its bytes were last checked), or
+    /// its bytes hash to `hash` now (then the new stamp is recorded). An
+    /// object whose bytes are wrong is moved into `quarantine/` (so it is
+    /// absent and the next [`put`](Self::put) writes it again).
+    fn intact(&self, hash: &ContentHash, stamp: Option<Stamp>) -> bool {
+        let path = self.object_path(hash);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        let now = Stamp::of(&meta);
+        if meta.file_type().is_file() && stamp == Some(now) {
+            return true;
+        }
+        let actual = if meta.file_type().is_file() {
+            match ContentHash::of_file(&path) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(object = %path.display(), error = %e, "cannot read store object");
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
+        if actual.as_ref() == Some(hash) {
+            if let Err(e) = self.record_stamp(hash, now) {
+                tracing::debug!(object = %hash, error = %e, "verified stamp not recorded");
+            }
+            return true;
+        }
+        self.quarantine(&path, actual.as_ref());
+        false
+    }
+
+    /// Moves a corrupt object aside into `quarantine/` (kept for whoever
+    /// wants to find out what wrote to it), with a warning.
+    fn quarantine(&self, path: &Path, actual: Option<&ContentHash>) {
+        let dir = self.root.join("quarantine");
+        let name = path
+            .strip_prefix(self.root.join("objects"))
+            .map(|p| p.to_string_lossy().replace('/', ""))
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let to = dir.join(format!("{name}.{}.{nanos}", std::process::id()));
+        let moved = fs::create_dir_all(&dir).and_then(|()| fs::rename(path, &to));
+        match moved {
+            Ok(()) => tracing::warn!(
+                object = %path.display(),
+                quarantined = %to.display(),
+                actual = %actual.map(|h| h.to_hex()).unwrap_or_else(|| "not a file".into()),
+                "store object does not match its hash: moved aside, will be fetched again"
+            ),
+            // Another process moved it first: it is gone either way.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                object = %path.display(),
+                error = %e,
+                "store object does not match its hash and cannot be moved aside"
+            ),
+        }
     }
 
     fn oid_map(&self) -> &Mutex<HashMap<ObjectId, Known>> {
         self.oids.get_or_init(|| Mutex::new(self.load_oids()))
-    }
-
-    fn oid_log_path(&self) -> PathBuf {
-        self.root.join("oids")
     }
 
     fn load_oids(&self) -> HashMap<ObjectId, Known> {
@@ -154,52 +395,33 @@ impl Store {
     }
 
     /// Reads the index line by line (the last line for an id wins), handing
-    /// `found` each line whose id `want` accepts. Torn or malformed lines
-    /// are skipped; a missing index is an empty one.
+    /// `found` each line whose id `want` accepts.
     fn scan_index(
         &self,
         want: impl Fn(&str) -> Option<ObjectId>,
         mut found: impl FnMut(ObjectId, Known),
     ) {
-        use std::io::BufRead;
-        let Ok(file) = File::open(self.oid_log_path()) else {
-            return;
-        };
-        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        let mut bytes = Vec::new();
-        loop {
-            bytes.clear();
-            match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            // A line garbled by a crash is skipped, not the rest of the index.
-            let Ok(line) = std::str::from_utf8(&bytes) else {
-                continue;
-            };
-            let mut it = line.trim_end_matches('\n').split(' ');
-            let (Some(oid), Some(hash), Some(size), None) =
-                (it.next(), it.next(), it.next(), it.next())
-            else {
-                continue;
+        self.oid_log.each_line(|fields| {
+            let [oid, hash, size] = fields else {
+                return;
             };
             if oid.is_empty() {
-                continue;
+                return;
             }
             let Some(oid) = want(oid) else {
-                continue;
+                return;
             };
             if let (Some(hash), Ok(size)) = (ContentHash::from_hex(hash), size.parse()) {
                 found(oid, Known { hash, size });
             }
-        }
+        });
     }
 
-    /// What the store knows of each of `oids` whose object is present. Unless
-    /// this process already loaded the whole index (a mount's single reads
-    /// do), the index is scanned for just these ids: loading it whole costs
-    /// more than the few thousand lookups of a sync, and it only grows (a
-    /// live `dir:` source adds a line per changed file).
+    /// What the store knows of each of `oids` whose object is present and
+    /// intact. Unless this process already loaded the whole index (a mount's
+    /// single reads do), the index is scanned for just these ids: loading it
+    /// whole costs more than the few thousand lookups of a sync, and it only
+    /// grows (a live `dir:` source adds a line per changed file).
     pub fn lookup_many<'a>(
         &self,
         oids: impl IntoIterator<Item = &'a ObjectId>,
@@ -227,23 +449,52 @@ impl Store {
                 );
             }
         }
-        out.retain(|_, k| self.contains(&k.hash));
-        out
+        let stamps = self.stamps_of(out.values().map(|k| k.hash).collect());
+        out.into_par_iter()
+            .filter(|(_, k)| self.intact(&k.hash, stamps.get(&k.hash).copied()))
+            .collect()
     }
 
-    /// Loads the whole index into memory, for a long-running process: every
-    /// lookup after this is answered from memory, and [`record`](Self::record)
-    /// keeps it current.
+    /// The recorded stamps of `hashes`: from memory if loaded, else by one
+    /// scan of the stamp index.
+    fn stamps_of(
+        &self,
+        hashes: std::collections::HashSet<ContentHash>,
+    ) -> HashMap<ContentHash, Stamp> {
+        let mut stamps = HashMap::new();
+        if let Some(map) = self.stamps.get().and_then(|m| m.lock().ok()) {
+            for h in hashes {
+                if let Some(s) = map.get(&h) {
+                    stamps.insert(h, *s);
+                }
+            }
+        } else if !hashes.is_empty() {
+            self.scan_stamps(
+                |h| hashes.contains(h),
+                |h, s| {
+                    stamps.insert(h, s);
+                },
+            );
+        }
+        stamps
+    }
+
+    /// Loads the whole index (and the verified stamps) into memory, for a
+    /// long-running process: every lookup after this is answered from
+    /// memory, and [`record`](Self::record) and [`put`](Self::put) keep it
+    /// current.
     pub fn load_index(&self) {
         self.oid_map();
+        self.stamp_map();
     }
 
-    /// What the store knows of `oid`, if its object is still present. The
-    /// first call loads the whole index, for processes that look up one id
-    /// at a time (a mount serving reads).
+    /// What the store knows of `oid`, if its object is still present and
+    /// intact. The first call loads the whole index, for processes that
+    /// look up one id at a time (a mount serving reads).
     pub fn lookup(&self, oid: &ObjectId) -> Option<Known> {
         let known = self.oid_map().lock().ok()?.get(oid).copied()?;
-        self.contains(&known.hash).then_some(known)
+        let stamp = self.stamp_map().lock().ok()?.get(&known.hash).copied();
+        self.intact(&known.hash, stamp).then_some(known)
     }
 
     /// Records that source object `oid` has content `hash`.
@@ -260,22 +511,8 @@ impl Store {
             }
             map.insert(oid.clone(), known);
         }
-        let mut log = self.oid_log.lock().map_err(|_| poisoned(&self.root))?;
-        if log.is_none() {
-            let f = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(self.oid_log_path())
-                .at(self.oid_log_path().display())?;
-            *log = Some(f);
-        }
-        if let Some(f) = log.as_mut() {
-            // One write per line: O_APPEND keeps concurrent writers' lines whole.
-            let line = format!("{} {} {}\n", oid, known.hash, known.size);
-            f.write_all(line.as_bytes())
-                .at(self.oid_log_path().display())?;
-        }
-        Ok(())
+        self.oid_log
+            .append(&format!("{} {} {}\n", oid, known.hash, known.size))
     }
 
     /// Reads `entries` from `source` (concurrently, as the source allows),
