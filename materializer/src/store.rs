@@ -21,6 +21,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_unnamed, link_unnamed, unnamed_unsupported};
 use crate::hash::ContentHash;
+use crate::sparse;
 use antares_overlay::{BlobCache, ObjectId, RepoPath, Source, SourceError, TreeEntry};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -70,6 +71,11 @@ impl Stamp {
         }
     }
 }
+
+/// Files at least this large are streamed into the store (hashed while
+/// copied, holes kept) rather than read into memory first; below it one
+/// read is cheaper than a temp file that may turn out to be a duplicate.
+const STREAM_MIN_SIZE: u64 = 1 << 20;
 
 /// An append-only index file of the store, opened on first append.
 struct Log {
@@ -251,6 +257,87 @@ impl Store {
         // The rename itself may change the ctime: the stamp is taken after.
         self.stamp_written(&hash, fs::symlink_metadata(&dest));
         Ok(hash)
+    }
+
+    /// Stores `bytes` and says what they are.
+    fn put_known(&self, bytes: &[u8]) -> Result<Known> {
+        Ok(Known {
+            hash: self.put(bytes)?,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Stores the content of the open file `from` (named `origin` in
+    /// errors). A large file is streamed: copied in bounded memory into a
+    /// temp file, hashed on the way, its holes kept. A file that changes
+    /// while it is copied is an error, not a mix of two versions.
+    pub fn put_file(&self, from: &File, origin: &str) -> Result<Known> {
+        let before = from.metadata().at(origin)?;
+        let size = before.len();
+        if size < STREAM_MIN_SIZE {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            std::io::Read::read_to_end(&mut &*from, &mut bytes).at(origin)?;
+            return self.put_known(&bytes);
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut copy = |to: &File| {
+            sparse::copy(from, to, size, &mut |b| {
+                hasher.update(b);
+            })
+        };
+        let tmp_dir = self.root.join("tmp");
+        let staged = match create_unnamed(&tmp_dir, 0o444) {
+            Ok(to) => {
+                copy(&to).at(origin)?;
+                Ok(to)
+            }
+            Err(e) if unnamed_unsupported(&e) => {
+                let tmp = self.tmp_path();
+                let to = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o444)
+                    .open(&tmp)
+                    .at(tmp.display())?;
+                if let Err(e) = copy(&to) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::io(origin, e));
+                }
+                Err(tmp)
+            }
+            Err(e) => return Err(Error::io(tmp_dir.display(), e)),
+        };
+        let after = from.metadata().at(origin)?;
+        let hash = ContentHash(*hasher.finalize().as_bytes());
+        let changed = Stamp::of(&before) != Stamp::of(&after);
+        if changed || self.intact(&hash, self.loaded_stamp(&hash)) {
+            if let Err(tmp) = &staged {
+                let _ = fs::remove_file(tmp);
+            }
+            if changed {
+                return Err(Error::Invalid {
+                    path: origin.to_string(),
+                    message: "changed while it was being read".into(),
+                });
+            }
+            return Ok(Known { hash, size });
+        }
+        let dest = self.object_path(&hash);
+        match staged {
+            Ok(to) => match link_unnamed(&to, &dest) {
+                Ok(()) => self.stamp_written(&hash, to.metadata()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(dest.display(), e)),
+            },
+            Err(tmp) => {
+                if let Err(e) = fs::rename(&tmp, &dest) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::io(dest.display(), e));
+                }
+                self.stamp_written(&hash, fs::symlink_metadata(&dest));
+            }
+        }
+        Ok(Known { hash, size })
     }
 
     /// Records the stamp of an object this process just wrote. Failing to
@@ -518,7 +605,8 @@ impl Store {
     /// Reads `entries` from `source` (concurrently, as the source allows),
     /// stores them and records their ids. Returns what each path got: its
     /// object, or the error that kept it out. A path the source never
-    /// answered for is absent.
+    /// answered for is absent. Files the source has as local files are
+    /// streamed (see [`put_file`](Self::put_file)); the rest are read whole.
     pub fn fetch(
         &self,
         source: &dyn Source,
@@ -526,12 +614,8 @@ impl Store {
         on_done: &(dyn Fn(u64) + Sync),
     ) -> HashMap<RepoPath, Result<Known>> {
         let got = Mutex::new(HashMap::with_capacity(entries.len()));
-        source.read_many(entries, &|entry, bytes| {
-            let res = bytes.map_err(Error::from).and_then(|bytes| {
-                let known = Known {
-                    hash: self.put(&bytes)?,
-                    size: bytes.len() as u64,
-                };
+        let finish = |entry: &TreeEntry, res: Result<Known>| {
+            let res = res.and_then(|known| {
                 self.record(&entry.oid, known)?;
                 on_done(known.size);
                 Ok(known)
@@ -539,6 +623,26 @@ impl Store {
             if let Ok(mut got) = got.lock() {
                 got.insert(entry.path.clone(), res);
             }
+        };
+        let rest: Vec<TreeEntry> = entries
+            .par_iter()
+            .filter_map(|entry| match source.open_file(entry) {
+                Ok(Some(f)) => {
+                    finish(entry, self.put_file(&f, entry.path.as_str()));
+                    None
+                }
+                Ok(None) => Some(entry.clone()),
+                Err(e) => {
+                    finish(entry, Err(e.into()));
+                    None
+                }
+            })
+            .collect();
+        source.read_many(&rest, &|entry, bytes| {
+            finish(
+                entry,
+                bytes.map_err(Error::from).and_then(|b| self.put_known(&b)),
+            );
         });
         got.into_inner().unwrap_or_default()
     }
@@ -590,20 +694,17 @@ impl BlobCache for Store {
         if let Some(k) = self.lookup(&entry.oid) {
             return Ok(self.object_path(&k.hash));
         }
-        let bytes = source.read(entry)?;
         let to_src = |e: Error| SourceError::Invalid {
             path: entry.path.to_string(),
             message: format!("content store: {e}"),
         };
-        let hash = self.put(&bytes).map_err(to_src)?;
-        self.record(
-            &entry.oid,
-            Known {
-                hash,
-                size: bytes.len() as u64,
-            },
-        )
+        let known = match source.open_file(entry)? {
+            Some(f) => self.put_file(&f, entry.path.as_str()),
+            None => self.put_known(&source.read(entry)?),
+        }
         .map_err(to_src)?;
+        self.record(&entry.oid, known).map_err(to_src)?;
+        let hash = known.hash;
         let path = self.object_path(&hash);
         // Make sure the object is readable even if a umask or an old store made it otherwise.
         if let Ok(meta) = fs::metadata(&path) {

@@ -1155,6 +1155,15 @@ impl Source for View {
             }
         }
     }
+
+    /// A lower file's own open file; an upper file is read (edits are small).
+    fn open_file(&self, entry: &TreeEntry) -> crate::Result<Option<std::fs::File>> {
+        match self.shadow(&entry.path)? {
+            Shadow::Lower => self.lower.open_file(entry),
+            Shadow::Hidden => Err(SourceError::NotFound(entry.path.clone())),
+            Shadow::Upper => Ok(None),
+        }
+    }
 }
 
 /// Which layer a path's content comes from.
