@@ -223,7 +223,7 @@ impl Store {
     /// object already there is kept only if it is intact.
     pub fn put(&self, bytes: &[u8]) -> Result<ContentHash> {
         let hash = ContentHash::of(bytes);
-        if self.intact(&hash, self.loaded_stamp(&hash)) {
+        if self.already_stored(&hash) {
             return Ok(hash);
         }
         let dest = self.object_path(&hash);
@@ -310,7 +310,7 @@ impl Store {
         let after = from.metadata().at(origin)?;
         let hash = ContentHash(*hasher.finalize().as_bytes());
         let changed = Stamp::of(&before) != Stamp::of(&after);
-        if changed || self.intact(&hash, self.loaded_stamp(&hash)) {
+        if changed || self.already_stored(&hash) {
             if let Err(tmp) = &staged {
                 let _ = fs::remove_file(tmp);
             }
@@ -363,9 +363,21 @@ impl Store {
         ))
     }
 
-    /// The stamp of `hash` if this process loaded the stamps whole.
-    fn loaded_stamp(&self, hash: &ContentHash) -> Option<Stamp> {
-        self.stamps.get()?.lock().ok()?.get(hash).copied()
+    /// Whether the object `hash`, about to be written, is already there and
+    /// intact. The stamps are loaded whole the first time one is needed
+    /// (once per process): a writer meets existing objects in bulk (a `dir:`
+    /// file touched but unchanged gets a new id, not new content), and
+    /// hashing each again from disk would cost more than the load.
+    fn already_stored(&self, hash: &ContentHash) -> bool {
+        if !self.object_path(hash).exists() {
+            return false;
+        }
+        let stamp = self
+            .stamp_map()
+            .lock()
+            .ok()
+            .and_then(|m| m.get(hash).copied());
+        self.intact(hash, stamp)
     }
 
     fn stamp_map(&self) -> &Mutex<HashMap<ContentHash, Stamp>> {
