@@ -578,6 +578,27 @@ impl Store {
         stamps
     }
 
+    /// The path of the object `hash` once checked intact, for content named
+    /// by a manifest rather than just looked up (the source's version of a
+    /// conflict, placed by `resolve --theirs`). A corrupt object is
+    /// quarantined and an error.
+    pub fn checked_object(&self, hash: &ContentHash) -> Result<PathBuf> {
+        let stamp = self
+            .stamps_of(std::collections::HashSet::from([*hash]))
+            .get(hash)
+            .copied();
+        let path = self.object_path(hash);
+        if self.intact(hash, stamp) {
+            return Ok(path);
+        }
+        Err(Error::Invalid {
+            path: path.display().to_string(),
+            message: "missing from the content store, or corrupt (moved into quarantine/); \
+                      a sync fetches it again"
+                .into(),
+        })
+    }
+
     /// Loads the whole index (and the verified stamps) into memory, for a
     /// long-running process: every lookup after this is answered from
     /// memory, and [`record`](Self::record) and [`put`](Self::put) keep it
@@ -773,6 +794,30 @@ mod tests {
         assert_eq!(reader.lookup(&y), Some(b));
         assert_eq!(reader.lookup(&z), None);
         assert_eq!(reader.lookup_many([&x]).get(&x), Some(&a));
+    }
+
+    #[test]
+    fn a_checked_object_is_refused_and_quarantined_when_corrupt() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let k = known(&store, b"the source's version");
+        assert_eq!(
+            store.checked_object(&k.hash).unwrap(),
+            store.object_path(&k.hash)
+        );
+        let path = store.object_path(&k.hash);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, b"the source's versioN").unwrap();
+        let err = Store::open(t.path())
+            .unwrap()
+            .checked_object(&k.hash)
+            .unwrap_err();
+        assert!(err.to_string().contains("quarantine"), "{err}");
+        assert!(!path.exists());
+        assert_eq!(
+            fs::read_dir(t.path().join("quarantine")).unwrap().count(),
+            1
+        );
     }
 
     #[test]
