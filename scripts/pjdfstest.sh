@@ -90,20 +90,24 @@ if want antares-git; then
     mount_antares ag git
     run antares-git "$WORK/ag/mnt/t"
 fi
-if want fuse-overlayfs; then
+if want fuse-overlayfs && ! command -v fuse-overlayfs >/dev/null; then
+    echo "fuse-overlayfs: SKIPPED (not installed; apt-get install fuse-overlayfs)" >&2
+elif want fuse-overlayfs; then
     mkdir -p "$WORK/fo"/{lower,upper,work,mnt}
     fuse-overlayfs -o "lowerdir=$WORK/fo/lower,upperdir=$WORK/fo/upper,workdir=$WORK/fo/work,allow_other" "$WORK/fo/mnt"
     run fuse-overlayfs "$WORK/fo/mnt/t"
 fi
 
+# ran NAME: whether NAME was run (a skipped one has no log).
+ran() { want "$1" && [ -e "$WORK/$1.log" ]; }
 echo
 for name in native antares antares-git fuse-overlayfs; do
-    want "$name" || continue
+    ran "$name" || continue
     log="$WORK/$name.log"
     printf '%-15s %s\n' "$name" "$(grep -E '^Summary:' "$log" || echo 'no summary (see log)')"
 done
 for name in native antares antares-git fuse-overlayfs; do
-    want "$name" || continue
+    ran "$name" || continue
     failed=$(grep -E '[[:space:]]FAILED$' "$WORK/$name.log" | awk '{print $1}' || true)
     [ -n "$failed" ] && { echo; echo "failed on $name:"; echo "$failed" | sed 's/^/  /'; }
 done

@@ -48,6 +48,10 @@ impl Source for StoreBacked {
         std::fs::read(&path).map_err(|e| SourceError::io(path.display(), e))
     }
 
+    fn open_file(&self, entry: &TreeEntry) -> Result<Option<std::fs::File>> {
+        self.inner.open_file(entry)
+    }
+
     fn size_hint(&self, entry: &TreeEntry) -> Option<u64> {
         self.inner.size_hint(entry)
     }

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod observe;
 pub mod place;
 pub mod resolve;
+pub mod sparse;
 pub mod status;
 pub mod store;
 pub mod sync;

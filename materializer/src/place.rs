@@ -98,8 +98,12 @@ impl Placer {
             }
         }
         if method == Method::Copy {
-            let mut from = from;
-            io::copy(&mut from, &mut to)?;
+            if crate::sparse::has_holes(from)? {
+                crate::sparse::copy(from, to, size, &mut |_| {})?;
+            } else {
+                let mut from = from;
+                io::copy(&mut from, &mut to)?;
+            }
         }
         // The umask may have narrowed the mode given at creation.
         to.set_permissions(Permissions::from_mode(mode))?;

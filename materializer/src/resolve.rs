@@ -63,7 +63,7 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
                 (Some(h), _) => {
                     Placer::default()
                         .stage_file(
-                            &store.object_path(h),
+                            &store.checked_object(h)?,
                             None,
                             &tmp,
                             theirs.size,

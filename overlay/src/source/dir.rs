@@ -229,22 +229,7 @@ impl Source for DirSource {
                 .map(|t| t.into_os_string().into_vec())
                 .map_err(|e| SourceError::io(fs_path.display(), e)),
             EntryKind::File => {
-                // O_NOFOLLOW: if the file was replaced by a symlink since it
-                // was listed, refuse rather than read whatever it points to.
-                let mut f = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&fs_path)
-                    .map_err(|e| SourceError::io(fs_path.display(), e))?;
-                let meta = f
-                    .metadata()
-                    .map_err(|e| SourceError::io(fs_path.display(), e))?;
-                if !meta.is_file() {
-                    return Err(SourceError::Invalid {
-                        path: fs_path.display().to_string(),
-                        message: "no longer a regular file".into(),
-                    });
-                }
+                let (mut f, meta) = open_regular(&fs_path)?;
                 let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
                 f.read_to_end(&mut buf)
                     .map_err(|e| SourceError::io(fs_path.display(), e))?;
@@ -255,6 +240,16 @@ impl Source for DirSource {
                 message: "not a file or symlink; it has no content to read".into(),
             }),
         }
+    }
+
+    fn open_file(&self, entry: &TreeEntry) -> Result<Option<fs::File>> {
+        if entry.kind != EntryKind::File {
+            return Ok(None);
+        }
+        if is_excluded_path(&entry.path) {
+            return Err(SourceError::NotFound(entry.path.clone()));
+        }
+        open_regular(&entry.path.to_fs_path(&self.root)).map(|(f, _)| Some(f))
     }
 
     /// Reads in parallel on the rayon pool: local reads of many small files
@@ -274,6 +269,27 @@ impl Source for DirSource {
         self.require_dir(dir)?;
         self.walk_below(dir)
     }
+}
+
+/// Opens the regular file at `fs_path`. O_NOFOLLOW: if the file was
+/// replaced by a symlink since it was listed, refuse rather than read
+/// whatever it points to.
+fn open_regular(fs_path: &Path) -> Result<(fs::File, Metadata)> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(fs_path)
+        .map_err(|e| SourceError::io(fs_path.display(), e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| SourceError::io(fs_path.display(), e))?;
+    if !meta.is_file() {
+        return Err(SourceError::Invalid {
+            path: fs_path.display().to_string(),
+            message: "no longer a regular file".into(),
+        });
+    }
+    Ok((f, meta))
 }
 
 fn utf8_name(name: &OsStr) -> Result<&str, PathError> {

@@ -56,6 +56,15 @@ pub trait Source: Send + Sync {
     /// The content of a file, or the target of a symlink as bytes.
     fn read(&self, entry: &TreeEntry) -> Result<Vec<u8>>;
 
+    /// An open file holding exactly the content of the file `entry`, for
+    /// backends whose content already sits in local files (`dir:`): a
+    /// consumer can then stream it, holes and all, instead of holding it in
+    /// memory. `None` means: use [`read`](Self::read).
+    fn open_file(&self, entry: &TreeEntry) -> Result<Option<std::fs::File>> {
+        let _ = entry;
+        Ok(None)
+    }
+
     /// The size of a file or symlink when it can be had without reading
     /// the content: the entry's own, or (overridden) from object metadata.
     /// `None` means: read it to know.

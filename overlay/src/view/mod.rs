@@ -542,7 +542,7 @@ impl View {
                 else {
                     continue;
                 };
-                if upper::is_whiteout_stat(&st) {
+                if upper::is_whiteout(&dfd, &name, &st).map_err(|e| ViewError::io(&path, e))? {
                     whiteouts.push(name);
                     continue;
                 }
@@ -885,14 +885,16 @@ impl View {
         if self.node(path)?.is_some() {
             return Err(ViewError::Exists(path.clone()));
         }
-        if mode & libc::S_IFMT == libc::S_IFCHR && rdev == 0 {
-            // A 0/0 character device *is* a whiteout in this format.
-            return Err(ViewError::Invalid(path.clone()));
-        }
         let (dfd, name) = self.ensure_upper_parent(path)?;
         upper::clear_whiteout(&dfd, name).map_err(|e| ViewError::io(path, e))?;
-        upper::mknodat(&dfd, name, mode, rdev).map_err(|e| ViewError::io(path, e))?;
-        upper::fchmodat(&dfd, name, mode & 0o7777).map_err(|e| ViewError::io(path, e))?;
+        let made = if mode & libc::S_IFMT == libc::S_IFCHR && rdev == 0 {
+            // The form of a whiteout: escaped (see upper.rs).
+            upper::make_device_0_0(&dfd, name, mode & 0o7777)
+        } else {
+            upper::mknodat(&dfd, name, mode, rdev)
+                .and_then(|()| upper::fchmodat(&dfd, name, mode & 0o7777))
+        };
+        made.map_err(|e| ViewError::io(path, e))?;
         self.require(path)
     }
 
@@ -1153,6 +1155,15 @@ impl Source for View {
                     .ok_or_else(|| SourceError::NotFound(entry.path.clone()))?;
                 Ok(self.read_node(&node)?)
             }
+        }
+    }
+
+    /// A lower file's own open file; an upper file is read (edits are small).
+    fn open_file(&self, entry: &TreeEntry) -> crate::Result<Option<std::fs::File>> {
+        match self.shadow(&entry.path)? {
+            Shadow::Lower => self.lower.open_file(entry),
+            Shadow::Hidden => Err(SourceError::NotFound(entry.path.clone())),
+            Shadow::Upper => Ok(None),
         }
     }
 }

@@ -18,6 +18,18 @@
 //!   `user.overlay.opaque` or `user.fuseoverlayfs.opaque` with value `y`, or
 //!   contains an empty file `.wh..wh..opq` (fuse-overlayfs). We write the
 //!   trusted xattr when permitted, else the `.wh..wh..opq` file.
+//! - A **user's 0/0 character device** (`mknod c 0 0` on the mount, which
+//!   plain files systems allow and pjdfstest checks) is a 0/0 character
+//!   device carrying the escape xattr `trusted.antares.escaped` = `y`, in
+//!   the spirit of Linux 6.7's escaped overlay xattrs for nested overlays:
+//!   the marker says "this entry is content, not a marker". It is not in
+//!   the `trusted.overlay.` namespace because kernel overlayfs treats every
+//!   0/0 device as a whiteout whatever its xattrs; so to kernel overlayfs
+//!   and Scorpio an escaped device reads as a plain whiteout (the safe
+//!   direction: the lower entry stays hidden), and a plain whiteout written
+//!   by them stays a whiteout here. Setting a trusted xattr needs
+//!   CAP_SYS_ADMIN: without it such a `mknod` is refused (EPERM), as kernel
+//!   overlayfs always refuses it.
 //! - Names starting with `.wh.` are markers and never appear in listings;
 //!   neither do our temporary files (`.antares-tmp.` prefix).
 
@@ -41,6 +53,9 @@ pub const OPAQUE_XATTRS: [&str; 3] = [
     "user.fuseoverlayfs.opaque",
 ];
 
+/// Marks a 0/0 character device as the user's, not a whiteout.
+pub const ESCAPE_XATTR: &str = "trusted.antares.escaped";
+
 /// Whether `name` is one of the upper dir's own markers or temp files.
 pub fn is_internal_name(name: &str) -> bool {
     name.starts_with(WHITEOUT_PREFIX) || name.starts_with(TEMP_PREFIX)
@@ -49,6 +64,7 @@ pub fn is_internal_name(name: &str) -> bool {
 /// Whether an xattr name belongs to the overlay format (hidden from users).
 pub fn is_internal_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.")
+        || name.starts_with("trusted.antares.")
         || name.starts_with("user.overlay.")
         || name.starts_with("user.fuseoverlayfs.")
 }
@@ -167,9 +183,58 @@ pub fn fstat(fd: &impl AsFd) -> io::Result<libc::stat> {
     Ok(st)
 }
 
-/// Whether a stat result is an overlayfs whiteout (character device 0/0).
+/// Whether a stat result has the form of an overlayfs whiteout (character
+/// device 0/0); [`is_whiteout`] also rules out a user's escaped device.
 pub fn is_whiteout_stat(st: &libc::stat) -> bool {
     (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && st.st_rdev == 0
+}
+
+/// Whether `name` in `dir`, whose lstat is `st`, is a whiteout: a 0/0
+/// character device without the escape xattr.
+pub fn is_whiteout(dir: &impl AsFd, name: &str, st: &libc::stat) -> io::Result<bool> {
+    if !is_whiteout_stat(st) {
+        return Ok(false);
+    }
+    let path = cstr(&format!("/proc/self/fd/{}/{name}", dir.as_fd().as_raw_fd()))?;
+    let xattr = cstr(ESCAPE_XATTR)?;
+    let mut buf = [0u8; 4];
+    // SAFETY: valid NUL-terminated path and name, and a buffer of its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            xattr.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n >= 0 {
+        return Ok(&buf[..n as usize] != b"y");
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODATA | libc::ENOTSUP | libc::ERANGE | libc::EPERM | libc::EACCES) => Ok(true),
+        _ => Err(e),
+    }
+}
+
+/// Creates the user's 0/0 character device `name` in `dir` with permission
+/// bits `perm`: made and escaped under a temp name, then renamed into
+/// place, so it is never seen as a whiteout. Fails with `AlreadyExists` if
+/// `name` is taken, EPERM where trusted xattrs cannot be set.
+pub fn make_device_0_0(dir: &impl AsFd, name: &str, perm: u32) -> io::Result<()> {
+    let tmp = temp_name(name);
+    mknodat(dir, &tmp, libc::S_IFCHR | perm, 0)?;
+    let escape = || -> io::Result<()> {
+        let path = cstr(&format!("/proc/self/fd/{}/{tmp}", dir.as_fd().as_raw_fd()))?;
+        let xattr = cstr(ESCAPE_XATTR)?;
+        // SAFETY: valid NUL-terminated path and name, and a 1-byte value.
+        cvt(unsafe { libc::lsetxattr(path.as_ptr(), xattr.as_ptr(), b"y".as_ptr().cast(), 1, 0) })?;
+        fchmodat(dir, &tmp, perm)?;
+        renameat2(dir, &tmp, dir, name, libc::RENAME_NOREPLACE)
+    };
+    escape().inspect_err(|_| {
+        let _ = unlinkat(dir, &tmp, 0);
+    })
 }
 
 /// Whether `st` is a directory.
@@ -388,7 +453,7 @@ fn whiteout_file(name: &str) -> Option<String> {
 /// Whether `name` in `dir` is whited out (either form).
 pub fn is_whited_out(dir: &impl AsFd, name: &str) -> io::Result<bool> {
     if let Some(st) = lstatat(dir, name)? {
-        return Ok(is_whiteout_stat(&st));
+        return is_whiteout(dir, name, &st);
     }
     match whiteout_file(name) {
         Some(w) => Ok(lstatat(dir, &w)?.is_some()),
@@ -424,7 +489,7 @@ pub fn make_whiteout(dir: &impl AsFd, name: &str) -> io::Result<()> {
 pub fn clear_whiteout(dir: &impl AsFd, name: &str) -> io::Result<bool> {
     let mut had = false;
     if let Some(st) = lstatat(dir, name)? {
-        if is_whiteout_stat(&st) {
+        if is_whiteout(dir, name, &st)? {
             unlinkat(dir, name, 0)?;
             had = true;
         }
@@ -496,4 +561,64 @@ pub fn list_names(dir: &impl AsFd) -> io::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    fn setup() -> (tempfile::TempDir, OwnedFd) {
+        let t = tempfile::tempdir().unwrap();
+        let fd = open_root(t.path()).unwrap();
+        (t, fd)
+    }
+
+    fn root() -> bool {
+        // SAFETY: no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root {
+            println!("SKIPPED: needs root (device nodes, trusted xattrs)");
+        }
+        root
+    }
+
+    #[test]
+    fn a_device_gets_the_number_asked_for_and_a_whiteout_is_0_0() {
+        let (t, dir) = setup();
+        if !root() {
+            return;
+        }
+        let null = libc::makedev(1, 3);
+        mknodat(&dir, "null", libc::S_IFCHR | 0o600, null).unwrap();
+        let m = std::fs::symlink_metadata(t.path().join("null")).unwrap();
+        assert!(m.file_type().is_char_device());
+        assert_eq!(m.rdev(), null);
+        make_whiteout(&dir, "gone").unwrap();
+        let m = std::fs::symlink_metadata(t.path().join("gone")).unwrap();
+        assert!(m.file_type().is_char_device() && m.rdev() == 0, "{m:?}");
+        assert!(is_whited_out(&dir, "gone").unwrap());
+    }
+
+    #[test]
+    fn a_users_0_0_device_is_escaped_and_not_a_whiteout() {
+        let (t, dir) = setup();
+        if !root() {
+            return;
+        }
+        make_device_0_0(&dir, "dev", 0o640).unwrap();
+        let m = std::fs::symlink_metadata(t.path().join("dev")).unwrap();
+        assert!(m.file_type().is_char_device() && m.rdev() == 0);
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        let st = lstatat(&dir, "dev").unwrap().unwrap();
+        assert!(!is_whiteout(&dir, "dev", &st).unwrap());
+        assert!(!is_whited_out(&dir, "dev").unwrap());
+        assert!(!clear_whiteout(&dir, "dev").unwrap(), "the device stays");
+        assert!(lstatat(&dir, "dev").unwrap().is_some());
+        // A plain 0/0 device (kernel overlayfs, Scorpio) is still a whiteout.
+        make_whiteout(&dir, "plain").unwrap();
+        let st = lstatat(&dir, "plain").unwrap().unwrap();
+        assert!(is_whiteout(&dir, "plain", &st).unwrap());
+        assert!(clear_whiteout(&dir, "plain").unwrap());
+    }
 }
