@@ -169,6 +169,8 @@ impl Parser<'_, '_> {
                 continue;
             }
             if let Some(rest) = line.strip_prefix('[') {
+                // Buck2 allows a ` #` comment after the header.
+                let rest = rest.split_once(" #").map_or(rest, |(h, _)| h).trim_end();
                 let Some(name) = rest.strip_suffix(']') else {
                     return Err(err(
                         &origin,
