@@ -8,6 +8,7 @@ use crate::fileset::{FileSet, Reason, TargetInfo};
 use crate::label::{label_strings, parse_raw, resolve, Label};
 use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
+use crate::prelude::prelude_files;
 use crate::tree::{relative, Tree};
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -77,6 +78,9 @@ impl Node {
 pub(crate) struct Walk {
     nodes: Vec<Node>,
     packages: Vec<(Rc<Package>, usize)>,
+    /// Packages of a vendored prelude reached (cell-relative), with the
+    /// first node that reached each; they are not evaluated.
+    prelude_packages: BTreeMap<String, usize>,
 }
 
 /// A root of the walk: a label and why it is a root (`None`: requested).
@@ -335,11 +339,16 @@ impl<'a, 's> Graph<'a, 's> {
         }
         let mut packages = Vec::new();
         let mut seen_packages = HashSet::new();
+        let mut prelude_packages = BTreeMap::new();
         while let Some(i) = queue.pop_front() {
             let label = nodes[i].label.clone();
             let Some(cell) = cells.get(&label.cell) else {
                 continue;
             };
+            if cell.name == PRELUDE && cell.on_disk() {
+                prelude_packages.entry(label.package.clone()).or_insert(i);
+                continue;
+            }
             if cell.name == PRELUDE || cell.external.is_some() {
                 continue;
             }
@@ -414,7 +423,11 @@ impl<'a, 's> Graph<'a, 's> {
                 }
             }
         }
-        Ok(Walk { nodes, packages })
+        Ok(Walk {
+            nodes,
+            packages,
+            prelude_packages,
+        })
     }
 
     /// The file set of a walk, plus `extra` paths known to be needed (what
@@ -474,11 +487,17 @@ impl<'a, 's> Graph<'a, 's> {
             fs.add(path, || reason);
         }
         if let Some(prelude) = cells.get(PRELUDE).filter(|c| c.on_disk()) {
-            let r = Reason::new("vendored prelude (every build file loads it)");
-            for e in self.layout.all_entries(prelude, &prelude.path)? {
-                fs.add(e.path, || r.clone());
+            let reached = walk
+                .prelude_packages
+                .iter()
+                .map(|(pkg, i)| (pkg.clone(), reason_of(&walk.nodes, *i, root)))
+                .collect();
+            for (path, reason) in prelude_files(&self.layout, prelude, reached)? {
+                fs.add(path, || reason);
             }
-            involved.entry(prelude.name.clone()).or_insert(r);
+            involved
+                .entry(prelude.name.clone())
+                .or_insert_with(|| Reason::new("vendored prelude (every build file loads it)"));
         }
         for (name, r) in &involved {
             let Some(cell) = cells.get(name) else {

@@ -32,7 +32,8 @@
 //! whole package down to sub-package boundaries minus `[project] ignore`,
 //! its build file, the PACKAGE files above it, every `.bzl` it loads
 //! transitively; each involved cell's config files (with includes) and
-//! `.buckroot`; a vendored prelude whole; and the targets of relative
+//! `.buckroot`; of a vendored prelude its `.bzl` files and the packages
+//! its rules name by default (`prelude`); and the targets of relative
 //! symlinks among all of these, followed transitively. Build files that fail
 //! to evaluate are scanned for labels instead, with a warning.
 //!
@@ -40,7 +41,8 @@
 //!
 //! `config` (.buckconfig), `cells`, `label`, `pattern`, `tree` (cached
 //! listings), `package` (package boundaries), `glob`, `eval` (starlark),
-//! `closure` (walk and assembly), `fileset`, `buck2` (real buck2 provider).
+//! `closure` (walk and assembly), `prelude` (what of a vendored prelude a
+//! build reads), `fileset`, `buck2` (real buck2 provider).
 
 pub mod buck2;
 mod cells;
@@ -53,6 +55,7 @@ mod glob;
 mod label;
 mod package;
 mod pattern;
+mod prelude;
 mod tree;
 
 pub use cells::{Cell, Cells, IgnoreSet};

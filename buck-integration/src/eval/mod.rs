@@ -11,7 +11,7 @@
 
 mod builtins;
 pub(crate) mod context;
-mod scan;
+pub(crate) mod scan;
 mod values;
 
 use crate::cells::{Cell, Cells};
