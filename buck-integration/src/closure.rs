@@ -4,7 +4,7 @@
 use crate::cells::{Cell, Cells};
 use crate::error::BuckError;
 use crate::eval::{FileEval, Interp};
-use crate::fileset::{FileSet, Reason, TargetInfo};
+use crate::fileset::{FileSet, GraphStats, Reason, TargetInfo};
 use crate::label::{label_strings, parse_raw, resolve, Label};
 use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
@@ -529,7 +529,35 @@ impl<'a, 's> Graph<'a, 's> {
             }
         }
         fs.warnings = std::mem::take(&mut self.warnings).into_iter().collect();
+        fs.stats = self.stats();
         Ok(fs)
+    }
+
+    /// What was evaluated: every build file and PACKAGE file once, every
+    /// `.bzl` once (modules are cached for the computation).
+    fn stats(&self) -> GraphStats {
+        let packages: Vec<&Package> = self.packages.values().flatten().map(Rc::as_ref).collect();
+        let package_files: BTreeMap<&RepoPath, &BTreeSet<RepoPath>> = self
+            .chains
+            .values()
+            .flat_map(|c| c.files.iter().map(|(f, loads)| (f, loads)))
+            .collect();
+        let bzl: BTreeSet<&RepoPath> = packages
+            .iter()
+            .flat_map(|p| p.eval.loads.iter())
+            .chain(package_files.values().flat_map(|l| l.iter()))
+            .collect();
+        GraphStats {
+            build_files: packages.len(),
+            package_files: package_files.len(),
+            bzl_files: bzl.len(),
+            fallbacks: packages
+                .iter()
+                .filter(|p| p.eval.fallback.is_some())
+                .count(),
+            evaluations: packages.len() + package_files.len() + bzl.len(),
+            cached: false,
+        }
     }
 
     /// Adds the targets of relative symlinks in the set, transitively
