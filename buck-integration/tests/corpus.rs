@@ -193,3 +193,85 @@ fn corpus_targets_hold_what_real_buck2_reads_and_little_else() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Real buck2: `../shared/tools/buck2` beside the clone (CI has it), or
+/// `ANTARES_TEST_BUCK2`.
+fn real_buck2() -> Option<PathBuf> {
+    std::env::var_os("ANTARES_TEST_BUCK2")
+        .map(PathBuf::from)
+        .or_else(|| Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/buck2")))
+        .filter(|p| p.is_file())
+}
+
+/// Runs real buck2 on a skeleton (the bundled prelude needs no content of
+/// the repository's sources) and checks that it still reads what was
+/// recorded, and that antares' set holds all of it.
+#[test]
+fn live_buck2_reads_what_was_recorded() {
+    let Some(buck2) = real_buck2() else {
+        println!("SKIPPED: no ../shared/tools/buck2 (set ANTARES_TEST_BUCK2)");
+        return;
+    };
+    let fixture = "buck2-with_prelude";
+    let fx = unpack(fixture);
+    let home = tempfile::tempdir().unwrap();
+    /// Stops the daemon however the test ends.
+    struct Kill<'a>(&'a Path, &'a Path, &'a Path);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(self.0)
+                .arg("kill")
+                .current_dir(self.1)
+                .env("HOME", self.2)
+                .output();
+        }
+    }
+    let _kill = Kill(&buck2, &fx.root, home.path());
+    let query = |q: String| -> BTreeSet<String> {
+        let out = std::process::Command::new(&buck2)
+            .args(["cquery", &q])
+            .current_dir(&fx.root)
+            .env("HOME", home.path())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", buck2.display()));
+        assert!(
+            out.status.success(),
+            "buck2 cquery {q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && fx.root.join(l).exists())
+            .map(str::to_string)
+            .collect()
+    };
+    let source = DirSource::open(&fx.root).unwrap();
+    let mut checked = 0;
+    for (label, answer) in answers(fixture) {
+        let mut live = query(format!("inputs(deps({label}))"));
+        live.extend(query(format!("allbuildfiles(deps({label}))")));
+        let set = compute(
+            &source,
+            &GraphRequest {
+                patterns: vec![label.clone()],
+                current_dir: RepoPath::root(),
+            },
+        )
+        .unwrap();
+        let missing: Vec<&String> = live
+            .iter()
+            .filter(|p| !set.files.contains_key(&RepoPath::new(p.as_str()).unwrap()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{label}: buck2 reads {missing:?}, antares lacks them"
+        );
+        assert_eq!(
+            live, answer.reads,
+            "{label}: buck2 now reads other files than recorded"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} targets checked");
+}
