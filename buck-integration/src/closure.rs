@@ -8,7 +8,7 @@ use crate::fileset::{FileSet, GraphStats, Reason, TargetInfo};
 use crate::label::{label_strings, parse_raw, resolve, Label};
 use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
-use crate::prelude::prelude_files;
+use crate::prelude::{languages_of, prelude_files, NONE as PRELUDE_NONE};
 use crate::tree::{relative, Tree};
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -79,8 +79,9 @@ pub(crate) struct Walk {
     nodes: Vec<Node>,
     packages: Vec<(Rc<Package>, usize)>,
     /// Packages of a vendored prelude reached (cell-relative), with the
-    /// first node that reached each; they are not evaluated.
-    prelude_packages: BTreeMap<String, usize>,
+    /// first node that reached each and whether a target other than the
+    /// prelude's `none` marker was; they are not evaluated.
+    prelude_packages: BTreeMap<String, (usize, bool)>,
 }
 
 /// A root of the walk: a label and why it is a root (`None`: requested).
@@ -346,7 +347,10 @@ impl<'a, 's> Graph<'a, 's> {
                 continue;
             };
             if cell.name == PRELUDE && cell.on_disk() {
-                prelude_packages.entry(label.package.clone()).or_insert(i);
+                let entry = prelude_packages
+                    .entry(label.package.clone())
+                    .or_insert((i, false));
+                entry.1 |= label.name != PRELUDE_NONE;
                 continue;
             }
             if cell.name == PRELUDE || cell.external.is_some() {
@@ -490,9 +494,20 @@ impl<'a, 's> Graph<'a, 's> {
             let reached = walk
                 .prelude_packages
                 .iter()
-                .map(|(pkg, i)| (pkg.clone(), reason_of(&walk.nodes, *i, root)))
+                .map(|(pkg, (i, whole))| (pkg.clone(), *whole, reason_of(&walk.nodes, *i, root)))
                 .collect();
-            for (path, reason) in prelude_files(&self.layout, prelude, reached)? {
+            // Rule kinds of every package walked (all of its targets: a
+            // superset); unknown while some build file fell back.
+            let complete = walk.packages.iter().all(|(p, _)| p.eval.fallback.is_none());
+            let languages = complete.then(|| {
+                languages_of(
+                    walk.packages
+                        .iter()
+                        .flat_map(|(p, _)| p.eval.targets.iter().map(|t| t.kind.as_str())),
+                )
+            });
+            for (path, reason) in prelude_files(&self.layout, prelude, reached, languages.as_ref())?
+            {
                 fs.add(path, || reason);
             }
             involved
