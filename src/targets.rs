@@ -2,10 +2,11 @@
 //! antares-buck (built-in evaluator) or real buck2 (`--graph buck2`).
 
 use antares_buck::{FileSet, GraphRequest};
+use antares_materializer::fsutil::write_atomic;
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which graph provider answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,20 +60,28 @@ pub fn given_or_saved(
     Ok(given.iter().map(|p| absolutize(p, &current)).collect())
 }
 
-/// The file set of `patterns`, with relative patterns taken from `current_dir`.
+/// The graph cache of a workspace: one file, for the patterns last
+/// computed (a computation for other patterns replaces it).
+pub fn graph_cache(ws: &crate::workspace::Workspace) -> PathBuf {
+    ws.layout.state_dir().join("graph-cache.json")
+}
+
+/// The file set of `patterns`, with relative patterns taken from `current_dir`;
+/// the built-in evaluator reuses and refreshes the graph cache at `cache`.
 pub fn file_set(
     source: &dyn Source,
     spec: &SourceSpec,
     patterns: &[String],
     current_dir: &RepoPath,
     mode: GraphMode,
+    cache: Option<&Path>,
 ) -> Result<FileSet> {
     let request = GraphRequest {
         patterns: patterns.to_vec(),
         current_dir: current_dir.clone(),
     };
     let set = match mode {
-        GraphMode::Builtin => antares_buck::compute(source, &request)?,
+        GraphMode::Builtin => builtin(source, &request, cache)?,
         GraphMode::Buck2 => {
             let root = full_tree_on_disk(spec)?;
             let buck2 = antares_buck::buck2::Buck2::on_path(&root)
@@ -111,6 +120,43 @@ pub fn file_set(
         }
     }
     Ok(set)
+}
+
+/// The built-in evaluator's answer, through the graph cache when given one.
+/// The cache is only an optimization: an unreadable one is ignored and a
+/// failure to store one is a warning.
+fn builtin(source: &dyn Source, request: &GraphRequest, cache: Option<&Path>) -> Result<FileSet> {
+    let Some(path) = cache else {
+        return Ok(antares_buck::compute(source, request)?);
+    };
+    let old = match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!("{}: {e}; the graph cache is not used", path.display());
+            None
+        }
+    };
+    let computed = antares_buck::compute_cached(source, request, old.as_deref())?;
+    if let Some(bytes) = &computed.cache {
+        if let Err(e) = write_atomic(path, bytes) {
+            tracing::warn!("{}: graph cache not stored: {e:#}", path.display());
+        }
+    }
+    let s = &computed.set.stats;
+    tracing::info!(
+        "graph: {} evaluations{} ({} build files, {} .bzl, {} fallbacks)",
+        s.evaluations,
+        if s.cached {
+            ", from the graph cache"
+        } else {
+            ""
+        },
+        s.build_files,
+        s.bzl_files,
+        s.fallbacks
+    );
+    Ok(computed.set)
 }
 
 /// Does an absolute root-cell pattern match some target of the set? Other

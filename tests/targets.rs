@@ -200,3 +200,24 @@ fn a_failing_bzl_is_one_short_warning_and_a_count() {
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(stderr.contains("boom = 1 + \"a\""), "{stderr}");
 }
+
+#[test]
+fn a_no_op_resync_evaluates_nothing() {
+    let sb = Sandbox::example_workspace();
+    let ws = sb.path("ws");
+    let first = json(&sb.ok(&ws, &["sync", "//app/server:server", "--json"]));
+    assert!(
+        first["graph"]["evaluations"].as_u64() > Some(0) && first["graph"]["cached"] == false,
+        "{first}"
+    );
+    let again = json(&sb.ok(&ws, &["sync", "--json"]));
+    assert_eq!(again["graph"]["evaluations"], 0, "{again}");
+    assert_eq!(again["graph"]["cached"], true, "{again}");
+    assert_eq!(again["summary"]["unchanged"], SERVER_FILES.len());
+    // A changed build file is evaluated again.
+    let buck = sb.path("src/lib/util/BUCK");
+    let text = std::fs::read_to_string(&buck).unwrap();
+    std::fs::write(&buck, format!("{text}\n# edited\n")).unwrap();
+    let third = json(&sb.ok(&ws, &["sync", "--json"]));
+    assert!(third["graph"]["evaluations"].as_u64() > Some(0), "{third}");
+}

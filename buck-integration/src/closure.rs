@@ -4,10 +4,11 @@
 use crate::cells::{Cell, Cells};
 use crate::error::BuckError;
 use crate::eval::{FileEval, Interp};
-use crate::fileset::{FileSet, Reason, TargetInfo};
+use crate::fileset::{FileSet, GraphStats, Reason, TargetInfo};
 use crate::label::{label_strings, parse_raw, resolve, Label};
 use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
+use crate::prelude::{languages_of, prelude_files, NONE as PRELUDE_NONE};
 use crate::tree::{relative, Tree};
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -77,6 +78,10 @@ impl Node {
 pub(crate) struct Walk {
     nodes: Vec<Node>,
     packages: Vec<(Rc<Package>, usize)>,
+    /// Packages of a vendored prelude reached (cell-relative), with the
+    /// first node that reached each and whether a target other than the
+    /// prelude's `none` marker was; they are not evaluated.
+    prelude_packages: BTreeMap<String, (usize, bool)>,
 }
 
 /// A root of the walk: a label and why it is a root (`None`: requested).
@@ -346,11 +351,19 @@ impl<'a, 's> Graph<'a, 's> {
         }
         let mut packages = Vec::new();
         let mut seen_packages = HashSet::new();
+        let mut prelude_packages = BTreeMap::new();
         while let Some(i) = queue.pop_front() {
             let label = nodes[i].label.clone();
             let Some(cell) = cells.get(&label.cell) else {
                 continue;
             };
+            if cell.name == PRELUDE && cell.on_disk() {
+                let entry = prelude_packages
+                    .entry(label.package.clone())
+                    .or_insert((i, false));
+                entry.1 |= label.name != PRELUDE_NONE;
+                continue;
+            }
             if cell.name == PRELUDE || cell.external.is_some() {
                 continue;
             }
@@ -425,7 +438,11 @@ impl<'a, 's> Graph<'a, 's> {
                 }
             }
         }
-        Ok(Walk { nodes, packages })
+        Ok(Walk {
+            nodes,
+            packages,
+            prelude_packages,
+        })
     }
 
     /// The file set of a walk, plus `extra` paths known to be needed (what
@@ -485,11 +502,28 @@ impl<'a, 's> Graph<'a, 's> {
             fs.add(path, || reason);
         }
         if let Some(prelude) = cells.get(PRELUDE).filter(|c| c.on_disk()) {
-            let r = Reason::new("vendored prelude (every build file loads it)");
-            for e in self.layout.all_entries(prelude, &prelude.path)? {
-                fs.add(e.path, || r.clone());
+            let reached = walk
+                .prelude_packages
+                .iter()
+                .map(|(pkg, (i, whole))| (pkg.clone(), *whole, reason_of(&walk.nodes, *i, root)))
+                .collect();
+            // Rule kinds of every package walked (all of its targets: a
+            // superset); unknown while some build file fell back.
+            let complete = walk.packages.iter().all(|(p, _)| p.eval.fallback.is_none());
+            let languages = complete.then(|| {
+                languages_of(
+                    walk.packages
+                        .iter()
+                        .flat_map(|(p, _)| p.eval.targets.iter().map(|t| t.kind.as_str())),
+                )
+            });
+            for (path, reason) in prelude_files(&self.layout, prelude, reached, languages.as_ref())?
+            {
+                fs.add(path, || reason);
             }
-            involved.entry(prelude.name.clone()).or_insert(r);
+            involved
+                .entry(prelude.name.clone())
+                .or_insert_with(|| Reason::new("vendored prelude (every build file loads it)"));
         }
         for (name, r) in &involved {
             let Some(cell) = cells.get(name) else {
@@ -521,7 +555,35 @@ impl<'a, 's> Graph<'a, 's> {
             }
         }
         fs.warnings = std::mem::take(&mut self.warnings).into_iter().collect();
+        fs.stats = self.stats();
         Ok(fs)
+    }
+
+    /// What was evaluated: every build file and PACKAGE file once, every
+    /// `.bzl` once (modules are cached for the computation).
+    fn stats(&self) -> GraphStats {
+        let packages: Vec<&Package> = self.packages.values().flatten().map(Rc::as_ref).collect();
+        let package_files: BTreeMap<&RepoPath, &BTreeSet<RepoPath>> = self
+            .chains
+            .values()
+            .flat_map(|c| c.files.iter().map(|(f, loads)| (f, loads)))
+            .collect();
+        let bzl: BTreeSet<&RepoPath> = packages
+            .iter()
+            .flat_map(|p| p.eval.loads.iter())
+            .chain(package_files.values().flat_map(|l| l.iter()))
+            .collect();
+        GraphStats {
+            build_files: packages.len(),
+            package_files: package_files.len(),
+            bzl_files: bzl.len(),
+            fallbacks: packages
+                .iter()
+                .filter(|p| p.eval.fallback.is_some())
+                .count(),
+            evaluations: packages.len() + package_files.len() + bzl.len(),
+            cached: false,
+        }
     }
 
     /// Adds the targets of relative symlinks in the set, transitively

@@ -2,14 +2,14 @@
 //! the reason it is there.
 
 use antares_overlay::RepoPath;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why something is in the set: a chain from a requested target (or from
 /// the project itself) to the path, e.g.
 /// `//app:server -> //lib:util (deps) -> package lib/ (whole package)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Reason {
     pub chain: Vec<String>,
@@ -37,7 +37,7 @@ impl fmt::Display for Reason {
 }
 
 /// A target in the closure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetInfo {
     /// The rule kind as the build file called it (`rust_library`, `genrule`).
     pub kind: String,
@@ -49,8 +49,26 @@ pub struct TargetInfo {
     pub reason: Reason,
 }
 
+/// What computing a file set took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphStats {
+    /// Build files evaluated (or scanned, when they failed).
+    pub build_files: usize,
+    /// `PACKAGE` files evaluated.
+    pub package_files: usize,
+    /// `.bzl` files loaded.
+    pub bzl_files: usize,
+    /// Build files that could not be evaluated: their labels were scanned.
+    pub fallbacks: usize,
+    /// Starlark files evaluated by this computation: 0 when the answer came
+    /// from the graph cache.
+    pub evaluations: usize,
+    /// Whether the answer came from the graph cache.
+    pub cached: bool,
+}
+
 /// The result of [`crate::compute`] (or of the buck2 provider).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FileSet {
     /// Every path to materialize, with why.
     pub files: BTreeMap<RepoPath, Reason>,
@@ -61,6 +79,8 @@ pub struct FileSet {
     /// What could not be followed exactly (failed build files, missing
     /// packages, escaping symlinks…); the set is a superset regardless.
     pub warnings: Vec<String>,
+    /// What the computation took (zeros from the buck2 provider).
+    pub stats: GraphStats,
 }
 
 impl FileSet {

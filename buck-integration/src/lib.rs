@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! compute(source: &dyn Source, request: &GraphRequest) -> Result<FileSet, BuckError>
+//! compute_cached(source, request, cache: Option<&[u8]>) -> Result<Computed, BuckError>
+//!     Computed { set: FileSet, cache: Option<Vec<u8>> }      // bytes to store, if recomputed
 //!     GraphRequest { patterns: Vec<String>, current_dir: RepoPath }
 //!     FileSet { files: BTreeMap<RepoPath, Reason>,          // what to materialize
 //!               packages: BTreeMap<String, Reason>,         // "cell//path"
 //!               targets: BTreeMap<String, TargetInfo>,      // label -> kind, deps, inputs, reason
-//!               warnings: Vec<String> }
+//!               warnings: Vec<String>,
+//!               stats: GraphStats }                         // evaluations, fallbacks, cached
 //!     FileSet::why(&RepoPath) -> Option<&Reason>            // Reason: Display "a -> b -> c"
 //! buck2::query(&Buck2 { program, project_root }, source, request) -> Result<FileSet, BuckError>
 //! buck2::Buck2::on_path(project_root) -> Option<Buck2>
@@ -32,7 +35,8 @@
 //! whole package down to sub-package boundaries minus `[project] ignore`,
 //! its build file, the PACKAGE files above it, every `.bzl` it loads
 //! transitively; each involved cell's config files (with includes) and
-//! `.buckroot`; a vendored prelude whole; and the targets of relative
+//! `.buckroot`; of a vendored prelude its `.bzl` files and the packages
+//! its rules name by default (`prelude`); and the targets of relative
 //! symlinks among all of these, followed transitively. Build files that fail
 //! to evaluate are scanned for labels instead, with a warning.
 //!
@@ -40,9 +44,11 @@
 //!
 //! `config` (.buckconfig), `cells`, `label`, `pattern`, `tree` (cached
 //! listings), `package` (package boundaries), `glob`, `eval` (starlark),
-//! `closure` (walk and assembly), `fileset`, `buck2` (real buck2 provider).
+//! `closure` (walk and assembly), `cache` (the graph cache), `prelude` (what of a vendored prelude a
+//! build reads), `fileset`, `buck2` (real buck2 provider).
 
 pub mod buck2;
+mod cache;
 mod cells;
 mod closure;
 mod config;
@@ -53,12 +59,13 @@ mod glob;
 mod label;
 mod package;
 mod pattern;
+mod prelude;
 mod tree;
 
 pub use cells::{Cell, Cells, IgnoreSet};
 pub use config::BuckConfig;
 pub use error::BuckError;
-pub use fileset::{compare, Comparison, FileSet, Reason, TargetInfo};
+pub use fileset::{compare, Comparison, FileSet, GraphStats, Reason, TargetInfo};
 pub use label::Label;
 pub use pattern::{parse_pattern, PatternKind, TargetPattern};
 
@@ -82,9 +89,44 @@ pub fn project_cells(source: &dyn Source) -> Result<Cells, BuckError> {
 
 /// The exact file set the requested targets need, with reasons.
 pub fn compute(source: &dyn Source, request: &GraphRequest) -> Result<FileSet, BuckError> {
+    compute_in(&Tree::new(source), request)
+}
+
+/// A file set and, when it was computed rather than taken from the cache,
+/// the graph cache to store for the next computation.
+#[derive(Debug)]
+pub struct Computed {
+    pub set: FileSet,
+    pub cache: Option<Vec<u8>>,
+}
+
+/// [`compute`] with the graph cache: `cache` holds what a previous
+/// [`Computed`] gave to store (a bad or stale one is ignored). When the
+/// build files, `.bzl` files, configs and directory listings the previous
+/// computation read are unchanged, its answer is returned and nothing is
+/// evaluated (`stats.evaluations == 0`, `stats.cached`).
+pub fn compute_cached(
+    source: &dyn Source,
+    request: &GraphRequest,
+    cache: Option<&[u8]>,
+) -> Result<Computed, BuckError> {
     let tree = Tree::new(source);
-    let cells = Cells::load(&tree, &source.describe())?;
-    let mut graph = Graph::new(&tree, &cells);
+    if let Some(bytes) = cache {
+        if let Some(mut set) = cache::lookup(bytes, request, &tree)? {
+            set.stats.evaluations = 0;
+            set.stats.cached = true;
+            return Ok(Computed { set, cache: None });
+        }
+    }
+    let set = compute_in(&tree, request)?;
+    let cache = cache::store(request, tree.footprint(), &set);
+    Ok(Computed { set, cache })
+}
+
+fn compute_in(tree: &Tree, request: &GraphRequest) -> Result<FileSet, BuckError> {
+    let source_name = tree.describe();
+    let cells = Cells::load(tree, &source_name)?;
+    let mut graph = Graph::new(tree, &cells);
     let mut roots = Vec::new();
     for text in &request.patterns {
         // `:name` names a target of the package holding the current

@@ -1,12 +1,15 @@
 //! Cached reads of the source tree: directory listings, build-file text and
 //! symlink resolution. One computation lists the same directories many times
 //! (package detection, globs, whole-package walks), so every listing is
-//! fetched from the [`Source`] once.
+//! fetched from the [`Source`] once. What was listed and read is the
+//! computation's [`Footprint`]: when it still holds, so does the answer
+//! (the graph cache).
 
+use crate::cache::{content_hash, listing_hash, Footprint};
 use antares_overlay::source::read_link;
 use antares_overlay::{EntryKind, RepoPath, Source, SourceError, TreeEntry};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// How many symlinks one resolution may pass through (as `SYMLOOP_MAX`).
@@ -26,6 +29,9 @@ pub(crate) struct Resolved {
 pub(crate) struct Tree<'s> {
     source: &'s dyn Source,
     listings: RefCell<HashMap<RepoPath, Rc<[TreeEntry]>>>,
+    /// The content hash of every file read and of every symlink target
+    /// followed, by path.
+    reads: RefCell<BTreeMap<RepoPath, String>>,
 }
 
 impl<'s> Tree<'s> {
@@ -33,7 +39,39 @@ impl<'s> Tree<'s> {
         Tree {
             source,
             listings: RefCell::new(HashMap::new()),
+            reads: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// What the source calls itself (for messages).
+    pub fn describe(&self) -> String {
+        self.source.describe()
+    }
+
+    /// Everything listed and read so far.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            dirs: self
+                .listings
+                .borrow()
+                .iter()
+                .map(|(d, l)| (d.clone(), listing_hash(l)))
+                .collect(),
+            files: self.reads.borrow().clone(),
+        }
+    }
+
+    /// The content hash of the file or symlink at `path` itself (for a
+    /// symlink, of its target text), `None` if absent or a directory.
+    pub fn hash_of(&self, path: &RepoPath) -> Result<Option<String>, SourceError> {
+        let Some(e) = self.entry(path)? else {
+            return Ok(None);
+        };
+        Ok(match e.kind {
+            EntryKind::File => Some(content_hash(&self.source.read(&e)?)),
+            EntryKind::Symlink => Some(content_hash(read_link(self.source, &e)?.as_bytes())),
+            EntryKind::Dir | EntryKind::Gitlink => None,
+        })
     }
 
     /// The entries of `dir`, sorted by name; empty when `dir` is absent or
@@ -101,6 +139,9 @@ impl<'s> Tree<'s> {
                         ));
                     }
                     let target = read_link(self.source, &e)?;
+                    self.reads
+                        .borrow_mut()
+                        .insert(next.clone(), content_hash(target.as_bytes()));
                     let Some(resolved) = next.resolve_link(&target) else {
                         return Ok(stop(
                             links,
@@ -128,7 +169,13 @@ impl<'s> Tree<'s> {
     /// The bytes of the file at `path` (through symlinks), `None` if absent.
     pub fn read_bytes(&self, path: &RepoPath) -> Result<Option<Vec<u8>>, SourceError> {
         match self.resolve(path)?.entry {
-            Some(e) if e.kind == EntryKind::File => self.source.read(&e).map(Some),
+            Some(e) if e.kind == EntryKind::File => {
+                let bytes = self.source.read(&e)?;
+                self.reads
+                    .borrow_mut()
+                    .insert(e.path.clone(), content_hash(&bytes));
+                Ok(Some(bytes))
+            }
             _ => Ok(None),
         }
     }

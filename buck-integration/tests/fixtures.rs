@@ -102,10 +102,12 @@ fn monorepo_binary_closure_is_exact() {
     ]);
     assert_eq!(paths(&set), want);
     // `why` explains every entry: a chain from a requested target, the
-    // toolchains cell, the project itself or the vendored prelude.
+    // toolchains cell, the configured platform, the project itself or the
+    // vendored prelude.
     let roots = [
         "//app:main_server",
         "toolchains//",
+        "prelude//platforms:default ([parser] target_platform_detector_spec)",
         "project root",
         "vendored prelude",
     ];

@@ -21,9 +21,12 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     )?
     .source;
     let root = antares_overlay::RepoPath::root();
+    let cache = targets::graph_cache(&ws);
+    let set_by =
+        |mode| targets::file_set(source.as_ref(), spec, &patterns, &root, mode, Some(&cache));
     if args.compare {
-        let ours = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Builtin)?;
-        let theirs = targets::file_set(source.as_ref(), spec, &patterns, &root, GraphMode::Buck2)?;
+        let ours = set_by(GraphMode::Builtin)?;
+        let theirs = set_by(GraphMode::Buck2)?;
         let cmp = antares_buck::compare(&ours, &theirs);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&cmp)?);
@@ -47,7 +50,7 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
         }
         return Ok(if cmp.is_equal() { super::OK } else { 3 });
     }
-    let set = targets::file_set(source.as_ref(), spec, &patterns, &root, args.graph)?;
+    let set = set_by(args.graph)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&set)?);
     } else {

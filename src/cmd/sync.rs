@@ -7,6 +7,7 @@ use crate::quote::{quoted, shown};
 use crate::targets::{self, GraphMode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
+use antares_buck::GraphStats;
 use antares_materializer::{
     Manifest, ManifestCache, Progress, Request, Store, Summary, WorkspaceLock,
 };
@@ -66,6 +67,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         scope: Mutex::new(Vec::new()),
         wait: !args.no_wait,
         manifest: Mutex::new(ManifestCache::default()),
+        graph_stats: Mutex::new(None),
     };
 
     let bar = Bar::new(args.json);
@@ -80,7 +82,14 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         config.source = spec;
         Workspace::save_config(&ws.layout, &config)?;
     }
-    report(&ws, ctx.tree.source.as_ref(), &summary, args.json)?;
+    let graph = ctx.graph_stats.lock().ok().and_then(|g| g.clone());
+    report(
+        &ws,
+        ctx.tree.source.as_ref(),
+        &summary,
+        graph.as_ref(),
+        args.json,
+    )?;
     if args.watch {
         if matches!(ctx.spec, SourceSpec::Git { .. }) {
             eprintln!(
@@ -113,6 +122,8 @@ pub struct Context_<'a> {
     pub wait: bool,
     /// The manifest between cycles of `--watch` (reloaded if changed on disk).
     pub manifest: Mutex<ManifestCache>,
+    /// What the last target computation took (`sync --json` reports it).
+    pub graph_stats: Mutex<Option<GraphStats>>,
 }
 
 impl Context_<'_> {
@@ -188,7 +199,11 @@ impl Context_<'_> {
                         &self.targets,
                         &RepoPath::root(),
                         self.graph,
+                        Some(&targets::graph_cache(self.ws)),
                     )?;
+                    if let Ok(mut g) = self.graph_stats.lock() {
+                        *g = Some(set.stats.clone());
+                    }
                     let (more, dirs) = targets::entries(self.tree.source.as_ref(), &set)?;
                     entries.extend(more);
                     sort_unique(&mut entries);
@@ -272,14 +287,22 @@ pub fn exit_status(summary: &Summary) -> i32 {
     }
 }
 
-/// Prints the summary: JSON on stdout, or a short human report on stderr.
-pub fn report(ws: &Workspace, source: &dyn Source, s: &Summary, json: bool) -> Result<()> {
+/// Prints the summary (and what computing the targets' file set took, when
+/// there were targets): JSON on stdout, or a short human report on stderr.
+pub fn report(
+    ws: &Workspace,
+    source: &dyn Source,
+    s: &Summary,
+    graph: Option<&GraphStats>,
+    json: bool,
+) -> Result<()> {
     if json {
         let out = serde_json::json!({
             "workspace": ws.root(),
             "source": source.describe(),
             "revision": source.revision(),
             "summary": s,
+            "graph": graph,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

@@ -17,7 +17,7 @@
 mod builtins;
 pub(crate) mod context;
 mod limits;
-mod scan;
+pub(crate) mod scan;
 mod values;
 
 use crate::cells::{Cell, Cells};

@@ -108,3 +108,5 @@ fn link_text(path: &Path, bytes: &[u8]) -> Option<String> {
         && !text.starts_with('/');
     (looks_like_link && path.parent()?.join(text).is_file()).then(|| text.to_string())
 }
+
+pub mod corpus;

@@ -1,0 +1,56 @@
+//! The corpus fixtures (tests/fixtures/corpus): skeletons of real Buck2
+//! repositories, unpacked into a temporary directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The corpus directory.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+}
+
+/// An unpacked fixture: its tree and the real size of each of its files.
+pub struct Fixture {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub sizes: HashMap<String, u64>,
+}
+
+/// Unpacks `NAME.tar.xz` (with `tar` and `xz`, which CI installs).
+pub fn unpack(name: &str) -> Fixture {
+    let tarball = dir().join(format!("{name}.tar.xz"));
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(tmp.path())
+        .status()
+        .unwrap_or_else(|e| panic!("running tar for {}: {e}", tarball.display()));
+    assert!(status.success(), "tar -xJf {} failed", tarball.display());
+    let listing = std::fs::read_to_string(tmp.path().join("sizes.tsv")).unwrap();
+    let sizes = listing
+        .lines()
+        .map(|l| {
+            let (size, path) = l.split_once('\t').expect("SIZE<TAB>PATH");
+            (path.to_string(), size.parse().expect("a size"))
+        })
+        .collect();
+    Fixture {
+        root: tmp.path().join("tree"),
+        _tmp: tmp,
+        sizes,
+    }
+}
+
+/// The decompressed bytes of an `.xz` file.
+pub fn xz_decode(path: &Path) -> Vec<u8> {
+    let out = Command::new("xz")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("running xz for {}: {e}", path.display()));
+    assert!(out.status.success(), "xz -dc {} failed", path.display());
+    out.stdout
+}
