@@ -90,6 +90,23 @@ impl SourceSpec {
         }
     }
 
+    /// The same source with Mono change list `link` laid over it (an empty
+    /// link: without one). Only a mono: source has change lists.
+    pub fn with_cl(self, link: &str) -> Result<Self, SourceError> {
+        match self {
+            s @ (SourceSpec::Dir { .. } | SourceSpec::Git { .. }) if link.is_empty() => Ok(s),
+            SourceSpec::Mono { url, refs, .. } => Ok(SourceSpec::Mono {
+                url,
+                refs,
+                cl: (!link.is_empty()).then(|| link.to_string()),
+            }),
+            other => Err(SourceError::Spec {
+                spec: other.to_string(),
+                message: "a change list (--cl) is a Mono review; it needs a mono: source".into(),
+            }),
+        }
+    }
+
     /// Makes relative local paths absolute against `base` (the directory the
     /// user ran `init` in), so the spec stays valid from any directory.
     pub fn absolutize(self, base: &std::path::Path) -> Self {

@@ -268,6 +268,17 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether mounts are made with `allow_other` (other users, e.g. a build
+/// worker, may enter them): always as root, else where `/etc/fuse.conf`
+/// has `user_allow_other` (without it the kernel helper refuses the option).
+pub fn allows_other_users() -> bool {
+    is_root()
+        || std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|conf| {
+            conf.lines()
+                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+        })
+}
+
 /// Whether `mountpoint` is a dead FUSE mount (its daemon is gone). Uses
 /// `statfs`, which the kernel never answers from its attribute cache.
 pub fn is_stale(mountpoint: &Path) -> bool {
@@ -456,8 +467,10 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::RW,
     ];
-    if is_root() {
+    if allows_other_users() {
         config.acl = fuser::SessionACL::All;
+    }
+    if is_root() {
         config.mount_options.push(fuser::MountOption::Dev);
         config.mount_options.push(fuser::MountOption::Suid);
     }
