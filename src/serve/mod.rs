@@ -176,6 +176,13 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
                     "job_id/build_id '{t}' already mounted with different path/cl"
                 )));
             }
+            // A mount that no longer answers is not handed out again.
+            let state = state_of(m).await;
+            if state != "Ready" {
+                return Err(ApiError::Invalid(format!(
+                    "job_id/build_id '{t}' is currently in state {state}; retry after unmount completes"
+                )));
+            }
             m.touch();
             let reply = json!({ "mount_id": m.mount_id, "mountpoint": m.mountpoint });
             return Ok(Json(reply).into_response());

@@ -17,6 +17,7 @@ pub struct MountInfo {
     /// The task id: the request's `job_id`, else its `build_id`.
     pub job_id: Option<String>,
     /// The change list laid over the tree, if any.
+    #[serde(default)]
     pub cl: Option<String>,
     /// Where `path` appears: the mount root joined with `path`.
     pub mountpoint: PathBuf,
@@ -24,7 +25,9 @@ pub struct MountInfo {
     pub mount_root: PathBuf,
     /// The mount's own workspace (its upper layer, its syncs).
     pub workspace: PathBuf,
+    #[serde(default)]
     pub created_at_epoch_ms: u64,
+    #[serde(default)]
     pub last_seen_epoch_ms: u64,
 }
 
