@@ -518,7 +518,12 @@ fn one_server_per_workspace_and_ready_checks_the_mount() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another antares serve"), "{err}");
 
-    let made = srv.expect(200, "POST", "/antares/mounts", Some(r#"{"path":"/"}"#));
+    let made = srv.expect(
+        200,
+        "POST",
+        "/antares/mounts",
+        Some(r#"{"path":"/","job_id":"j-dead"}"#),
+    );
     let id = str_of(&made, "mount_id").to_string();
     let ws = PathBuf::from(str_of(&one_of(&srv, &id), "workspace"));
     let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid"))
@@ -532,6 +537,14 @@ fn one_server_per_workspace_and_ready_checks_the_mount() {
     let ready = srv.expect(200, "GET", &format!("/antares/mounts/{id}/ready"), None);
     assert_eq!(ready["ready"], false, "{ready}");
     assert!(ready["state"]["Failed"]["reason"].is_string(), "{ready}");
+    // Its task id is not handed out again while it is dead.
+    let e = srv.expect(
+        400,
+        "POST",
+        "/antares/mounts",
+        Some(r#"{"path":"/","job_id":"j-dead"}"#),
+    );
+    assert!(str_of(&e, "error").contains("currently in state"), "{e}");
     // Deleting it still cleans up.
     let gone = srv.expect(200, "DELETE", &format!("/antares/mounts/{id}"), None);
     assert_eq!(gone["state"], "Unmounted", "{gone}");
