@@ -281,6 +281,20 @@ fn every_route_of_the_management_api() {
     let e = srv.expect(400, "DELETE", &format!("/antares/mounts/{id}/cl"), None);
     assert!(str_of(&e, "error").contains("no CL layer"), "{e}");
     let e = srv.expect(
+        400,
+        "POST",
+        &format!("/antares/mounts/{id}/cl"),
+        Some(r#"{"cl":"CL1"}"#),
+    );
+    assert!(str_of(&e, "error").contains("not mono:"), "{e}");
+    let e = srv.expect(
+        400,
+        "POST",
+        "/antares/mounts",
+        Some(r#"{"path":"/app","cl":"CL1"}"#),
+    );
+    assert!(str_of(&e, "error").contains("not mono:"), "{e}");
+    let e = srv.expect(
         500,
         "POST",
         &format!("/antares/mounts/{id}/sync"),

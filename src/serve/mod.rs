@@ -165,6 +165,9 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
     let cl = b.cl.filter(|c| !c.trim().is_empty());
+    if cl.is_some() {
+        check_cl_supported(&s)?;
+    }
     // The lock is held for the whole creation: two requests with one task
     // id must not make two mounts.
     let mut table = s.table.lock().await;
@@ -229,6 +232,17 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
     tracing::info!(mount_id = id, path = info.path, cl = ?info.cl, "mounted");
     let reply = json!({ "mount_id": info.mount_id, "mountpoint": info.mountpoint });
     Ok(Json(reply).into_response())
+}
+
+/// Change lists are Mono's: refused up front on another kind of source.
+fn check_cl_supported(s: &Server) -> Result<(), ApiError> {
+    match antares_overlay::SourceSpec::parse(&s.source) {
+        Ok(antares_overlay::SourceSpec::Mono { .. }) => Ok(()),
+        _ => Err(ApiError::Invalid(format!(
+            "cl layers are Mono change lists; this server's source {} is not mono:",
+            s.source
+        ))),
+    }
 }
 
 /// A random UUID (version 4 layout), from the time, the pid and a counter.
@@ -497,6 +511,7 @@ async fn build_cl(
     if b.cl.trim().is_empty() {
         return Err(ApiError::Invalid("cl link cannot be empty".into()));
     }
+    check_cl_supported(&s)?;
     relayer(s, m, Some(b.cl.trim().to_string())).await
 }
 

@@ -109,6 +109,7 @@ impl MonoSource {
         self.http.requests()
     }
 
+    /// The refs every request that takes refs names: the pinned commit.
     fn pinned_refs(&self) -> Option<&str> {
         Some(&self.commit)
     }
