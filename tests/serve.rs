@@ -426,6 +426,43 @@ fn orion_build_sequence() {
     };
     let old = run(&old_mp);
     let new = run(&new_mp);
+    // And buck2 itself, as Orion runs it (`--isolation-dir` per mount),
+    // where a real buck2 is at hand.
+    match real_buck2() {
+        Some(buck2) => {
+            let home = tempfile::tempdir().unwrap();
+            // The CL's new source file is an input of the server in the CL
+            // job's mount only (its srcs are a glob).
+            for (mp, with_cl) in [(&old_mp, false), (&new_mp, true)] {
+                let project_root = PathBuf::from(mp).join(repo_prefix);
+                let iso = format!("buck2-isolation-{}", &mp[mp.len() - 8..]);
+                let buck = |args: &[&str]| {
+                    Command::new(&buck2)
+                        .args(["--isolation-dir", &iso])
+                        .args(args)
+                        .current_dir(&project_root)
+                        .env("HOME", home.path())
+                        .output()
+                        .expect("run buck2")
+                };
+                let out = buck(&["uquery", "inputs(//app/server:server)"]);
+                let _ = buck(&["kill"]);
+                let text = String::from_utf8_lossy(&out.stdout);
+                println!(
+                    "buck2 --isolation-dir {iso} uquery 'inputs(//app/server:server)' in {}:\n{text}",
+                    project_root.display()
+                );
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(text.contains("app/server/src/main.rs"), "{text}");
+                assert_eq!(text.contains("app/server/src/added.rs"), with_cl, "{text}");
+            }
+        }
+        None => println!("SKIPPED the buck2 step: no real buck2 (../shared/tools/buck2)"),
+    }
     assert!(old.contains("run.sh") && old.contains("0.1.0"), "{old}");
     assert!(
         new.contains("start.sh") && new.contains("added.rs") && new.contains("0.2.0-cl"),
@@ -482,6 +519,15 @@ fn orion_build_sequence() {
         assert_eq!(body.get("state").and_then(Value::as_str), Some("Unmounted"));
     }
     assert!(!mounted(Path::new(&old_mp)) && !mounted(Path::new(&new_mp)));
+}
+
+/// The real buck2: `ANTARES_TEST_BUCK2`, else `../shared/tools/buck2`
+/// beside the repository (as CI lays it out).
+fn real_buck2() -> Option<PathBuf> {
+    let p = std::env::var_os("ANTARES_TEST_BUCK2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/buck2"));
+    p.is_file().then_some(p)
 }
 
 /// Issue 12 item 5: a path through a symlink of the tree (`etcdir -> /etc`)
