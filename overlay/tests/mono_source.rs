@@ -199,6 +199,7 @@ fn a_change_list_is_laid_over_the_base() {
     let base = head(&f);
     write(&f.work, "a.txt", "changed by the cl\n");
     write(&f.work, "cl/new/file.txt", "new in the cl\n");
+    write(&f.work, "buck-out/junk.txt", "never placed\n");
     git(&f.work, &["mv", "tool.sh", "tool-renamed.sh"]);
     git(&f.work, &["rm", "-q", "deep/a/side.txt"]);
     git(&f.work, &["add", "-A"]);
@@ -222,6 +223,8 @@ fn a_change_list_is_laid_over_the_base() {
     assert!(cl.stat(&p("tool-renamed.sh")).unwrap().unwrap().executable);
     assert!(cl.stat(&p("tool.sh")).unwrap().is_none());
     assert!(cl.stat(&p("deep/a/side.txt")).unwrap().is_none());
+    // What no source ever shows (buck-out at the root) is skipped.
+    assert!(cl.stat(&p("buck-out/junk.txt")).unwrap().is_none());
     let names = |dir: &str| -> Vec<String> {
         cl.list_dir(&p(dir))
             .unwrap()

@@ -54,7 +54,9 @@ impl MonoSource {
         let mut wanted = Vec::new();
         let mut mode_of = std::collections::HashMap::new();
         for it in items {
-            let path = cl_path(&url, &it.path)?;
+            let Some(path) = cl_path(&url, &it.path)? else {
+                continue;
+            };
             match it.action.as_str() {
                 "new" | "modified" | "renamed" => {
                     if it.action == "renamed" {
@@ -62,9 +64,10 @@ impl MonoSource {
                             url: url.clone(),
                             message: format!("{}: renamed without old_path", it.path),
                         })?;
-                        let old = cl_path(&url, old)?;
-                        mode_of.insert(path.clone(), old.clone());
-                        cl.whiteouts.insert(old);
+                        if let Some(old) = cl_path(&url, old)? {
+                            mode_of.insert(path.clone(), old.clone());
+                            cl.whiteouts.insert(old);
+                        }
                     }
                     wanted.push(TreeEntry {
                         oid: git_oid(&url, &it.path, &it.sha)?,
@@ -121,17 +124,27 @@ impl MonoSource {
 }
 
 /// A path of the files list (`a/b`, `/a/b`) as a repository path, refusing
-/// what could escape and what antares never places.
-fn cl_path(url: &str, p: &str) -> Result<RepoPath> {
+/// what could escape; `None` (skipped, with a warning) for what antares
+/// never places (`.git`, and at the root `buck-out` and `.antares`), as
+/// every source leaves those out.
+fn cl_path(url: &str, p: &str) -> Result<Option<RepoPath>> {
     let path = RepoPath::new(p.trim_start_matches('/')).map_err(|error| SourceError::BadPath {
         origin: url.to_string(),
         error,
     })?;
-    if path.is_root() || is_excluded_path(&path) {
+    if path.is_root() {
         return Err(SourceError::Remote {
             url: url.to_string(),
-            message: format!("{p:?} is not a file path antares can place"),
+            message: format!("{p:?} is not a file path"),
         });
     }
-    Ok(path)
+    if is_excluded_path(&path) {
+        tracing::warn!(
+            url,
+            path = p,
+            "skipping a change list entry antares never places"
+        );
+        return Ok(None);
+    }
+    Ok(Some(path))
 }
