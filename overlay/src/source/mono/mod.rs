@@ -737,3 +737,43 @@ fn disk_cache_write(http: &Http, oid: &ObjectId, body: &[u8]) {
         tracing::debug!("cannot cache tree {oid} at {}: {e}", path.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_of_either_hash_with_or_without_a_prefix() {
+        let sha1 = "ce013625030ba8dba906f756967f9e9ca394464a";
+        let sha256 = "a".repeat(64);
+        for (given, want) in [
+            (sha1.to_string(), sha1.to_string()),
+            (format!("sha1:{sha1}"), sha1.to_string()),
+            (sha256.clone(), sha256.clone()),
+            (format!("sha256:{sha256}"), sha256.clone()),
+        ] {
+            assert_eq!(git_oid("u", "x", &given).unwrap().as_str(), want, "{given}");
+        }
+        for bad in ["", "sha1:", "xyz", &sha1[..39], &format!("md5:{sha1}")] {
+            assert!(git_oid("u", "x", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_failed_pin_says_what_mono_accepts() {
+        let branch = refs_message(
+            Some("feature/x"),
+            "HTTP 500 Internal Server Error: Invalid refs",
+        );
+        assert!(
+            branch.contains("a full commit id, a tag name, or none"),
+            "{branch}"
+        );
+        let commit = "0".repeat(40);
+        let unknown = refs_message(Some(&commit), "HTTP 404 Not Found");
+        assert!(unknown.contains("no such commit"), "{unknown}");
+        // A 500 for a commit id is the server's own trouble, passed on.
+        assert_eq!(refs_message(Some(&commit), "HTTP 500 x"), "HTTP 500 x");
+        assert_eq!(refs_message(None, "HTTP 500 x"), "HTTP 500 x");
+    }
+}
