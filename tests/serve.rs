@@ -135,7 +135,8 @@ fn every_route_of_the_management_api() {
     let id = str_of(&made, "mount_id").to_string();
     assert!(is_uuid(&id), "{id}");
     let mountpoint = PathBuf::from(str_of(&made, "mountpoint"));
-    assert_eq!(mountpoint, mount_root.join(&id).join("lib/proto"));
+    // As Scorpio: the mount point shows `path` itself (a bind mount of it).
+    assert_eq!(mountpoint, mount_root.join(&id));
     assert_eq!(
         fs::read_to_string(mountpoint.join("version.txt")).unwrap(),
         fs::read_to_string(sb.path("src/lib/proto/version.txt")).unwrap()
@@ -276,7 +277,17 @@ fn every_route_of_the_management_api() {
         );
         assert_eq!(e["code"], "INVALID_REQUEST", "{e}");
     }
-    assert_eq!(fs::read_dir(&mount_root).unwrap().count(), 3);
+    let shown = fs::read_dir(&mount_root)
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(shown, 3);
     // CL routes need a mono: source; clearing a CL that is not there is refused.
     let e = srv.expect(400, "DELETE", &format!("/antares/mounts/{id}/cl"), None);
     assert!(str_of(&e, "error").contains("no CL layer"), "{e}");
@@ -317,6 +328,7 @@ fn every_route_of_the_management_api() {
     let gone = srv.expect(200, "DELETE", "/antares/mounts/by-job/job-1", None);
     assert_eq!(gone["state"], "Unmounted");
     assert!(!mount_root.join(&id).exists());
+    assert!(!mount_root.join(format!(".{id}")).exists());
     srv.expect(404, "GET", "/antares/mounts/by-job/job-1", None);
     let health = srv.expect(200, "GET", "/antares/health", None);
     assert_eq!(health["mount_count"], 1);
@@ -336,10 +348,11 @@ fn unmount_on_exit_leaves_no_mount() {
     let mut srv = Served::start(&sb, &["--unmount-on-exit"]);
     let made = srv.expect(200, "POST", "/antares/mounts", Some(r#"{"path":"/lib"}"#));
     let mp = PathBuf::from(str_of(&made, "mountpoint"));
-    let root = mp.parent().expect("mount root").to_path_buf();
-    assert!(mounted(&root));
+    let tree = mp.with_file_name(format!(".{}", str_of(&made, "mount_id")));
+    assert!(mounted(&mp) && mounted(&tree));
     srv.stop();
-    assert!(!mounted(&root), "{} still mounted", root.display());
+    assert!(!mounted(&mp), "{} still mounted", mp.display());
+    assert!(!mounted(&tree), "{} still mounted", tree.display());
     let table = fs::read_to_string(sb.path("ws").join(".antares/serve/mounts.json")).unwrap();
     assert_eq!(json(&table), serde_json::json!({}));
 }
@@ -507,6 +520,25 @@ fn orion_build_sequence() {
     );
     assert_eq!(laid["cl"], cl);
     assert_cl_tree(Path::new(&new_mp), true);
+
+    // A subtree with a CL: the mount point shows `/app` itself, and stays
+    // bound to it across a CL change.
+    let sub = srv.expect(
+        200,
+        "POST",
+        "/antares/mounts",
+        Some(r#"{"path":"/app","cl":"CL7","job_id":"sub"}"#),
+    );
+    let sub_mp = PathBuf::from(str_of(&sub, "mountpoint"));
+    let sub_id = str_of(&sub, "mount_id").to_string();
+    assert!(sub_mp.join("server/src/added.rs").is_file());
+    assert!(sub_mp.join("cli/start.sh").is_file());
+    srv.expect(200, "DELETE", &format!("/antares/mounts/{sub_id}/cl"), None);
+    assert!(!sub_mp.join("server/src/added.rs").exists());
+    assert!(sub_mp.join("cli/run.sh").is_file());
+    let gone = srv.expect(200, "DELETE", "/antares/mounts/by-job/sub", None);
+    assert_eq!(gone["state"], "Unmounted");
+    assert!(!sub_mp.exists());
 
     // unmount_antares_fs: DELETE, and the state must be "Unmounted".
     for mid in [&new_id, &old_id] {

@@ -6,7 +6,9 @@
 //! Each mount gets its own workspace under the serving workspace's state
 //! dir (`.antares/serve/<id>/ws`: same source and content store, its own
 //! upper layer) and is mounted at `MOUNT_ROOT/<id>` — outside any tree
-//! with a `.buckconfig` — by running this binary's own `mount` as a child;
+//! with a `.buckconfig`; a subtree `path` is bind-mounted there from the
+//! tree mounted at `MOUNT_ROOT/.<id>` — by running this binary's own
+//! `mount` as a child;
 //! a change list is laid over it with `mount --cl`. Child processes keep
 //! the server a thin layer over the commands users run.
 
@@ -196,37 +198,42 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
         )));
     }
     let id = new_id();
-    let mount_root = s.mount_root.join(&id);
+    let mountpoint = s.mount_root.join(&id);
     let now = table::now_ms();
     let info = MountInfo {
         mount_id: id.clone(),
         path,
         job_id: task,
         cl,
-        mountpoint: if rel.is_empty() {
-            mount_root.clone()
+        mount_root: if rel.is_empty() {
+            mountpoint.clone()
         } else {
-            mount_root.join(&rel)
+            s.mount_root.join(format!(".{id}"))
         },
-        mount_root,
+        mountpoint,
+        bound: false,
         workspace: s.state.join(&id).join("ws"),
         created_at_epoch_ms: now,
         last_seen_epoch_ms: now,
     };
-    let (srv, m) = (s.clone(), info.clone());
-    let made = tokio::task::spawn_blocking(move || make_mount(&srv, &m, &rel))
+    let (srv, mut m) = (s.clone(), info.clone());
+    let made = tokio::task::spawn_blocking(move || make_mount(&srv, &mut m, &rel).map(|()| m))
         .await
         .map_err(internal)?;
-    if let Err(e) = made {
-        let (srv, m) = (s.clone(), info.clone());
-        if let Ok(Err(why)) = tokio::task::spawn_blocking(move || remove_mount(&srv, &m)).await {
-            tracing::warn!(
-                mount_id = info.mount_id,
-                "cleanup after a failed create: {why}"
-            );
+    let info = match made {
+        Ok(m) => m,
+        Err(e) => {
+            let (srv, m) = (s.clone(), info.clone());
+            if let Ok(Err(why)) = tokio::task::spawn_blocking(move || remove_mount(&srv, &m)).await
+            {
+                tracing::warn!(
+                    mount_id = info.mount_id,
+                    "cleanup after a failed create: {why}"
+                );
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     table.mounts.insert(id.clone(), info.clone());
     table.save().map_err(|e| internal(format!("{e:#}")))?;
     tracing::info!(mount_id = id, path = info.path, cl = ?info.cl, "mounted");
@@ -273,15 +280,51 @@ fn new_id() -> String {
     )
 }
 
-/// `init` the mount's workspace, `mount` it (with its CL), and check that
-/// `rel` is a directory of the mounted tree.
-fn make_mount(s: &Server, m: &MountInfo, rel: &str) -> Result<(), ApiError> {
+/// `init` the mount's workspace, `mount` it (with its CL), check that
+/// `rel` is a directory of the mounted tree, and show it at the mount point.
+fn make_mount(s: &Server, m: &mut MountInfo, rel: &str) -> Result<(), ApiError> {
     let ws = m.workspace.as_os_str();
     child::run(&s.store, &[os("init"), os("--source"), os(&s.source), ws])
         .map_err(|e| internal(format!("cannot create the mount's workspace: {e}")))?;
     mount(s, m, m.cl.as_deref())?;
     root::check_tree_dir(&m.mount_root, rel)
-        .map_err(|e| ApiError::Invalid(format!("path {}: {e}", m.path)))
+        .map_err(|e| ApiError::Invalid(format!("path {}: {e}", m.path)))?;
+    if rel.is_empty() {
+        return Ok(());
+    }
+    m.bound = bind(m, rel)?;
+    if !m.bound {
+        m.mountpoint = m.mount_root.join(rel);
+    }
+    Ok(())
+}
+
+/// Shows directory `rel` of the tree at the mount point with a bind mount;
+/// `false` without the privilege to (then the tree is used in place).
+fn bind(m: &MountInfo, rel: &str) -> Result<bool, ApiError> {
+    std::fs::create_dir_all(&m.mountpoint)
+        .map_err(|e| internal(format!("cannot create {}: {e}", m.mountpoint.display())))?;
+    match antares_overlay::fuse::bind_mount(&m.mount_root.join(rel), &m.mountpoint) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            tracing::warn!(
+                "no privilege to bind {} on {}: the mount point is the path in the tree",
+                rel,
+                m.mountpoint.display()
+            );
+            let _ = std::fs::remove_dir(&m.mountpoint);
+            Ok(false)
+        }
+        Err(e) => Err(ApiError::Fuse(format!(
+            "cannot bind {rel} on {}: {e}",
+            m.mountpoint.display()
+        ))),
+    }
+}
+
+/// The repository-relative form of a mount's `path`.
+fn rel_of(m: &MountInfo) -> &str {
+    m.path.trim_matches('/')
 }
 
 /// Mounts the mount's workspace at its root, with change list `cl` (none:
@@ -304,7 +347,12 @@ fn mount(s: &Server, m: &MountInfo, cl: Option<&str>) -> Result<(), ApiError> {
     .map_err(|e| ApiError::Fuse(format!("failed to mount: {e}")))
 }
 
+/// Unbinds the mount point (if bound) and unmounts the tree.
 fn unmount(s: &Server, m: &MountInfo) -> Result<(), String> {
+    if m.bound && crate::cmd::mount::is_mounted(&m.mountpoint) {
+        antares_overlay::fuse::unbind(&m.mountpoint)
+            .map_err(|e| format!("cannot unbind {}: {e}", m.mountpoint.display()))?;
+    }
     if crate::cmd::mount::is_mounted(&m.mount_root) {
         child::run(
             &s.store,
@@ -319,14 +367,21 @@ fn unmount(s: &Server, m: &MountInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// Unmounts (if mounted) and removes the mount point and the mount's
-/// workspace.
+/// Unmounts (if mounted) and removes the mount point, the tree's mount
+/// directory (both empty once unmounted: never a recursive removal, which
+/// on a live mount would delete the tree's files) and the mount's workspace.
 fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
     unmount(s, m)?;
-    for dir in [Some(m.mount_root.as_path()), m.workspace.parent()]
-        .into_iter()
-        .flatten()
-    {
+    for dir in [&m.mountpoint, &m.mount_root] {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A fallback mount point inside the tree's directory, gone with it.
+            Err(_) if !m.bound && dir == &m.mountpoint && dir != &m.mount_root => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", dir.display())),
+        }
+    }
+    if let Some(dir) = m.workspace.parent() {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -476,16 +531,19 @@ async fn relayer(s: Arc<Server>, m: MountInfo, cl: Option<String>) -> ApiResult 
     let (srv, mi, new_cl) = (s.clone(), m.clone(), cl.clone());
     let res = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
         unmount(&srv, &mi).map_err(|e| ApiError::Fuse(format!("unmount failed: {e}")))?;
-        if let Err(e) = mount(&srv, &mi, new_cl.as_deref()) {
+        let res = mount(&srv, &mi, new_cl.as_deref());
+        if res.is_err() {
             if let Err(again) = mount(&srv, &mi, mi.cl.as_deref()) {
                 tracing::error!(
                     mount_id = mi.mount_id,
                     "remount after a failed cl change: {again:?}"
                 );
             }
-            return Err(e);
         }
-        Ok(())
+        if mi.bound {
+            bind(&mi, rel_of(&mi))?;
+        }
+        res
     })
     .await
     .map_err(internal)?;

@@ -19,10 +19,16 @@ pub struct MountInfo {
     /// The change list laid over the tree, if any.
     #[serde(default)]
     pub cl: Option<String>,
-    /// Where `path` appears: the mount root joined with `path`.
+    /// Where `path` appears, as Scorpio's: `MOUNT_ROOT/<mount_id>`.
     pub mountpoint: PathBuf,
-    /// The FUSE mount of the whole tree: `MOUNT_ROOT/<mount_id>`.
+    /// The FUSE mount of the whole tree: the mount point itself for `/`,
+    /// else `MOUNT_ROOT/.<mount_id>`, with `path` bind-mounted on the
+    /// mount point (or, without the privilege to bind, the mount point is
+    /// `MOUNT_ROOT/.<mount_id>/<path>`).
     pub mount_root: PathBuf,
+    /// Whether the mount point is a bind mount of `path` in the tree.
+    #[serde(default)]
+    pub bound: bool,
     /// The mount's own workspace (its upper layer, its syncs).
     pub workspace: PathBuf,
     #[serde(default)]

@@ -235,6 +235,12 @@ fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+/// Removes a bind mount made by [`bind_mount`]: cleanly, else detached
+/// (files open below it keep it alive until closed).
+pub fn unbind(target: &Path) -> io::Result<()> {
+    umount2(target, 0).or_else(|_| umount2(target, libc::MNT_DETACH))
+}
+
 fn umount2(p: &Path, flags: i32) -> io::Result<()> {
     let c = cpath(p)?;
     // SAFETY: valid NUL-terminated path.
@@ -244,7 +250,8 @@ fn umount2(p: &Path, flags: i32) -> io::Result<()> {
     Ok(())
 }
 
-fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
+/// Bind-mounts directory `src` on `target` (needs CAP_SYS_ADMIN).
+pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
     let s = cpath(src)?;
     let t = cpath(target)?;
     // SAFETY: valid NUL-terminated paths; a bind mount needs no fs type or data.
