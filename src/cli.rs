@@ -87,16 +87,16 @@ pub enum Command {
     Root(RootArgs),
     /// Install the buck2 wrapper from prelude-hooks/.
     Hooks(HooksArgs),
-    /// Serve the Antares management API (as Scorpio does) for build workers.
+    /// Serve the Antares management API, as Scorpio does, for build workers.
     ///
-    /// Routes under /antares: GET /health; POST /mounts {path, job_id?, cl?}
-    /// → {mount_id, mountpoint} (idempotent per job_id: 201 new, 200 existing);
-    /// GET /mounts; GET|DELETE /mounts/{id}; GET|DELETE /mounts/by-job/{job};
-    /// GET /mounts/{id}/ready → {ready}; POST /mounts/{id}/sync {targets:[…]}
-    /// → the sync's JSON summary. Errors are {error, code} with 400/404/500.
-    /// Each mount is a workspace of this workspace's source, mounted under
-    /// .antares/serve/<id>/mnt; `mountpoint` is where `path` appears in it.
-    /// Mono change-list layers (`cl`) are not supported (400). Prints
+    /// Routes under /antares, fields and error bodies as scorpiofs': GET
+    /// /health; POST /mounts {path, job_id?, build_id?, cl?} → {mount_id,
+    /// mountpoint} (idempotent per job_id); GET /mounts → {mounts:[…]};
+    /// GET|DELETE /mounts/{id}; GET|DELETE /mounts/by-job/{job_id}; GET
+    /// /mounts/{id}/ready → {mount_id, ready, state}; POST|DELETE
+    /// /mounts/{id}/cl. Extension: POST /mounts/{id}/sync {targets:[…],
+    /// timeout_secs?} → the sync's JSON summary. Each mount is a workspace
+    /// of this workspace's source mounted at MOUNT_ROOT/<mount_id>. Prints
     /// `listening on http://ADDR` once ready.
     Serve(ServeArgs),
 }
@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// authentication: keep it on loopback unless the network is trusted.
     #[arg(long, default_value = "127.0.0.1:2725")]
     pub bind: std::net::SocketAddr,
+    /// Where mount points are made (default $XDG_STATE_HOME/antares/mounts);
+    /// refused inside a directory tree with a .buckconfig.
+    #[arg(long, value_name = "DIR")]
+    pub mount_root: Option<std::path::PathBuf>,
     /// Unmount and forget every mount when the server stops (SIGINT/SIGTERM).
     #[arg(long)]
     pub unmount_on_exit: bool,
@@ -163,6 +167,11 @@ pub struct SyncArgs {
     /// tag; mono: refs) and remember it for later syncs.
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// Lay Mono change list LINK over the source (mono: only; new, modified,
+    /// deleted and renamed files of the CL under review) and remember it;
+    /// `--cl ''` drops it.
+    #[arg(long, value_name = "LINK")]
+    pub cl: Option<String>,
     /// After syncing, keep running: watch the workspace and the source side
     /// (a dir: source, the mount's upper dir) and sync each change as it
     /// happens, until interrupted.
@@ -237,6 +246,10 @@ pub struct MountArgs {
     /// Stay in the foreground until SIGINT/SIGTERM, logging to stderr.
     #[arg(long)]
     pub foreground: bool,
+    /// Lay Mono change list LINK over the source, read-only, between the
+    /// upper layer and the source (as `antares sync --cl`); remembered.
+    #[arg(long, value_name = "LINK")]
+    pub cl: Option<String>,
 }
 
 #[derive(Debug, Args)]

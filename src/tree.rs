@@ -14,7 +14,14 @@ use std::sync::Arc;
 
 /// The upper layer of a workspace: `.antares/upper`.
 pub fn upper_dir(ws: &Workspace) -> PathBuf {
-    ws.layout.state_dir().join("upper")
+    upper_dir_of(ws.root())
+}
+
+/// The upper layer of the workspace at `root`.
+pub fn upper_dir_of(root: &Path) -> PathBuf {
+    antares_materializer::layout::Layout::new(root)
+        .state_dir()
+        .join("upper")
 }
 
 /// Opens the content store of `ws` (`cache_flag`: the global `--cache`).

@@ -156,16 +156,22 @@ pub fn default_cache_dir() -> Result<PathBuf> {
     }
 }
 
-/// The registry of live mounts: mount point → workspace, so that commands
-/// (and the buck2 wrapper) run inside a mount find their workspace.
-fn registry_path() -> Option<PathBuf> {
+/// antares' state directory outside any workspace: `$XDG_STATE_HOME/antares`,
+/// else `~/.local/state/antares`.
+pub fn state_home() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
         })?;
-    Some(base.join("antares").join("mounts.json"))
+    Some(base.join("antares"))
+}
+
+/// The registry of live mounts: mount point → workspace, so that commands
+/// (and the buck2 wrapper) run inside a mount find their workspace.
+fn registry_path() -> Option<PathBuf> {
+    Some(state_home()?.join("mounts.json"))
 }
 
 fn read_registry() -> std::collections::BTreeMap<PathBuf, PathBuf> {

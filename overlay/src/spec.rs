@@ -11,8 +11,14 @@ pub enum SourceSpec {
     Dir { path: PathBuf },
     /// A local git repository (bare or not) at a revision (default `HEAD`).
     Git { path: PathBuf, rev: Option<String> },
-    /// A Mono server at a base URL, optionally at refs (branch/tag/commit).
-    Mono { url: String, refs: Option<String> },
+    /// A Mono server at a base URL, optionally at refs (commit or tag), and
+    /// optionally with a change list laid over it (see [`crate::source::cl`]).
+    Mono {
+        url: String,
+        refs: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cl: Option<String>,
+    },
 }
 
 impl SourceSpec {
@@ -43,23 +49,18 @@ impl SourceSpec {
                 if !(rest.starts_with("http://") || rest.starts_with("https://")) {
                     return Err(err("the Mono URL must start with http:// or https://"));
                 }
-                // An '@' after the authority part separates the refs; one in the
-                // authority (user@host) does not.
-                let after_scheme = rest.find("://").map(|i| i + 3).unwrap_or(0);
-                let authority_end = rest[after_scheme..]
-                    .find('/')
-                    .map(|i| i + after_scheme)
-                    .unwrap_or(rest.len());
-                let (url, refs) = match rest.rfind('@') {
-                    Some(i) if i >= authority_end => (&rest[..i], Some(&rest[i + 1..])),
-                    _ => (rest, None),
-                };
+                let (url, refs) = split_mono_refs(rest);
                 if refs == Some("") {
                     return Err(err("empty refs after '@'"));
+                }
+                let host = url.split_once("://").map_or("", |(_, h)| h);
+                if host.is_empty() || host.starts_with('/') {
+                    return Err(err("the Mono URL has no host"));
                 }
                 Ok(SourceSpec::Mono {
                     url: url.trim_end_matches('/').to_string(),
                     refs: refs.map(str::to_string),
+                    cl: None,
                 })
             }
             other => Err(err(&format!("unknown source kind {other:?}"))),
@@ -77,10 +78,31 @@ impl SourceSpec {
         }
         match self {
             SourceSpec::Git { path, .. } => Ok(SourceSpec::Git { path, rev: Some(rev.to_string()) }),
-            SourceSpec::Mono { url, .. } => Ok(SourceSpec::Mono { url, refs: Some(rev.to_string()) }),
+            SourceSpec::Mono { url, cl, .. } => Ok(SourceSpec::Mono {
+                url,
+                refs: Some(rev.to_string()),
+                cl,
+            }),
             d @ SourceSpec::Dir { .. } => Err(SourceError::Spec {
                 spec: d.to_string(),
                 message: "a dir: source is a live directory and has no revisions; --rev needs git: or mono:".into(),
+            }),
+        }
+    }
+
+    /// The same source with Mono change list `link` laid over it (an empty
+    /// link: without one). Only a mono: source has change lists.
+    pub fn with_cl(self, link: &str) -> Result<Self, SourceError> {
+        match self {
+            s @ (SourceSpec::Dir { .. } | SourceSpec::Git { .. }) if link.is_empty() => Ok(s),
+            SourceSpec::Mono { url, refs, .. } => Ok(SourceSpec::Mono {
+                url,
+                refs,
+                cl: (!link.is_empty()).then(|| link.to_string()),
+            }),
+            other => Err(SourceError::Spec {
+                spec: other.to_string(),
+                message: "a change list (--cl) is a Mono review; it needs a mono: source".into(),
             }),
         }
     }
@@ -101,6 +123,19 @@ impl SourceSpec {
     }
 }
 
+/// Splits `URL@REFS` at the last '@'. An '@' is user info of the URL
+/// (`http://user@host`) only when what follows it holds a ':' or the URL
+/// would be left without a host: git ref names and commit ids never hold a
+/// ':', so `http://h:8000@<commit>` and `http://h/@v1.0` name refs, and
+/// `http://u@h:8000` does not.
+fn split_mono_refs(s: &str) -> (&str, Option<&str>) {
+    let host_start = s.find("://").map_or(0, |i| i + 3);
+    match s.rfind('@') {
+        Some(i) if i > host_start && !s[i + 1..].contains(':') => (&s[..i], Some(&s[i + 1..])),
+        _ => (s, None),
+    }
+}
+
 /// Splits `PATH@REV` at the last '@' (revisions may contain '/', e.g.
 /// `feature/x`). A path that itself contains '@' must be given with an explicit
 /// `@REV` (e.g. `@HEAD`).
@@ -117,8 +152,12 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::Dir { path } => write!(f, "dir:{}", path.display()),
             SourceSpec::Git { path, rev: None } => write!(f, "git:{}", path.display()),
             SourceSpec::Git { path, rev: Some(r) } => write!(f, "git:{}@{r}", path.display()),
-            SourceSpec::Mono { url, refs: None } => write!(f, "mono:{url}"),
-            SourceSpec::Mono { url, refs: Some(r) } => write!(f, "mono:{url}@{r}"),
+            SourceSpec::Mono {
+                url, refs: None, ..
+            } => write!(f, "mono:{url}"),
+            SourceSpec::Mono {
+                url, refs: Some(r), ..
+            } => write!(f, "mono:{url}@{r}"),
         }
     }
 }
@@ -143,20 +182,49 @@ mod tests {
                 rev: None
             }
         );
-        assert_eq!(
-            SourceSpec::parse("mono:http://u@h:8000/@main").unwrap(),
-            SourceSpec::Mono {
-                url: "http://u@h:8000".into(),
-                refs: Some("main".into())
-            }
-        );
-        assert_eq!(
-            SourceSpec::parse("mono:http://h:8000").unwrap(),
-            SourceSpec::Mono {
-                url: "http://h:8000".into(),
-                refs: None
-            }
-        );
+        let mono = |url: &str, refs: Option<&str>| SourceSpec::Mono {
+            url: url.into(),
+            refs: refs.map(Into::into),
+            cl: None,
+        };
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        // With and without a port or a path, with and without refs.
+        for (spec, want) in [
+            (
+                format!("mono:http://127.0.0.1:8000@{commit}"),
+                mono("http://127.0.0.1:8000", Some(commit)),
+            ),
+            (
+                format!("mono:http://mono.example@{commit}"),
+                mono("http://mono.example", Some(commit)),
+            ),
+            (
+                format!("mono:https://h/api/prefix@{commit}"),
+                mono("https://h/api/prefix", Some(commit)),
+            ),
+            (
+                "mono:http://h:8000/@v1.0".into(),
+                mono("http://h:8000", Some("v1.0")),
+            ),
+            (
+                "mono:http://u@h:8000/@main".into(),
+                mono("http://u@h:8000", Some("main")),
+            ),
+            ("mono:http://u@h:8000".into(), mono("http://u@h:8000", None)),
+            ("mono:http://h:8000".into(), mono("http://h:8000", None)),
+            ("mono:http://h:8000/".into(), mono("http://h:8000", None)),
+            ("mono:http://h".into(), mono("http://h", None)),
+        ] {
+            assert_eq!(SourceSpec::parse(&spec).unwrap(), want, "{spec}");
+            // Display gives back a spec that parses to the same thing.
+            assert_eq!(
+                SourceSpec::parse(&want.to_string()).unwrap(),
+                want,
+                "{spec}"
+            );
+        }
+        assert!(SourceSpec::parse("mono:http://h:8000@").is_err());
+        assert!(SourceSpec::parse("mono:http://").is_err());
         assert!(SourceSpec::parse("svn:/x").is_err());
         assert!(SourceSpec::parse("dir:").is_err());
         assert!(SourceSpec::parse("mono:ftp://x").is_err());

@@ -283,6 +283,7 @@ fn open_by_spec() {
         &SourceSpec::Mono {
             url: "http://127.0.0.1:1".into(),
             refs: None,
+            cl: None,
         },
         None,
     )

@@ -152,7 +152,14 @@ fn refs_pin_one_commit() {
     let a = v1.stat(&p("a.txt")).unwrap().unwrap();
     assert_eq!(v1.read(&a).unwrap(), b"one\n");
     assert!(v1.stat(&p("deep")).unwrap().is_none());
-    let feature = open(&server, Some("feature"), quick());
+    // Mono resolves no branch names (a 500 there): the error says which
+    // forms it takes; the branch's commit id works.
+    let err = MonoSource::open(&server.url(), Some("feature"), quick())
+        .expect_err("a branch name")
+        .to_string();
+    assert!(err.contains("full commit id, a tag name, or none"), "{err}");
+    let feature_id = git(&f.work, &["rev-parse", "feature"]);
+    let feature = open(&server, Some(&feature_id), quick());
     assert!(feature.stat(&p("feature.txt")).unwrap().is_some());
     let by_id = open(&server, Some(&f.c1), quick());
     assert_eq!(by_id.revision().as_deref(), Some(f.c1.as_str()));
@@ -161,12 +168,96 @@ fn refs_pin_one_commit() {
     let before = open(&server, None, quick());
     write(&f.work, "deep/a/b/c/file.txt", "moved on\n");
     git(&f.work, &["commit", "-q", "-am", "four"]);
+    server.reset_requests();
     let e = before.stat(&p("deep/a/b/c/file.txt")).unwrap().unwrap();
     assert_eq!(before.read(&e).unwrap(), b"deep\n");
+    // Mono's `file/tree` no longer has the pinned trees below `deep` (200,
+    // empty body): they were listed at the pinned commit instead.
+    let pinned = format!("refs={}", before.revision().unwrap());
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("/api/v1/tree/content-hash?path=/deep") && r.contains(&pinned)),
+        "{:?}",
+        server.requests()
+    );
     let after = open(&server, None, quick());
     let e = after.stat(&p("deep/a/b/c/file.txt")).unwrap().unwrap();
     assert_eq!(after.read(&e).unwrap(), b"moved on\n");
-    assert!(MonoSource::open(&server.url(), Some("no-such-branch"), quick()).is_err());
+    let err = MonoSource::open(&server.url(), Some(&"0".repeat(40)), quick())
+        .expect_err("an unknown commit")
+        .to_string();
+    assert!(err.contains("no such commit"), "{err}");
+}
+
+/// A change list from the test server, with every action Mono lists, its
+/// ids `sha1:`-prefixed as some Mono versions write them.
+#[test]
+fn a_change_list_is_laid_over_the_base() {
+    let f = repo();
+    let base = head(&f);
+    write(&f.work, "a.txt", "changed by the cl\n");
+    write(&f.work, "cl/new/file.txt", "new in the cl\n");
+    write(&f.work, "buck-out/junk.txt", "never placed\n");
+    git(&f.work, &["mv", "tool.sh", "tool-renamed.sh"]);
+    git(&f.work, &["rm", "-q", "deep/a/side.txt"]);
+    git(&f.work, &["add", "-A"]);
+    git(&f.work, &["commit", "-q", "-m", "the cl"]);
+    let cl_head = head(&f);
+    git(&f.work, &["reset", "-q", "--hard", &base]);
+    let server = TestServer::start(&f.work).unwrap();
+    server.add_cl("CL42", &base, &cl_head);
+    server.faults().prefix_ids(true);
+    let mono = open(&server, None, quick());
+    let changes = mono.change_list("CL42").unwrap();
+    let cl = antares_overlay::source::cl::ClSource::new(Box::new(mono), "CL42", changes);
+    let read = |path: &str| {
+        let e = cl.stat(&p(path)).unwrap().unwrap();
+        String::from_utf8(cl.read(&e).unwrap()).unwrap()
+    };
+    assert_eq!(read("a.txt"), "changed by the cl\n");
+    assert_eq!(read("cl/new/file.txt"), "new in the cl\n");
+    assert_eq!(read("tool-renamed.sh"), "#!/bin/sh\n");
+    // A renamed file keeps its mode; the files list has none.
+    assert!(cl.stat(&p("tool-renamed.sh")).unwrap().unwrap().executable);
+    assert!(cl.stat(&p("tool.sh")).unwrap().is_none());
+    assert!(cl.stat(&p("deep/a/side.txt")).unwrap().is_none());
+    // What no source ever shows (buck-out at the root) is skipped.
+    assert!(cl.stat(&p("buck-out/junk.txt")).unwrap().is_none());
+    let names = |dir: &str| -> Vec<String> {
+        cl.list_dir(&p(dir))
+            .unwrap()
+            .iter()
+            .map(|e| e.path.file_name().unwrap().to_string())
+            .collect()
+    };
+    assert!(names("").contains(&"cl".to_string()));
+    assert!(!names("").contains(&"tool.sh".to_string()));
+    assert!(names("").contains(&"tool-renamed.sh".to_string()));
+    assert_eq!(names("deep/a"), ["b"]);
+    assert_eq!(names("cl/new"), ["file.txt"]);
+    // The walk sees the same tree.
+    let walked: Vec<String> = cl
+        .walk(&RepoPath::root())
+        .unwrap()
+        .iter()
+        .map(|e| e.path.to_string())
+        .collect();
+    assert!(
+        walked.contains(&"cl/new/file.txt".to_string()),
+        "{walked:?}"
+    );
+    assert!(
+        !walked.contains(&"deep/a/side.txt".to_string()),
+        "{walked:?}"
+    );
+
+    // An unknown CL and a hostile link are errors naming them.
+    let mono = open(&server, None, quick());
+    let err = mono.change_list("NOPE").unwrap_err().to_string();
+    assert!(err.contains("no change list \"NOPE\""), "{err}");
+    assert!(mono.change_list("../x").is_err());
 }
 
 #[test]

@@ -37,12 +37,19 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
     }
     std::fs::create_dir_all(&mountpoint)
         .with_context(|| format!("cannot create {}", mountpoint.display()))?;
-    // Remember it, so `antares umount` and the next `antares mount` need no argument.
-    if ws.config.mountpoint.as_deref() != Some(mountpoint.as_path()) {
+    // Remember it, so `antares umount` and the next `antares mount` need no
+    // argument; a change list given, so the daemon and later syncs use it.
+    let source = match &args.cl {
+        Some(link) => ws.config.source.clone().with_cl(link)?,
+        None => ws.config.source.clone(),
+    };
+    if ws.config.mountpoint.as_deref() != Some(mountpoint.as_path()) || source != ws.config.source {
         let mut config = ws.config.clone();
         config.mountpoint = Some(mountpoint.clone());
+        config.source = source;
         Workspace::save_config(&ws.layout, &config)?;
     }
+    let ws = Workspace::find(Some(ws.root()))?;
     if args.foreground {
         return foreground(global, &ws, &mountpoint);
     }

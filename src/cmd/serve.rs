@@ -1,7 +1,7 @@
-//! `antares serve [--bind ADDR] [--unmount-on-exit]`
+//! `antares serve [--bind ADDR] [--mount-root DIR] [--unmount-on-exit]`
 
 use crate::cli::{Global, ServeArgs};
-use crate::serve::{self, Server, Table};
+use crate::serve::{self, root, Server, Table};
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -12,11 +12,25 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<i32> {
     let state = serve::state_dir(&ws.layout.state_dir());
     std::fs::create_dir_all(&state)
         .with_context(|| format!("cannot create {}", state.display()))?;
+    let _lock = root::ServeLock::take(&state)?;
+    let mount_root = match &args.mount_root {
+        Some(d) => d.clone(),
+        None => root::default_mount_root()?,
+    };
+    let mount_root = root::prepare_mount_root(&mount_root)?;
+    eprintln!(
+        "mount root {}; {}",
+        mount_root.display(),
+        root::other_users_message()
+    );
     let server = Arc::new(Server {
         source: ws.config.source.to_string(),
         store: ws.store_dir(global.cache.as_deref())?,
         table: tokio::sync::Mutex::new(Table::load(&state)?),
         state,
+        mount_root,
+        started: std::time::Instant::now(),
+        cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {

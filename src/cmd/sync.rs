@@ -54,6 +54,10 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         Some(rev) => ws.config.source.clone().at_revision(rev)?,
         None => ws.config.source.clone(),
     };
+    let spec = match &args.cl {
+        Some(link) => spec.with_cl(link)?,
+        None => spec,
+    };
     let store = crate::tree::open_store(&ws, global.cache.as_deref())?;
     store.clean_tmp();
     let ctx = Context_ {

@@ -1,15 +1,21 @@
-//! `antares serve`: the Antares management API (what Scorpio serves on port
-//! 2725 and Orion workers call), backed by antares mounts.
+//! `antares serve`: the Antares management API exactly as Scorpio serves it
+//! (scorpiofs' `src/daemon/antares.rs`: routes, status codes, request and
+//! response fields, error bodies, lifecycle states), backed by antares
+//! mounts, plus one extension, `POST /antares/mounts/{id}/sync`.
 //!
 //! Each mount gets its own workspace under the serving workspace's state
-//! dir (`.antares/serve/<id>/ws`, same source and content store) and is
-//! mounted at `.antares/serve/<id>/mnt` by running this binary's own
-//! `mount` as a child; `POST /mounts/{id}/sync` runs its `sync`. Child
-//! processes keep the server a thin layer over the commands users run.
+//! dir (`.antares/serve/<id>/ws`: same source and content store, its own
+//! upper layer) and is mounted at `MOUNT_ROOT/<id>` — outside any tree
+//! with a `.buckconfig`; a subtree `path` is bind-mounted there from the
+//! tree mounted at `MOUNT_ROOT/.<id>` — by running this binary's own
+//! `mount` as a child;
+//! a change list is laid over it with `mount --cl`. Child processes keep
+//! the server a thin layer over the commands users run.
 
+mod child;
+pub mod root;
 mod table;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,9 +23,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 pub use table::{MountInfo, Table};
 
 /// What the handlers share.
@@ -30,29 +38,45 @@ pub struct Server {
     pub store: PathBuf,
     /// `.antares/serve` of the serving workspace.
     pub state: PathBuf,
+    /// Where mount points are made (`--mount-root`).
+    pub mount_root: PathBuf,
     pub table: tokio::sync::Mutex<Table>,
+    pub started: Instant,
+    /// Per mount: set to true when it is deleted, so its syncs stop.
+    pub cancels: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
 }
 
-/// An API error: `{error, code}` with that HTTP status.
-pub struct ApiError(StatusCode, String);
+/// Scorpio's error body, `{error, code}`, with its status codes.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `INVALID_REQUEST`.
+    Invalid(String),
+    /// 404 `NOT_FOUND`.
+    NotFound(String),
+    /// 500 `FUSE_ERROR`: mounting or unmounting failed.
+    Fuse(String),
+    /// 500 `INTERNAL_ERROR`.
+    Internal(String),
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.1, "code": self.0.as_u16() });
-        (self.0, Json(body)).into_response()
+        let (status, code, msg) = match self {
+            ApiError::Invalid(m) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            ApiError::Fuse(m) => (StatusCode::INTERNAL_SERVER_ERROR, "FUSE_ERROR", m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", m),
+        };
+        (status, Json(json!({ "error": msg, "code": code }))).into_response()
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
-}
-
-fn not_found(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, msg.into())
-}
-
 fn internal(msg: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+    ApiError::Internal(msg.to_string())
+}
+
+fn no_mount(id: &str) -> ApiError {
+    ApiError::NotFound(format!("mount {id} not found"))
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -62,91 +86,173 @@ pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/antares/health", get(health))
         .route("/antares/mounts", post(create).get(list))
-        .route("/antares/mounts/{id}", get(get_one).delete(delete_one))
-        .route("/antares/mounts/{id}/ready", get(ready))
-        .route("/antares/mounts/{id}/sync", post(sync))
         .route(
-            "/antares/mounts/by-job/{job}",
+            "/antares/mounts/by-job/{job_id}",
             get(get_by_job).delete(delete_by_job),
         )
-        .fallback(|| async { not_found("no such route") })
+        .route(
+            "/antares/mounts/{mount_id}",
+            get(get_one).delete(delete_one),
+        )
+        .route(
+            "/antares/mounts/{mount_id}/cl",
+            post(build_cl).delete(clear_cl),
+        )
+        .route("/antares/mounts/{mount_id}/ready", get(ready))
+        .route("/antares/mounts/{mount_id}/sync", post(sync))
         .with_state(server)
 }
 
 async fn health(State(s): Shared) -> Json<Value> {
     let mounts = s.table.lock().await.mounts.len();
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "mounts": mounts }))
+    Json(json!({
+        "status": "healthy",
+        "mount_count": mounts,
+        "uptime_secs": s.started.elapsed().as_secs(),
+    }))
 }
 
+/// Scorpio's `CreateMountRequest`.
 #[derive(Deserialize)]
 struct CreateBody {
-    path: String,
+    #[serde(default)]
     job_id: Option<String>,
+    #[serde(default)]
+    build_id: Option<String>,
+    path: String,
+    #[serde(default)]
     cl: Option<String>,
 }
 
-/// `/a/b`, `a/b/`, `/` → the repository path, refusing what could escape.
-fn normalize(path: &str) -> Result<String, ApiError> {
-    let trimmed = path.trim_matches('/');
+/// Scorpio's normalization: trimmed, one leading `/`, no trailing `/`;
+/// empty stays empty (and is refused). Then antares' own check that the
+/// path cannot escape. Returns (normalized, repository-relative).
+fn normalize(path: &str) -> Result<(String, String), ApiError> {
+    let trimmed = path.trim();
     if trimmed.is_empty() {
-        return Ok(String::new());
+        return Err(ApiError::Invalid("path cannot be empty".into()));
     }
-    antares_overlay::RepoPath::new(trimmed)
-        .map(|p| p.as_str().to_string())
-        .map_err(|e| bad(format!("path {path:?}: {e}")))
+    let rel = trimmed.trim_matches('/');
+    if rel.is_empty() {
+        return Ok(("/".into(), String::new()));
+    }
+    let rp = antares_overlay::RepoPath::new(rel)
+        .map_err(|e| ApiError::Invalid(format!("path {path:?}: {e}")))?;
+    Ok((format!("/{}", rp.as_str()), rp.as_str().to_string()))
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| bad(format!("bad request body: {}", e.body_text())))
+/// Mount ids are UUIDs, as Scorpio's `Path<Uuid>`; anything else is a 400.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!("mount id {id:?} is not a UUID")))
+    }
 }
 
-async fn create(State(s): Shared, b: Result<Json<CreateBody>, JsonRejection>) -> ApiResult {
-    let b = body(b)?;
-    if b.cl.as_deref().is_some_and(|c| !c.is_empty()) {
-        return Err(bad(
-            "cl layers (Mono change lists) are not supported by antares serve",
-        ));
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
+    let (path, rel) = normalize(&b.path)?;
+    let task = b
+        .job_id
+        .or(b.build_id)
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let cl = b.cl.filter(|c| !c.trim().is_empty());
+    if cl.is_some() {
+        check_cl_supported(&s)?;
     }
-    let rel = normalize(&b.path)?;
-    let job = b.job_id.filter(|j| !j.is_empty());
-    // The lock is held for the whole creation: two requests with one job_id
-    // must not make two mounts.
+    // The lock is held for the whole creation: two requests with one task
+    // id must not make two mounts.
     let mut table = s.table.lock().await;
-    if let Some(m) = job.as_deref().and_then(|j| table.by_job(j)) {
-        let reply = json!({ "mount_id": m.mount_id, "mountpoint": m.mountpoint });
-        return Ok((StatusCode::OK, Json(reply)).into_response());
+    if let Some(t) = &task {
+        if let Some(id) = table.by_job(t).map(|m| m.mount_id.clone()) {
+            let m = table.mounts.get_mut(&id).ok_or_else(|| no_mount(&id))?;
+            if m.path != path || m.cl != cl {
+                return Err(ApiError::Invalid(format!(
+                    "job_id/build_id '{t}' already mounted with different path/cl"
+                )));
+            }
+            // A mount that no longer answers is not handed out again.
+            let state = state_of(m).await;
+            if state != "Ready" {
+                return Err(ApiError::Invalid(format!(
+                    "job_id/build_id '{t}' is currently in state {state}; retry after unmount completes"
+                )));
+            }
+            m.touch();
+            let reply = json!({ "mount_id": m.mount_id, "mountpoint": m.mountpoint });
+            return Ok(Json(reply).into_response());
+        }
+    } else if table.by_path(&path, cl.as_deref()).is_some() {
+        return Err(ApiError::Invalid(format!(
+            "path {path} with cl {cl:?} is already mounted"
+        )));
     }
     let id = new_id();
-    let dir = s.state.join(&id);
+    let mountpoint = s.mount_root.join(&id);
+    let now = table::now_ms();
     let info = MountInfo {
         mount_id: id.clone(),
-        path: format!("/{rel}"),
-        job_id: job,
-        mountpoint: dir.join("mnt").join(&rel),
-        mount_root: dir.join("mnt"),
-        workspace: dir.join("ws"),
-        created_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        path,
+        job_id: task,
+        cl,
+        mount_root: if rel.is_empty() {
+            mountpoint.clone()
+        } else {
+            s.mount_root.join(format!(".{id}"))
+        },
+        mountpoint,
+        bound: false,
+        workspace: s.state.join(&id).join("ws"),
+        created_at_epoch_ms: now,
+        last_seen_epoch_ms: now,
     };
-    let (srv, m) = (s.clone(), info.clone());
-    let made = tokio::task::spawn_blocking(move || make_mount(&srv, &m))
+    let (srv, mut m) = (s.clone(), info.clone());
+    let made = tokio::task::spawn_blocking(move || make_mount(&srv, &mut m, &rel).map(|()| m))
         .await
         .map_err(internal)?;
-    if let Err(e) = made {
-        let (srv, m) = (s.clone(), info.clone());
-        let _ = tokio::task::spawn_blocking(move || remove_mount(&srv, &m)).await;
-        return Err(internal(format!("cannot create the mount: {e}")));
-    }
-    table.mounts.insert(id, info.clone());
+    let info = match made {
+        Ok(m) => m,
+        Err(e) => {
+            let (srv, m) = (s.clone(), info.clone());
+            if let Ok(Err(why)) = tokio::task::spawn_blocking(move || remove_mount(&srv, &m)).await
+            {
+                tracing::warn!(
+                    mount_id = info.mount_id,
+                    "cleanup after a failed create: {why}"
+                );
+            }
+            return Err(e);
+        }
+    };
+    table.mounts.insert(id.clone(), info.clone());
     table.save().map_err(|e| internal(format!("{e:#}")))?;
-    tracing::info!(mount_id = info.mount_id, path = info.path, "mounted");
+    tracing::info!(mount_id = id, path = info.path, cl = ?info.cl, "mounted");
     let reply = json!({ "mount_id": info.mount_id, "mountpoint": info.mountpoint });
-    Ok((StatusCode::CREATED, Json(reply)).into_response())
+    Ok(Json(reply).into_response())
 }
 
-/// 16 hex digits, unique enough for one machine's mounts.
+/// Change lists are Mono's: refused up front on another kind of source.
+fn check_cl_supported(s: &Server) -> Result<(), ApiError> {
+    match antares_overlay::SourceSpec::parse(&s.source) {
+        Ok(antares_overlay::SourceSpec::Mono { .. }) => Ok(()),
+        _ => Err(ApiError::Invalid(format!(
+            "cl layers are Mono change lists; this server's source {} is not mono:",
+            s.source
+        ))),
+    }
+}
+
+/// A random UUID (version 4 layout), from the time, the pid and a counter.
 fn new_id() -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = blake3::Hasher::new();
@@ -159,57 +265,97 @@ fn new_id() -> String {
         &N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .to_le_bytes(),
     );
-    h.finalize().to_hex()[..16].to_string()
+    let mut u = [0u8; 16];
+    u.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
-/// Runs `antares ARGS…` (this binary); stdout on success, else the error
-/// message it printed.
-fn antares(s: &Server, args: &[&std::ffi::OsStr]) -> Result<(i32, String), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find antares: {e}"))?;
-    let out = Command::new(exe)
-        .arg("--cache")
-        .arg(&s.store)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run antares: {e}"))?;
-    let code = out.status.code().unwrap_or(crate::cmd::ERROR);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if code == crate::cmd::OK || code == crate::cmd::CONFLICTS {
-        return Ok((code, stdout));
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let msg = err
-        .lines()
-        .filter(|l| l.contains("error"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(if msg.is_empty() {
-        err.trim().to_string()
-    } else {
-        msg
-    })
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
-}
-
-fn make_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
+/// `init` the mount's workspace, `mount` it (with its CL), check that
+/// `rel` is a directory of the mounted tree, and show it at the mount point.
+fn make_mount(s: &Server, m: &mut MountInfo, rel: &str) -> Result<(), ApiError> {
     let ws = m.workspace.as_os_str();
-    antares(s, &[os("init"), os("--source"), os(&s.source), ws])?;
-    antares(s, &[os("-C"), ws, os("mount"), m.mount_root.as_os_str()])?;
-    if !m.mountpoint.exists() {
-        return Err(format!("{} is not in the repository", m.path));
+    child::run(&s.store, &[os("init"), os("--source"), os(&s.source), ws])
+        .map_err(|e| internal(format!("cannot create the mount's workspace: {e}")))?;
+    mount(s, m, m.cl.as_deref())?;
+    root::check_tree_dir(&m.mount_root, rel)
+        .map_err(|e| ApiError::Invalid(format!("path {}: {e}", m.path)))?;
+    if rel.is_empty() {
+        return Ok(());
+    }
+    m.bound = bind(m, rel)?;
+    if !m.bound {
+        m.mountpoint = m.mount_root.join(rel);
     }
     Ok(())
 }
 
-/// Unmounts (if mounted) and removes the mount's directory.
-fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
+/// Shows directory `rel` of the tree at the mount point with a bind mount;
+/// `false` without the privilege to (then the tree is used in place).
+fn bind(m: &MountInfo, rel: &str) -> Result<bool, ApiError> {
+    std::fs::create_dir_all(&m.mountpoint)
+        .map_err(|e| internal(format!("cannot create {}: {e}", m.mountpoint.display())))?;
+    match antares_overlay::fuse::bind_mount(&m.mount_root.join(rel), &m.mountpoint) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            tracing::warn!(
+                "no privilege to bind {} on {}: the mount point is the path in the tree",
+                rel,
+                m.mountpoint.display()
+            );
+            let _ = std::fs::remove_dir(&m.mountpoint);
+            Ok(false)
+        }
+        Err(e) => Err(ApiError::Fuse(format!(
+            "cannot bind {rel} on {}: {e}",
+            m.mountpoint.display()
+        ))),
+    }
+}
+
+/// The repository-relative form of a mount's `path`.
+fn rel_of(m: &MountInfo) -> &str {
+    m.path.trim_matches('/')
+}
+
+/// Mounts the mount's workspace at its root, with change list `cl` (none:
+/// the source alone).
+fn mount(s: &Server, m: &MountInfo, cl: Option<&str>) -> Result<(), ApiError> {
+    let ws = m.workspace.as_os_str();
+    let cl = os(cl.unwrap_or(""));
+    child::run(
+        &s.store,
+        &[
+            os("-C"),
+            ws,
+            os("mount"),
+            os("--cl"),
+            cl,
+            m.mount_root.as_os_str(),
+        ],
+    )
+    .map(drop)
+    .map_err(|e| ApiError::Fuse(format!("failed to mount: {e}")))
+}
+
+/// Unbinds the mount point (if bound) and unmounts the tree.
+fn unmount(s: &Server, m: &MountInfo) -> Result<(), String> {
+    if m.bound && crate::cmd::mount::is_mounted(&m.mountpoint) {
+        antares_overlay::fuse::unbind(&m.mountpoint)
+            .map_err(|e| format!("cannot unbind {}: {e}", m.mountpoint.display()))?;
+    }
     if crate::cmd::mount::is_mounted(&m.mount_root) {
-        antares(
-            s,
+        child::run(
+            &s.store,
             &[
                 os("-C"),
                 m.workspace.as_os_str(),
@@ -217,6 +363,23 @@ fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
                 m.mount_root.as_os_str(),
             ],
         )?;
+    }
+    Ok(())
+}
+
+/// Unmounts (if mounted) and removes the mount point, the tree's mount
+/// directory (both empty once unmounted: never a recursive removal, which
+/// on a live mount would delete the tree's files) and the mount's workspace.
+fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
+    unmount(s, m)?;
+    for dir in [&m.mountpoint, &m.mount_root] {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A fallback mount point inside the tree's directory, gone with it.
+            Err(_) if !m.bound && dir == &m.mountpoint && dir != &m.mount_root => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", dir.display())),
+        }
     }
     if let Some(dir) = m.workspace.parent() {
         match std::fs::remove_dir_all(dir) {
@@ -228,31 +391,60 @@ fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
     Ok(())
 }
 
-fn view(m: &MountInfo) -> Value {
+/// Scorpio's lifecycle state of a mount in the table: `Ready` while its
+/// file system answers, `{"Failed": {reason}}` when it does not (not
+/// mounted, or its daemon died: ENOTCONN).
+async fn state_of(m: &MountInfo) -> Value {
+    match root::alive(&m.mount_root).await {
+        Ok(()) => json!("Ready"),
+        Err(reason) => json!({ "Failed": { "reason": reason } }),
+    }
+}
+
+/// Scorpio's `MountStatus`, plus `workspace` (antares: where the mount's
+/// syncs land).
+fn status(s: &Server, m: &MountInfo, state: Value) -> Value {
     json!({
         "mount_id": m.mount_id,
-        "path": m.path,
         "job_id": m.job_id,
+        "path": m.path,
+        "cl": m.cl,
         "mountpoint": m.mountpoint,
+        "layers": {
+            "upper": m.upper(),
+            "cl": m.cl.as_ref().map(|c| format!("{}/api/v1/cl/{c}/files-list", cl_base(&s.source))),
+            "dicfuse": s.source,
+        },
+        "state": state,
+        "created_at_epoch_ms": m.created_at_epoch_ms,
+        "last_seen_epoch_ms": m.last_seen_epoch_ms,
         "workspace": m.workspace,
-        "state": if crate::cmd::mount::is_mounted(&m.mount_root) { "mounted" } else { "unmounted" },
-        "created_at": m.created_at,
     })
 }
 
+/// The Mono base URL of a `mono:URL[@REFS]` spec (for `layers.cl`).
+fn cl_base(source: &str) -> String {
+    match antares_overlay::SourceSpec::parse(source) {
+        Ok(antares_overlay::SourceSpec::Mono { url, .. }) => url,
+        _ => source.to_string(),
+    }
+}
+
 async fn list(State(s): Shared) -> Json<Value> {
-    let t = s.table.lock().await;
-    Json(Value::Array(t.mounts.values().map(view).collect()))
+    let all: Vec<MountInfo> = s.table.lock().await.mounts.values().cloned().collect();
+    let mut out = Vec::with_capacity(all.len());
+    for m in &all {
+        out.push(status(&s, m, state_of(m).await));
+    }
+    Json(json!({ "mounts": out }))
 }
 
 async fn find(s: &Server, id: &str) -> Result<MountInfo, ApiError> {
-    s.table
-        .lock()
-        .await
-        .mounts
-        .get(id)
-        .cloned()
-        .ok_or_else(|| not_found(format!("no mount {id:?}")))
+    check_id(id)?;
+    let mut t = s.table.lock().await;
+    let m = t.mounts.get_mut(id).ok_or_else(|| no_mount(id))?;
+    m.touch();
+    Ok(m.clone())
 }
 
 async fn find_job(s: &Server, job: &str) -> Result<MountInfo, ApiError> {
@@ -261,29 +453,51 @@ async fn find_job(s: &Server, job: &str) -> Result<MountInfo, ApiError> {
         .await
         .by_job(job)
         .cloned()
-        .ok_or_else(|| not_found(format!("no mount for job {job:?}")))
+        .ok_or_else(|| ApiError::NotFound(format!("mount for task {job} not found")))
+}
+
+async fn describe(s: &Server, m: &MountInfo) -> ApiResult {
+    Ok(Json(status(s, m, state_of(m).await)).into_response())
 }
 
 async fn get_one(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
-    Ok(Json(view(&find(&s, &id).await?)).into_response())
+    let m = find(&s, &id).await?;
+    describe(&s, &m).await
 }
 
 async fn get_by_job(State(s): Shared, UrlPath(job): UrlPath<String>) -> ApiResult {
-    Ok(Json(view(&find_job(&s, &job).await?)).into_response())
+    let m = find_job(&s, &job).await?;
+    describe(&s, &m).await
 }
 
+/// Stops the mount's syncs, unmounts it and forgets it: `state: "Unmounted"`.
+/// An unmount that fails leaves it in the table as `{"Failed": …}`, as
+/// Scorpio does.
 async fn delete(s: Arc<Server>, m: MountInfo) -> ApiResult {
+    if let Some(tx) = s
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&m.mount_id)
+    {
+        let _ = tx.send(true);
+    }
     let mut table = s.table.lock().await;
-    let shown = view(&m);
     let (srv, mi) = (s.clone(), m.clone());
-    tokio::task::spawn_blocking(move || remove_mount(&srv, &mi))
+    let removed = tokio::task::spawn_blocking(move || remove_mount(&srv, &mi))
         .await
-        .map_err(internal)?
-        .map_err(|e| internal(format!("cannot remove mount {}: {e}", m.mount_id)))?;
+        .map_err(internal)?;
+    let mut m = m;
+    m.touch();
+    if let Err(e) = removed {
+        tracing::error!(mount_id = m.mount_id, "unmount failed: {e}");
+        let state = json!({ "Failed": { "reason": format!("unmount failed: {e}") } });
+        return Ok(Json(status(&s, &m, state)).into_response());
+    }
     table.mounts.remove(&m.mount_id);
     table.save().map_err(|e| internal(format!("{e:#}")))?;
     tracing::info!(mount_id = m.mount_id, "unmounted");
-    Ok(Json(shown).into_response())
+    Ok(Json(status(&s, &m, json!("Unmounted"))).into_response())
 }
 
 async fn delete_one(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
@@ -298,42 +512,128 @@ async fn delete_by_job(State(s): Shared, UrlPath(job): UrlPath<String>) -> ApiRe
 
 async fn ready(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
     let m = find(&s, &id).await?;
-    let up = crate::cmd::mount::is_mounted(&m.mount_root);
-    Ok(Json(json!({ "ready": up })).into_response())
+    let state = state_of(&m).await;
+    let reply = json!({ "mount_id": m.mount_id, "ready": state == "Ready", "state": state });
+    Ok(Json(reply).into_response())
 }
 
+/// Scorpio's `BuildClRequest`.
+#[derive(Deserialize)]
+struct ClBody {
+    cl: String,
+}
+
+/// Remounts `m` with change list `cl` (none: without), keeping its upper
+/// layer; on failure the old layering is mounted again. The table holds
+/// the new state.
+async fn relayer(s: Arc<Server>, m: MountInfo, cl: Option<String>) -> ApiResult {
+    let mut table = s.table.lock().await;
+    let (srv, mi, new_cl) = (s.clone(), m.clone(), cl.clone());
+    let res = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        unmount(&srv, &mi).map_err(|e| ApiError::Fuse(format!("unmount failed: {e}")))?;
+        let res = mount(&srv, &mi, new_cl.as_deref());
+        if res.is_err() {
+            if let Err(again) = mount(&srv, &mi, mi.cl.as_deref()) {
+                tracing::error!(
+                    mount_id = mi.mount_id,
+                    "remount after a failed cl change: {again:?}"
+                );
+            }
+        }
+        if mi.bound {
+            bind(&mi, rel_of(&mi))?;
+        }
+        res
+    })
+    .await
+    .map_err(internal)?;
+    res?;
+    let entry = table
+        .mounts
+        .get_mut(&m.mount_id)
+        .ok_or_else(|| no_mount(&m.mount_id))?;
+    entry.cl = cl;
+    entry.touch();
+    let m = entry.clone();
+    table.save().map_err(|e| internal(format!("{e:#}")))?;
+    drop(table);
+    describe(&s, &m).await
+}
+
+async fn build_cl(
+    State(s): Shared,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<ClBody>,
+) -> ApiResult {
+    let m = find(&s, &id).await?;
+    if b.cl.trim().is_empty() {
+        return Err(ApiError::Invalid("cl link cannot be empty".into()));
+    }
+    check_cl_supported(&s)?;
+    relayer(s, m, Some(b.cl.trim().to_string())).await
+}
+
+async fn clear_cl(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let m = find(&s, &id).await?;
+    if m.cl.is_none() {
+        return Err(ApiError::Invalid("mount has no CL layer to clear".into()));
+    }
+    relayer(s, m, None).await
+}
+
+/// The sync extension's request: target patterns, and an optional
+/// deadline (default [`SYNC_DEADLINE`]).
 #[derive(Deserialize)]
 struct SyncBody {
     targets: Vec<String>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
 }
 
+/// How long a sync started through the API may run by default.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// `POST /antares/mounts/{id}/sync` (antares' extension): syncs the
+/// targets into the mount's workspace; answers the sync's JSON summary.
+/// The sync is killed when the client goes away, the mount is deleted, or
+/// the deadline passes.
 async fn sync(
     State(s): Shared,
     UrlPath(id): UrlPath<String>,
-    b: Result<Json<SyncBody>, JsonRejection>,
+    Json(b): Json<SyncBody>,
 ) -> ApiResult {
-    let b = body(b)?;
     let m = find(&s, &id).await?;
     if b.targets.is_empty() {
-        return Err(bad("targets is empty"));
+        return Err(ApiError::Invalid("targets is empty".into()));
     }
     if let Some(t) = b
         .targets
         .iter()
         .find(|t| t.is_empty() || t.starts_with('-'))
     {
-        return Err(bad(format!("{t:?} is not a target pattern")));
+        return Err(ApiError::Invalid(format!("{t:?} is not a target pattern")));
     }
-    let srv = s.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut args = vec![os("-C"), m.workspace.as_os_str(), os("sync"), os("--json")];
-        args.extend(b.targets.iter().map(|t| os(t)));
-        antares(&srv, &args)
-    })
-    .await
-    .map_err(internal)?
-    .map_err(|e| internal(format!("sync failed: {e}")))?;
-    let summary: Value = serde_json::from_str(&out.1)
+    let deadline = b
+        .timeout_secs
+        .filter(|&n| n > 0)
+        .map_or(SYNC_DEADLINE, Duration::from_secs);
+    let cancel = s
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(m.mount_id.clone())
+        .or_insert_with(|| tokio::sync::watch::channel(false).0)
+        .subscribe();
+    let mut args = vec![os("-C"), m.workspace.as_os_str(), os("sync"), os("--json")];
+    args.extend(b.targets.iter().map(|t| os(t)));
+    let scratch = s.state.join(&m.mount_id).join("sync");
+    let out = child::run_killable(&s.store, &args, &scratch, deadline, cancel)
+        .await
+        .map_err(|e| match e {
+            child::Stopped::Failed(m) => internal(format!("sync failed: {m}")),
+            child::Stopped::Killed(why) => internal(format!("sync killed: {why}")),
+        })?;
+    let summary: Value = serde_json::from_str(&out)
         .map_err(|e| internal(format!("sync printed no JSON summary: {e}")))?;
     Ok(Json(summary).into_response())
 }
@@ -342,8 +642,8 @@ async fn sync(
 pub async fn remove_all(s: &Arc<Server>) {
     let all: Vec<MountInfo> = s.table.lock().await.mounts.values().cloned().collect();
     for m in all {
-        if let Err(e) = delete(s.clone(), m.clone()).await {
-            tracing::warn!(mount_id = m.mount_id, "cannot remove at exit: {}", e.1);
+        if let Err(ApiError::Internal(e) | ApiError::Fuse(e)) = delete(s.clone(), m.clone()).await {
+            tracing::warn!(mount_id = m.mount_id, "cannot remove at exit: {e}");
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct Faults {
     corrupt_blobs: AtomicBool,
     malformed_json: AtomicBool,
     hostile_name: Mutex<Option<String>>,
+    prefix_ids: AtomicBool,
 }
 
 impl Faults {
@@ -60,6 +61,16 @@ impl Faults {
     /// Every `content-hash` listing gets one more "file" with this name.
     pub fn hostile_name(&self, name: Option<String>) {
         *self.hostile_name.lock().unwrap_or_else(|p| p.into_inner()) = name;
+    }
+
+    /// Object ids in the CL files list come `sha1:`-prefixed, as some Mono
+    /// versions write them.
+    pub fn prefix_ids(&self, on: bool) {
+        self.prefix_ids.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn prefixing_ids(&self) -> bool {
+        self.prefix_ids.load(Ordering::SeqCst)
     }
 
     /// Whether this request fails with a 500 (and counts one of `fail_next`).

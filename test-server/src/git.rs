@@ -26,17 +26,33 @@ fn broken(e: impl std::fmt::Display) -> Miss {
     Miss::Broken(e.to_string())
 }
 
-/// The commit `refs` names (default `HEAD`), resolved now: a commit made
-/// while the server runs is seen by the next request.
+/// The commit `refs` names, resolved now (a commit made while the server
+/// runs is seen by the next request), the way real Mono resolves refs:
+/// empty is the default branch (`HEAD`), 40 hex digits a commit id (404 if
+/// unknown), anything else a tag name; what is neither (a branch name) is
+/// Mono's 500 "Invalid refs".
 pub fn commit<'r>(repo: &'r gix::Repository, refs: Option<&str>) -> Result<gix::Commit<'r>> {
-    let spec = refs.filter(|r| !r.is_empty()).unwrap_or("HEAD");
-    let id = repo
-        .rev_parse_single(spec)
-        .map_err(|e| Miss::NotFound(format!("refs {spec:?}: {e}")))?;
-    id.object()
+    let refs = refs.unwrap_or("").trim();
+    let id = if refs.is_empty() {
+        repo.head_id().map_err(broken)?.detach()
+    } else if refs.len() == 40 && refs.bytes().all(|b| b.is_ascii_hexdigit()) {
+        gix::ObjectId::from_hex(refs.as_bytes()).map_err(broken)?
+    } else {
+        match repo.try_find_reference(format!("refs/tags/{refs}").as_str()) {
+            Ok(Some(mut r)) => r.peel_to_id().map_err(broken)?.detach(),
+            _ => {
+                return Err(Miss::Broken(format!(
+                    "Invalid refs: '{refs}' is not a valid commit hash or tag"
+                )))
+            }
+        }
+    };
+    let obj = repo
+        .try_find_object(id)
         .map_err(broken)?
-        .peel_to_commit()
-        .map_err(|e| Miss::NotFound(format!("refs {spec:?} is not a commit: {e}")))
+        .ok_or_else(|| Miss::NotFound(format!("commit not found: {id}")))?;
+    obj.peel_to_commit()
+        .map_err(|e| Miss::NotFound(format!("refs {refs:?} is not a commit: {e}")))
 }
 
 /// The `/`-separated components of a Mono path (`/a/b`, `a/b`, `/`).
@@ -116,4 +132,79 @@ pub fn object(repo: &gix::Repository, hex: &str) -> Result<(gix::object::Kind, V
         .map_err(broken)?
         .ok_or_else(|| Miss::NotFound(format!("object {hex} not found")))?;
     Ok((data.kind, data.data.to_vec()))
+}
+
+/// Every blob of a commit's tree (files and symlinks): path → blob id.
+pub fn blobs(
+    repo: &gix::Repository,
+    commit: &gix::Commit<'_>,
+) -> Result<std::collections::BTreeMap<String, gix::ObjectId>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![(String::new(), commit.tree_id().map_err(broken)?.detach())];
+    while let Some((dir, id)) = todo.pop() {
+        for (name, mode, oid) in entries(repo, &id)? {
+            let path = format!("{dir}{}", String::from_utf8_lossy(&name));
+            if mode.is_tree() {
+                todo.push((format!("{path}/"), oid));
+            } else if mode.is_blob() || mode.is_link() {
+                out.insert(path, oid);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One changed path of a CL, as Mono's `ClFilesRes` has it.
+pub struct Change {
+    pub path: String,
+    pub sha: String,
+    pub action: &'static str,
+    pub old_path: Option<String>,
+}
+
+/// The changes from `old` to `new` (path → blob id): a deleted path whose
+/// blob appears at a new path is a rename (exact, similarity 100).
+pub fn diff(
+    old: &std::collections::BTreeMap<String, gix::ObjectId>,
+    new: &std::collections::BTreeMap<String, gix::ObjectId>,
+) -> Vec<Change> {
+    let mut deleted: Vec<(&String, &gix::ObjectId)> =
+        old.iter().filter(|(p, _)| !new.contains_key(*p)).collect();
+    let mut out = Vec::new();
+    for (path, id) in new {
+        match old.get(path) {
+            Some(o) if o == id => {}
+            Some(_) => out.push(Change {
+                path: path.clone(),
+                sha: id.to_string(),
+                action: "modified",
+                old_path: None,
+            }),
+            None => match deleted.iter().position(|(_, o)| *o == id) {
+                Some(i) => {
+                    let (from, _) = deleted.remove(i);
+                    out.push(Change {
+                        path: path.clone(),
+                        sha: id.to_string(),
+                        action: "renamed",
+                        old_path: Some(from.clone()),
+                    });
+                }
+                None => out.push(Change {
+                    path: path.clone(),
+                    sha: id.to_string(),
+                    action: "new",
+                    old_path: None,
+                }),
+            },
+        }
+    }
+    out.extend(deleted.into_iter().map(|(p, id)| Change {
+        path: p.clone(),
+        sha: id.to_string(),
+        action: "deleted",
+        old_path: None,
+    }));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }

@@ -1,8 +1,13 @@
 //! A Mono-compatible HTTP server over a local git repository.
 //!
 //! It answers Mono's read API (`/api/v1/tree/content-hash`, `tree/dir-hash`,
-//! `file/tree`, `file/blob/{oid}`, `latest-commit`) in Mono's shapes, so the
-//! `mono:` source can be tested and benchmarked without a Mono; [`Faults`]
+//! `file/tree`, `file/blob/{oid}`, `latest-commit`, `cl/{link}/files-list`)
+//! in Mono's shapes and with Mono's quirks (read from mega's handlers):
+//! refs are empty, a 40-hex commit or a tag, anything else a 500;
+//! `file/tree` ignores refs, walks `path` on the default branch as it is now
+//! and answers an `oid` it does not find there with 200 and an empty body;
+//! a missing path in `content-hash` is `data: []`. So the `mono:` source
+//! can be tested and benchmarked without a Mono; [`Faults`]
 //! makes it fail the ways real servers and networks do. `/_test/requests`
 //! (GET) and `/_test/reset` (POST) expose the request log to scripts.
 //! [`client`] is the bare HTTP client the tests of this and other crates use.
@@ -23,6 +28,8 @@ pub(crate) struct State {
     pub repo: gix::ThreadSafeRepository,
     pub faults: Faults,
     pub log: Mutex<Vec<String>>,
+    /// Change lists: link → (base refs, CL head refs).
+    pub cls: Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 /// A running server; stops when dropped.
@@ -47,6 +54,7 @@ impl TestServer {
             repo,
             faults: Faults::default(),
             log: Mutex::new(Vec::new()),
+            cls: Mutex::new(std::collections::HashMap::new()),
         });
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -100,6 +108,16 @@ impl TestServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Serves change list `link`: the changes from commit `base` to commit
+    /// `head` (any revisions git can resolve), listed as Mono lists them.
+    pub fn add_cl(&self, link: &str, base: &str, head: &str) {
+        self.state
+            .cls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(link.to_string(), (base.to_string(), head.to_string()));
     }
 
     pub fn reset_requests(&self) {

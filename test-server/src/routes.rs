@@ -27,6 +27,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/file/tree", get(raw_tree))
         .route("/api/v1/file/blob/{oid}", get(blob))
         .route("/api/v1/latest-commit", get(latest_commit))
+        .route("/api/v1/cl/{link}/files-list", get(cl_files))
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults));
     Router::new()
         .route("/_test/requests", get(requests))
@@ -127,7 +128,11 @@ async fn content_hash(state: Shared, Query(q): Params) -> Response {
     let refs = param(&q, "refs");
     let res = with_repo(&state, move |repo| {
         let c = git::commit(repo, refs.as_deref())?;
-        git::listing(repo, &c, &path)
+        match git::listing(repo, &c, &path) {
+            // Mono lists a missing path as nothing.
+            Err(Miss::NotFound(_)) => Ok(Vec::new()),
+            r => r,
+        }
     })
     .await;
     match res {
@@ -189,30 +194,85 @@ fn plain(m: &Miss) -> Response {
     (s, msg.to_string()).into_response()
 }
 
+/// Mono's `file/tree`: refs are ignored, `path` is walked on the default
+/// branch as it is now, and an `oid` that is not the tree found there (or a
+/// path not found) is 200 with an empty body.
 async fn raw_tree(state: Shared, Query(q): Params) -> Response {
     let path = param(&q, "path").unwrap_or_default();
     let oid = param(&q, "oid");
     let res = with_repo(&state, move |repo| {
-        let hex = match oid {
-            Some(o) => o,
-            None => {
-                let c = git::commit(repo, None)?;
-                let (is_tree, id) = git::lookup(repo, &c, &path)?;
-                if !is_tree {
-                    return Err(Miss::NotFound(format!("{path}: not a directory")));
-                }
-                id.to_string()
-            }
+        let c = git::commit(repo, None)?;
+        let found = match git::lookup(repo, &c, &path) {
+            Ok((true, id)) => id.to_string(),
+            Ok((false, _)) | Err(Miss::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         };
-        match git::object(repo, &hex)? {
+        if oid.as_deref().is_some_and(|o| o != found) {
+            return Ok(Vec::new());
+        }
+        match git::object(repo, &found)? {
             (gix::object::Kind::Tree, body) => Ok(body),
             (kind, _) => Err(Miss::NotFound(format!(
-                "object {hex} is a {kind}, not a tree"
+                "object {found} is a {kind}, not a tree"
             ))),
         }
     })
     .await;
     res.map_or_else(|m| plain(&m), octets)
+}
+
+/// `cl/{link}/files-list`: what changed from the CL's base to its head,
+/// as Mono's `ClFilesRes` (`new`, `modified`, `deleted`, and `renamed` with
+/// `old_path` where a deleted path's blob reappears at a new path), sorted
+/// by path.
+async fn cl_files(state: Shared, Path(link): Path<String>) -> Response {
+    let cl = state
+        .cls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&link)
+        .cloned();
+    let Some((base, head)) = cl else {
+        return wrapped_err(StatusCode::NOT_FOUND, &format!("CL not found: {link}"));
+    };
+    let res = with_repo(&state, move |repo| {
+        let resolve = |r: &str| -> git::Result<gix::ObjectId> {
+            Ok(repo
+                .rev_parse_single(r)
+                .map_err(|e| Miss::Broken(format!("{r}: {e}")))?
+                .detach())
+        };
+        let (b, h) = (resolve(&base)?, resolve(&head)?);
+        let old = git::blobs(repo, &git::commit(repo, Some(&b.to_string()))?)?;
+        let new = git::blobs(repo, &git::commit(repo, Some(&h.to_string()))?)?;
+        Ok(git::diff(&old, &new))
+    })
+    .await;
+    match res {
+        Ok(items) => {
+            let prefix = if state.faults.prefixing_ids() {
+                "sha1:"
+            } else {
+                ""
+            };
+            let data: Vec<Value> = items
+                .into_iter()
+                .map(|c| {
+                    let mut v = json!({ "path": c.path, "sha": format!("{prefix}{}", c.sha), "action": c.action });
+                    if let Some(old) = c.old_path {
+                        v["old_path"] = json!(old);
+                        v["similarity"] = json!(100);
+                    }
+                    v
+                })
+                .collect();
+            wrapped_ok(&state, Value::Array(data))
+        }
+        Err(m) => {
+            let (s, msg) = status_of(&m);
+            wrapped_err(s, msg)
+        }
+    }
 }
 
 async fn blob(state: Shared, Path(oid): Path<String>) -> Response {

@@ -105,9 +105,10 @@ fn listings_are_wrapped_with_directories_first() {
     let (_, _, by_path) = request(&server, "GET", "/api/v1/file/tree?path=/b");
     assert_eq!(by_path, body);
 
+    // Mono lists a missing path as nothing.
     let (status, v) = json(&server, "/api/v1/tree/content-hash?path=/nope");
-    assert_eq!((status, &v["req_result"]), (404, &Value::Bool(false)));
-    assert!(v["err_message"].as_str().unwrap().contains("nope"));
+    assert_eq!((status, &v["req_result"]), (200, &Value::Bool(true)));
+    assert_eq!(v["data"], serde_json::json!([]));
     let (status, _, _) = request(&server, "GET", "/api/v1/file/blob/not-hex");
     assert_eq!(status, 400);
     assert_eq!(server.request_count(), 8);
@@ -142,8 +143,90 @@ fn blobs_refs_and_commits() {
         );
         assert_eq!(v["data"][2]["oid"], a_oid.as_str(), "{refs}");
     }
-    let (status, _) = json(&server, "/api/v1/latest-commit?path=/&refs=nope");
+    // Mono's refs: a branch name (or any name that is no tag) is a 500,
+    // an unknown commit id a 404.
+    git(t.path(), &["branch", "topic"]);
+    for refs in ["nope", "topic"] {
+        for route in ["latest-commit", "tree/content-hash", "tree/dir-hash"] {
+            let (status, v) = json(&server, &format!("/api/v1/{route}?path=/&refs={refs}"));
+            assert_eq!(status, 500, "{route} {refs}");
+            assert!(
+                v["err_message"].as_str().unwrap().contains("Invalid refs"),
+                "{v}"
+            );
+        }
+    }
+    let (status, _) = json(
+        &server,
+        &format!("/api/v1/latest-commit?path=/&refs={}", "0".repeat(40)),
+    );
     assert_eq!(status, 404);
+}
+
+#[test]
+fn file_tree_ignores_refs_and_answers_a_moved_tree_with_nothing() {
+    let t = repo();
+    let server = TestServer::start(t.path()).unwrap();
+    let first = git(t.path(), &["rev-parse", "HEAD"]);
+    let (_, v) = json(&server, "/api/v1/tree/content-hash?path=/");
+    let b_old = v["data"][0]["oid"].as_str().unwrap().to_string();
+    std::fs::write(t.path().join("b/c.txt"), "changed").unwrap();
+    git(t.path(), &["commit", "-q", "-am", "two"]);
+    // The old tree of /b, asked by id (and refs naming the old commit):
+    // 200 and an empty body, because /b on the default branch is another tree.
+    let (status, _, body) = request(
+        &server,
+        "GET",
+        &format!("/api/v1/file/tree?path=/b&oid={b_old}&refs={first}"),
+    );
+    assert_eq!((status, body.len()), (200, 0));
+    // content-hash at the old commit still has it.
+    let (_, v) = json(
+        &server,
+        &format!("/api/v1/tree/content-hash?path=/&refs={first}"),
+    );
+    assert_eq!(v["data"][0]["oid"], b_old.as_str());
+}
+
+#[test]
+fn change_lists_list_every_action() {
+    let t = repo();
+    let base = git(t.path(), &["rev-parse", "HEAD"]);
+    std::fs::write(t.path().join("a.txt"), "modified\n").unwrap();
+    std::fs::write(t.path().join("new.txt"), "new\n").unwrap();
+    git(t.path(), &["mv", "b/c.txt", "b/moved.bin"]);
+    git(t.path(), &["rm", "-q", "z/last.txt"]);
+    git(t.path(), &["add", "-A"]);
+    git(t.path(), &["commit", "-q", "-m", "cl"]);
+    let head = git(t.path(), &["rev-parse", "HEAD"]);
+    let server = TestServer::start(t.path()).unwrap();
+    server.add_cl("CLX", &base, &head);
+    let (status, v) = json(&server, "/api/v1/cl/CLX/files-list");
+    assert_eq!(status, 200);
+    let rows: Vec<(String, String, String)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["action"].as_str().unwrap().to_string(),
+                i["old_path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let row = |p: &str, a: &str, o: &str| (p.to_string(), a.to_string(), o.to_string());
+    assert_eq!(
+        rows,
+        [
+            row("a.txt", "modified", ""),
+            row("b/moved.bin", "renamed", "b/c.txt"),
+            row("new.txt", "new", ""),
+            row("z/last.txt", "deleted", ""),
+        ]
+    );
+    let (status, v) = json(&server, "/api/v1/cl/NOPE/files-list");
+    assert_eq!((status, &v["req_result"]), (404, &Value::Bool(false)));
 }
 
 #[test]

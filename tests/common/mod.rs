@@ -193,3 +193,68 @@ pub fn can_mount() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The example monorepo committed at `dest` (the default branch stays
+/// there), plus a change list's head commit on branch `cl` that does one of
+/// each thing a Mono CL lists: modifies `lib/proto/version.txt`, adds
+/// `app/server/src/added.rs`, deletes `docs/index.md` and renames the
+/// executable `app/cli/run.sh` to `app/cli/start.sh`. Returns (base, head).
+pub fn example_repo_with_cl(dest: &Path) -> (String, String) {
+    example_repo(dest);
+    let base = git_commit_all(dest, "example");
+    git(dest, &["checkout", "-q", "-b", "cl"]);
+    fs::write(dest.join("lib/proto/version.txt"), "0.2.0-cl\n").unwrap();
+    fs::write(dest.join("app/server/src/added.rs"), "pub fn added() {}\n").unwrap();
+    git(dest, &["rm", "-q", "docs/index.md"]);
+    git(dest, &["mv", "app/cli/run.sh", "app/cli/start.sh"]);
+    let head = git_commit_all(dest, "the change list");
+    git(dest, &["checkout", "-q", "main"]);
+    (base, head)
+}
+
+/// Checks what [`example_repo_with_cl`]'s CL shows in tree `root`
+/// (`with_cl`) or what the base shows (not).
+pub fn assert_cl_tree(root: &Path, with_cl: bool) {
+    let read = |p: &str| fs::read_to_string(root.join(p)).ok();
+    if with_cl {
+        assert_eq!(read("lib/proto/version.txt").as_deref(), Some("0.2.0-cl\n"));
+        assert_eq!(
+            read("app/server/src/added.rs").as_deref(),
+            Some("pub fn added() {}\n")
+        );
+        assert!(!root.join("docs/index.md").exists());
+        assert!(!root.join("app/cli/run.sh").exists());
+        let start = root.join("app/cli/start.sh");
+        let mode = fs::metadata(&start)
+            .expect("renamed file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "the renamed file keeps its exec bit");
+    } else {
+        assert_eq!(read("lib/proto/version.txt").as_deref(), Some("0.1.0\n"));
+        assert!(!root.join("app/server/src/added.rs").exists());
+        assert!(root.join("docs/index.md").exists());
+        assert!(root.join("app/cli/run.sh").exists());
+        assert!(!root.join("app/cli/start.sh").exists());
+    }
+    // Untouched files are there either way.
+    assert!(root.join("app/server/BUCK").exists());
+}
+
+/// Lazily unmounts every mount below `root` (cleanup of a test that may
+/// have failed half-way).
+pub fn unmount_below(root: &Path) {
+    let Ok(mounts) = fs::read_to_string("/proc/mounts") else {
+        return;
+    };
+    let root = root.to_string_lossy().into_owned();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in ours {
+        let _ = Command::new("umount").args(["-l", m]).output();
+    }
+}

@@ -235,6 +235,12 @@ fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+/// Removes a bind mount made by [`bind_mount`]: cleanly, else detached
+/// (files open below it keep it alive until closed).
+pub fn unbind(target: &Path) -> io::Result<()> {
+    umount2(target, 0).or_else(|_| umount2(target, libc::MNT_DETACH))
+}
+
 fn umount2(p: &Path, flags: i32) -> io::Result<()> {
     let c = cpath(p)?;
     // SAFETY: valid NUL-terminated path.
@@ -244,7 +250,8 @@ fn umount2(p: &Path, flags: i32) -> io::Result<()> {
     Ok(())
 }
 
-fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
+/// Bind-mounts directory `src` on `target` (needs CAP_SYS_ADMIN).
+pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
     let s = cpath(src)?;
     let t = cpath(target)?;
     // SAFETY: valid NUL-terminated paths; a bind mount needs no fs type or data.
@@ -266,6 +273,17 @@ fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether mounts are made with `allow_other` (other users, e.g. a build
+/// worker, may enter them): always as root, else where `/etc/fuse.conf`
+/// has `user_allow_other` (without it the kernel helper refuses the option).
+pub fn allows_other_users() -> bool {
+    is_root()
+        || std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|conf| {
+            conf.lines()
+                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+        })
 }
 
 /// Whether `mountpoint` is a dead FUSE mount (its daemon is gone). Uses
@@ -456,8 +474,10 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::RW,
     ];
-    if is_root() {
+    if allows_other_users() {
         config.acl = fuser::SessionACL::All;
+    }
+    if is_root() {
         config.mount_options.push(fuser::MountOption::Dev);
         config.mount_options.push(fuser::MountOption::Suid);
     }

@@ -4,6 +4,7 @@
 //! is in this directory, what are these bytes), so the materializer, the
 //! build-graph evaluator and the FUSE face never know which one they read.
 
+pub mod cl;
 pub mod dir;
 pub mod git;
 pub mod mono;
@@ -19,18 +20,26 @@ pub use mono::{MonoOptions, MonoSource};
 
 /// Opens the source a spec names. `cache_dir` is a directory the source may
 /// keep verified metadata in across runs (the mono source keeps raw trees
-/// there); the binary passes one beside the content store.
+/// there); the binary passes one beside the content store. A mono source
+/// with a `cl` gets that change list laid over it ([`cl::ClSource`]).
 pub fn open(spec: &SourceSpec, cache_dir: Option<&std::path::Path>) -> Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Dir { path } => Ok(Box::new(DirSource::open(path)?)),
         SourceSpec::Git { path, rev } => Ok(Box::new(GitSource::open(path, rev.as_deref())?)),
-        SourceSpec::Mono { url, refs } => {
+        SourceSpec::Mono { url, refs, cl } => {
             let opts = MonoOptions {
                 tree_cache: cache_dir.map(|d| d.join("mono-trees")),
                 ..MonoOptions::default()
             }
             .from_env();
-            Ok(Box::new(MonoSource::open(url, refs.as_deref(), opts)?))
+            let mono = MonoSource::open(url, refs.as_deref(), opts)?;
+            match cl {
+                Some(link) => {
+                    let changes = mono.change_list(link)?;
+                    Ok(Box::new(cl::ClSource::new(Box::new(mono), link, changes)))
+                }
+                None => Ok(Box::new(mono)),
+            }
         }
     }
 }

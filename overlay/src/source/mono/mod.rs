@@ -15,12 +15,22 @@
 //! - a blob comes from `/file/blob/{oid}` when it is read, many at once with
 //!   a bounded number in flight, and is checked against its id.
 //!
+//! Real Mono's quirks are expected: `/file/tree` walks `path` from the
+//! default branch's *current* root and answers an `oid` it did not find
+//! there with 200 and an empty body (the branch moved since the pin): that
+//! directory is then listed with `/tree/content-hash` at the pinned commit
+//! (names, kinds and ids; such a listing has no file modes, so its files
+//! are plain files, and it is not kept on disk). Refs may be empty, a
+//! 40-hex commit or a tag; anything else (a branch name) is a 500 there and
+//! an error naming the accepted forms here. Ids may come `sha1:`-prefixed.
+//!
 //! Listings are kept by tree id, in memory and (with
 //! [`MonoOptions::tree_cache`]) on disk: a re-sync lists the root again and
 //! then only the directories whose tree id changed — an unchanged subtree
 //! costs no request. Every name from the server is validated (no empty
 //! name, `.`/`..`, `/` or NUL) before it becomes a path.
 
+mod change_list;
 mod http;
 mod wire;
 
@@ -47,8 +57,8 @@ pub struct MonoSource {
     /// The refs as given (`None`: the server's default branch).
     refs: Option<String>,
     /// The commit the refs resolved to at open, named in every request that
-    /// takes refs; `None` if the server has no `/latest-commit`.
-    commit: Option<String>,
+    /// takes refs.
+    commit: String,
     root: Listing,
     trees: Mutex<HashMap<ObjectId, Listing>>,
     /// Tree ids of directories already found, so deep lookups do not repeat.
@@ -82,8 +92,7 @@ impl MonoSource {
             })?;
         let http = Arc::new(Http::new(url, opts)?);
         let commit = rt.block_on(latest_commit(&http, refs))?;
-        let pinned = commit.as_deref().or(refs);
-        let root = rt.block_on(root_listing(&http, pinned))?;
+        let root = rt.block_on(root_listing(&http, &commit))?;
         Ok(MonoSource {
             http,
             rt,
@@ -100,8 +109,9 @@ impl MonoSource {
         self.http.requests()
     }
 
+    /// The refs every request that takes refs names: the pinned commit.
     fn pinned_refs(&self) -> Option<&str> {
-        self.commit.as_deref().or(self.refs.as_deref())
+        Some(&self.commit)
     }
 
     /// The listing of tree `oid` (directory `dir`) from memory, the disk
@@ -110,7 +120,9 @@ impl MonoSource {
         if let Some(l) = self.cached(oid) {
             return Ok(l);
         }
-        let l = self.rt.block_on(fetch_tree(&self.http, oid, dir))?;
+        let l = self
+            .rt
+            .block_on(fetch_tree(&self.http, oid, dir, self.pinned_refs()))?;
         Ok(self.remember_tree(oid, l))
     }
 
@@ -201,7 +213,8 @@ impl MonoSource {
                 .filter(|(oid, _)| self.cached(oid).is_none())
                 .cloned()
                 .collect();
-            let fetched = self.rt.block_on(fetch_trees(&self.http, missing))?;
+            let refs = self.pinned_refs().map(str::to_string);
+            let fetched = self.rt.block_on(fetch_trees(&self.http, missing, refs))?;
             for (oid, l) in fetched {
                 self.remember_tree(&oid, l);
             }
@@ -238,15 +251,12 @@ impl MonoSource {
 
 impl Source for MonoSource {
     fn describe(&self) -> String {
-        match (&self.commit, &self.refs) {
-            (Some(c), _) => format!("mono:{}@{}", self.http.base(), &c[..c.len().min(12)]),
-            (None, Some(r)) => format!("mono:{}@{r}", self.http.base()),
-            (None, None) => format!("mono:{}", self.http.base()),
-        }
+        let c = &self.commit;
+        format!("mono:{}@{}", self.http.base(), &c[..c.len().min(12)])
     }
 
     fn revision(&self) -> Option<String> {
-        self.commit.clone()
+        Some(self.commit.clone())
     }
 
     fn stat(&self, path: &RepoPath) -> Result<Option<TreeEntry>> {
@@ -402,26 +412,30 @@ fn unwrap_json<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result
     Ok(w.data)
 }
 
+/// A git object id as Mono writes it: lowercase hex of the server's hash
+/// length, possibly `sha1:`/`sha256:`-prefixed.
 fn git_oid(url: &str, what: &str, hex: &str) -> Result<ObjectId> {
-    ObjectId::git(hex).ok_or_else(|| SourceError::Remote {
+    let bare = hex
+        .strip_prefix("sha1:")
+        .or_else(|| hex.strip_prefix("sha256:"))
+        .unwrap_or(hex);
+    ObjectId::git(bare).ok_or_else(|| SourceError::Remote {
         url: url.to_string(),
         message: format!("{what}: {hex:?} is not a git object id"),
     })
 }
 
-async fn latest_commit(http: &Http, refs: Option<&str>) -> Result<Option<String>> {
+async fn latest_commit(http: &Http, refs: Option<&str>) -> Result<String> {
     let mut q = vec![("path", "/")];
     q.extend(refs.map(|r| ("refs", r)));
     let url = http.url("/api/v1/latest-commit", &q);
     let body = match http.get(&url, None).await {
         Ok(b) => b,
-        // An older server without the endpoint: serve the refs unpinned.
-        Err(SourceError::Remote { message, .. }) if message.starts_with("HTTP 404") => {
-            tracing::warn!(
+        Err(SourceError::Remote { url, message }) => {
+            return Err(SourceError::Remote {
+                message: refs_message(refs, &message),
                 url,
-                "no /latest-commit on this server; the refs are not pinned"
-            );
-            return Ok(None);
+            })
         }
         Err(e) => return Err(e),
     };
@@ -429,13 +443,34 @@ async fn latest_commit(http: &Http, refs: Option<&str>) -> Result<Option<String>
         url: url.clone(),
         message: format!("malformed response body: {e}"),
     })?;
-    git_oid(&url, "commit", &c.oid).map(|o| Some(o.as_str().to_string()))
+    git_oid(&url, "commit", &c.oid).map(|o| o.as_str().to_string())
+}
+
+/// What a failed pin of `refs` means on Mono: a 404 is an unknown commit
+/// (or path), a 500 for refs that are not a commit id is a name Mono
+/// cannot resolve (it takes no branch names).
+fn refs_message(refs: Option<&str>, message: &str) -> String {
+    let Some(r) = refs else {
+        return message.to_string();
+    };
+    let hex = (r.len() == 40 || r.len() == 64) && r.bytes().all(|b| b.is_ascii_hexdigit());
+    if message.starts_with("HTTP 404") {
+        format!("refs {r:?}: no such commit on this server ({message})")
+    } else if message.starts_with("HTTP 500") && !hex {
+        format!(
+            "refs {r:?} cannot be resolved by Mono, which accepts as refs only a full commit id, \
+             a tag name, or none (the default branch); a branch name is not accepted: give its \
+             commit id instead ({message})"
+        )
+    } else {
+        message.to_string()
+    }
 }
 
 /// The root: names and ids from `content-hash`, modes from the raw root tree.
-async fn root_listing(http: &Http, refs: Option<&str>) -> Result<Listing> {
-    let mut q = vec![("path", "/")];
-    q.extend(refs.map(|r| ("refs", r)));
+async fn root_listing(http: &Http, commit: &str) -> Result<Listing> {
+    let id_len = commit.len() / 2;
+    let q = [("path", "/"), ("refs", commit)];
     let url = http.url("/api/v1/tree/content-hash", &q);
     let body = http.get(&url, None).await?;
     let items: Vec<wire::HashItem> = unwrap_json(&url, &body)?.unwrap_or_default();
@@ -444,7 +479,7 @@ async fn root_listing(http: &Http, refs: Option<&str>) -> Result<Listing> {
     // lacks (refs ahead of the default branch) is an ordinary file.
     let tree_url = http.url("/api/v1/file/tree", &[("path", "/")]);
     let raw = http.get(&tree_url, None).await?;
-    let modes = wire::parse_tree(&raw, 20).map_err(|m| SourceError::Remote {
+    let modes = wire::parse_tree(&raw, id_len).map_err(|m| SourceError::Remote {
         url: tree_url.clone(),
         message: format!("malformed tree: {m}"),
     })?;
@@ -525,19 +560,76 @@ async fn dir_hash(http: &Http, dir: &RepoPath, refs: Option<&str>) -> Result<Opt
 }
 
 /// Fetches raw tree `oid` (directory `dir`), verified, and stores it in
-/// the disk cache.
-async fn fetch_tree(http: &Http, oid: &ObjectId, dir: &RepoPath) -> Result<Listing> {
+/// the disk cache. An empty answer for a tree that is not empty is Mono
+/// saying "not the tree at this path on the default branch now": the
+/// listing then comes from `content-hash` at the pinned `refs`.
+async fn fetch_tree(
+    http: &Http,
+    oid: &ObjectId,
+    dir: &RepoPath,
+    refs: Option<&str>,
+) -> Result<Listing> {
     let p = format!("/{dir}");
     let url = http.url("/api/v1/file/tree", &[("path", &p), ("oid", oid.as_str())]);
-    let body = http.get(&url, Some(("tree", oid))).await?;
+    let mut body = http.get(&url, None).await?;
+    if wire::verify("tree", &body, oid).is_err() {
+        if body.is_empty() {
+            tracing::debug!(
+                url,
+                "tree not on the default branch now; listing at the pinned refs"
+            );
+            return listing_at_refs(http, dir, refs).await;
+        }
+        // Damaged on the way: ask again, verified, with retries.
+        body = http.get(&url, Some(("tree", oid))).await?;
+    }
     let l = parse_listing(http, &body, oid, dir, true)?;
     disk_cache_write(http, oid, &body);
     Ok(l)
 }
 
+/// Directory `dir` from `/tree/content-hash` at `refs`: names, kinds and
+/// ids, no modes (files are taken as plain files).
+async fn listing_at_refs(http: &Http, dir: &RepoPath, refs: Option<&str>) -> Result<Listing> {
+    let p = format!("/{dir}");
+    let mut q = vec![("path", p.as_str())];
+    q.extend(refs.map(|r| ("refs", r)));
+    let url = http.url("/api/v1/tree/content-hash", &q);
+    let body = http.get(&url, None).await?;
+    let items: Vec<wire::HashItem> = unwrap_json(&url, &body)?.unwrap_or_default();
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        crate::path::validate_name(&it.name).map_err(|error| SourceError::BadPath {
+            origin: url.clone(),
+            error,
+        })?;
+        if it.name == ".git" {
+            continue;
+        }
+        let kind = match it.content_type.as_str() {
+            "directory" => EntryKind::Dir,
+            "file" => EntryKind::File,
+            other => {
+                return Err(SourceError::Remote {
+                    url,
+                    message: format!("{:?}: unknown content_type {other:?}", it.name),
+                })
+            }
+        };
+        out.push(RawEntry {
+            oid: git_oid(&url, &it.name, &it.oid)?,
+            name: it.name,
+            kind,
+            executable: false,
+        });
+    }
+    sort_unique(&url, out).map(Arc::new)
+}
+
 async fn fetch_trees(
     http: &Arc<Http>,
     want: Vec<(ObjectId, RepoPath)>,
+    refs: Option<String>,
 ) -> Result<Vec<(ObjectId, Listing)>> {
     let limit = http.options().concurrency.max(1);
     let mut tasks = tokio::task::JoinSet::new();
@@ -546,9 +638,9 @@ async fn fetch_trees(
     loop {
         while tasks.len() < limit {
             let Some((oid, dir)) = it.next() else { break };
-            let http = http.clone();
+            let (http, refs) = (http.clone(), refs.clone());
             tasks.spawn(async move {
-                let l = fetch_tree(&http, &oid, &dir).await;
+                let l = fetch_tree(&http, &oid, &dir, refs.as_deref()).await;
                 l.map(|l| (oid, l))
             });
         }
@@ -643,5 +735,45 @@ fn disk_cache_write(http: &Http, oid: &ObjectId, body: &[u8]) {
     };
     if let Err(e) = write() {
         tracing::debug!("cannot cache tree {oid} at {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_of_either_hash_with_or_without_a_prefix() {
+        let sha1 = "ce013625030ba8dba906f756967f9e9ca394464a";
+        let sha256 = "a".repeat(64);
+        for (given, want) in [
+            (sha1.to_string(), sha1.to_string()),
+            (format!("sha1:{sha1}"), sha1.to_string()),
+            (sha256.clone(), sha256.clone()),
+            (format!("sha256:{sha256}"), sha256.clone()),
+        ] {
+            assert_eq!(git_oid("u", "x", &given).unwrap().as_str(), want, "{given}");
+        }
+        for bad in ["", "sha1:", "xyz", &sha1[..39], &format!("md5:{sha1}")] {
+            assert!(git_oid("u", "x", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_failed_pin_says_what_mono_accepts() {
+        let branch = refs_message(
+            Some("feature/x"),
+            "HTTP 500 Internal Server Error: Invalid refs",
+        );
+        assert!(
+            branch.contains("a full commit id, a tag name, or none"),
+            "{branch}"
+        );
+        let commit = "0".repeat(40);
+        let unknown = refs_message(Some(&commit), "HTTP 404 Not Found");
+        assert!(unknown.contains("no such commit"), "{unknown}");
+        // A 500 for a commit id is the server's own trouble, passed on.
+        assert_eq!(refs_message(Some(&commit), "HTTP 500 x"), "HTTP 500 x");
+        assert_eq!(refs_message(None, "HTTP 500 x"), "HTTP 500 x");
     }
 }
