@@ -40,7 +40,8 @@
 //!
 //! `config` (.buckconfig), `cells`, `label`, `pattern`, `tree` (cached
 //! listings), `package` (package boundaries), `glob`, `eval` (starlark),
-//! `closure` (walk and assembly), `fileset`, `buck2` (real buck2 provider).
+//! `closure` (walk and assembly), `fileset`, `buck2` (real buck2 provider),
+//! `toolchains` (the toolchains cell and its system stand-in).
 
 pub mod buck2;
 mod cells;
@@ -53,6 +54,7 @@ mod glob;
 mod label;
 mod package;
 mod pattern;
+pub mod toolchains;
 mod tree;
 
 pub use cells::{Cell, Cells, IgnoreSet};
