@@ -165,6 +165,13 @@ pub struct SyncArgs {
     /// happens, until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// Which toolchains the workspace builds with: `system` generates the
+    /// `antares-toolchains` cell (the prelude's system rules with the
+    /// machine's tools) in place of the repository's toolchains, `auto` only
+    /// for toolchains whose downloads are unreachable, `repo` the
+    /// repository's own. Kept for later syncs.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub toolchains: Option<crate::toolchains::Mode>,
     /// Keep the previously synced selection and add these paths to it.
     #[arg(long)]
     pub add: bool,
@@ -214,6 +221,11 @@ pub struct GraphArgs {
     /// List every file, not just the counts and packages.
     #[arg(long)]
     pub files: bool,
+    /// Only list the toolchains: which ones the last sync replaced with
+    /// system rules (`sync --toolchains system|auto`), the tool each uses,
+    /// and why each other one was kept.
+    #[arg(long)]
+    pub toolchains: bool,
 }
 
 #[derive(Debug, Args)]

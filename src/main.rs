@@ -11,6 +11,7 @@ mod cmd;
 mod progress;
 mod serve;
 mod targets;
+mod toolchains;
 mod tree;
 mod workspace;
 

@@ -20,6 +20,9 @@ pub struct Config {
     /// (absolute, as resolved when they were given).
     #[serde(default)]
     pub targets: Vec<String>,
+    /// `antares sync --toolchains`, kept for later syncs (None: the repository's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolchains: Option<crate::toolchains::Mode>,
     /// Where `antares mount` mounts by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mountpoint: Option<PathBuf>,

@@ -135,6 +135,8 @@ pub struct Toolchain {
 /// The repository's toolchains cell, read.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolchainsCell {
+    /// The cell's name (`toolchains`, or what that name is an alias of).
+    pub name: String,
     /// The cell's directory in the repository.
     pub dir: RepoPath,
     /// Its root build file.
@@ -154,97 +156,108 @@ pub struct Replacement {
 }
 
 /// A target of the prelude's `system_demo_toolchains()` macro that antares
-/// can declare on its own: (name, rule, `.bzl` it is loaded from, extra
-/// attributes). The macro's Java, Kotlin and Android targets take paths and
-/// other targets of the macro; they are not generated (see [`discover`]).
-type MacroTarget = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
+/// can declare on its own. The macro's Java, Kotlin and Android targets take
+/// paths and other targets of the macro; they are not generated (see
+/// [`discover`]).
+struct MacroTarget {
+    name: &'static str,
+    rule: &'static str,
+    bzl: &'static str,
+    attrs: &'static [(&'static str, &'static str)],
+    /// Declared by another target's rule when that one is kept as it is
+    /// (`remote_python_toolchain` also declares `python_bootstrap`).
+    declared_by: Option<&'static str>,
+}
+
+const fn target(name: &'static str, rule: &'static str, bzl: &'static str) -> MacroTarget {
+    MacroTarget {
+        name,
+        rule,
+        bzl,
+        attrs: &[],
+        declared_by: None,
+    }
+}
 
 /// The self-contained targets of `system_demo_toolchains()` (the prelude's
 /// `toolchains/demo.bzl`, buck2 a71429e81433). Its `python` is a
 /// `remote_python_toolchain`, which downloads CPython.
 const DEMO_TARGETS: &[MacroTarget] = &[
-    (
+    target(
         "cxx",
         "system_cxx_toolchain",
         "@prelude//toolchains:cxx.bzl",
-        &[],
     ),
-    (
+    target(
         "genrule",
         "system_genrule_toolchain",
         "@prelude//toolchains:genrule.bzl",
-        &[],
     ),
-    (
+    target(
         "go",
         "system_go_toolchain",
         "@prelude//toolchains/go:system_go_toolchain.bzl",
-        &[],
     ),
-    (
+    target(
         "go_bootstrap",
         "system_go_bootstrap_toolchain",
         "@prelude//toolchains/go:system_go_bootstrap_toolchain.bzl",
-        &[],
     ),
-    (
+    target(
         "haskell",
         "system_haskell_toolchain",
         "@prelude//toolchains:haskell.bzl",
-        &[],
     ),
-    (
+    target(
         "ocaml",
         "system_ocaml_toolchain",
         "@prelude//toolchains:ocaml.bzl",
-        &[],
     ),
-    (
+    target(
         "erlang-default",
         "system_erlang_toolchain",
         "@prelude//toolchains:erlang.bzl",
-        &[],
     ),
-    (
+    target(
         "python",
         "remote_python_toolchain",
         "@prelude//toolchains:python.bzl",
-        &[],
     ),
-    (
+    MacroTarget {
+        declared_by: Some("python"),
+        ..target(
+            "python_bootstrap",
+            "python_bootstrap_toolchain",
+            "@prelude//toolchains:python.bzl",
+        )
+    },
+    target(
         "python_wheel",
         "system_python_wheel_toolchain",
         "@prelude//toolchains:python.bzl",
-        &[],
     ),
-    (
-        "rust",
-        "system_rust_toolchain",
-        "@prelude//toolchains:rust.bzl",
-        &[("default_edition", "\"2021\"")],
-    ),
-    (
+    MacroTarget {
+        attrs: &[("default_edition", "\"2021\"")],
+        ..target(
+            "rust",
+            "system_rust_toolchain",
+            "@prelude//toolchains:rust.bzl",
+        )
+    },
+    target(
         "remote_test_execution",
         "remote_test_execution_toolchain",
         "@prelude//toolchains:remote_test_execution.bzl",
-        &[],
     ),
-    (
+    target(
         "test",
         "noop_test_toolchain",
         "@prelude//tests:test_toolchain.bzl",
-        &[],
     ),
-    (
+    target(
         "zip_file",
         "zip_file_toolchain",
         "@prelude//toolchains:zip_file.bzl",
-        &[],
     ),
 ];
 
@@ -348,18 +361,21 @@ pub fn discover(source: &dyn Source) -> Result<Option<ToolchainsCell>, BuckError
                     warnings.push(format!(
                         "{buildfile}: {mac}() also declares {left_out}, which antares does not generate"
                     ));
-                    for (name, trule, _, extra) in targets.iter() {
+                    for m in targets.iter() {
                         toolchains.push(Toolchain {
-                            name: name.to_string(),
-                            rule: trule.to_string(),
+                            name: m.name.to_string(),
+                            rule: m.rule.to_string(),
                             from_macro: Some(mac.to_string()),
-                            role: Role::of_rule(trule),
-                            urls: if *trule == "remote_python_toolchain" {
+                            role: Role::of_rule(m.rule),
+                            urls: if m.rule == "remote_python_toolchain"
+                                || m.declared_by == Some("python")
+                            {
                                 vec![DEMO_PYTHON_URL.to_string()]
                             } else {
                                 Vec::new()
                             },
-                            attrs: extra
+                            attrs: m
+                                .attrs
                                 .iter()
                                 .map(|(k, v)| (k.to_string(), v.to_string()))
                                 .collect(),
@@ -376,6 +392,7 @@ pub fn discover(source: &dyn Source) -> Result<Option<ToolchainsCell>, BuckError
         }
     }
     Ok(Some(ToolchainsCell {
+        name: cell_name,
         dir,
         buildfile,
         toolchains,
@@ -403,6 +420,13 @@ pub fn render(cell: &ToolchainsCell, replace: &BTreeMap<String, Replacement>) ->
         body.push_str(&cell.text[at..*begin]);
         let calls: Vec<String> = targets
             .iter()
+            .filter(|t| {
+                // A kept target another kept one's rule declares.
+                replace.contains_key(&t.name)
+                    || macro_target(t)
+                        .and_then(|m| m.declared_by)
+                        .is_none_or(|by| replace.contains_key(by))
+            })
             .map(|t| {
                 let (bzl, rule, attrs) = match (replace.get(&t.name), t.role) {
                     (Some(r), Some(role)) => {
@@ -420,7 +444,9 @@ pub fn render(cell: &ToolchainsCell, replace: &BTreeMap<String, Replacement>) ->
                     }
                     _ => {
                         // A macro target kept: declared as the macro does.
-                        let (bzl, rule) = macro_rule(t);
+                        let (bzl, rule) = macro_target(t)
+                            .map(|m| (m.bzl, m.rule))
+                            .unwrap_or(("@prelude//toolchains:demo.bzl", "system_demo_toolchains"));
                         (bzl, rule, t.attrs.clone())
                     }
                 };
@@ -450,14 +476,14 @@ pub fn render(cell: &ToolchainsCell, replace: &BTreeMap<String, Replacement>) ->
     out
 }
 
-/// Where a macro-declared target's rule comes from.
-fn macro_rule(t: &Toolchain) -> (&'static str, &'static str) {
+/// The known macro target `t` comes from.
+fn macro_target(t: &Toolchain) -> Option<&'static MacroTarget> {
+    let mac = t.from_macro.as_deref()?;
     KNOWN_MACROS
         .iter()
+        .filter(|(m, _, _)| *m == mac)
         .flat_map(|(_, targets, _)| targets.iter())
-        .find(|(name, rule, _, _)| *name == t.name && *rule == t.rule)
-        .map(|(_, rule, bzl, _)| (*bzl, *rule))
-        .unwrap_or(("@prelude//toolchains:demo.bzl", "system_demo_toolchains"))
+        .find(|m| m.name == t.name)
 }
 
 /// `__antares_RULE(name = "NAME", k = v, …)`, with `visibility` public

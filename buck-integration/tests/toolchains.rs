@@ -54,6 +54,7 @@ fn demo_macro_targets_are_known_and_python_downloads() {
 
     let mut replace = BTreeMap::new();
     replace.insert("python".to_string(), Replacement::default());
+    replace.insert("python_bootstrap".to_string(), Replacement::default());
     let text = render(&cell, &replace);
     assert!(!text.contains("system_demo_toolchains()"), "{text}");
     assert!(
