@@ -109,8 +109,8 @@ fn edit_on_the_mount_reaches_the_workspace_and_buck_out_is_local() {
         "3.0.0\n"
     );
     assert!(
-        ws.join(".antares/buck-out/v2/art/v.txt").exists()
-            || fs::symlink_metadata(ws.join(".antares/buck-out/v2/art/v.txt")).is_ok()
+        ws.join("buck-out/v2/art/v.txt").exists()
+            || fs::symlink_metadata(ws.join("buck-out/v2/art/v.txt")).is_ok()
     );
     // SQLite in WAL mode on the mount itself.
     let out = Command::new("sqlite3")
@@ -154,4 +154,36 @@ fn a_killed_daemon_leaves_a_stale_mount_the_next_mount_cleans() {
         "0.1.0\n"
     );
     sb.ok(&ws, &["umount", mnt.to_str().unwrap()]);
+}
+
+#[test]
+fn the_mount_names_its_workspace_without_the_registry() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    let (ws, mnt, _guard) = setup(&sb);
+    // Another user's state dir (another HOME): no registry entry.
+    let out = sb
+        .cmd(&mnt.join("app"), &["root", "--json"])
+        .env("XDG_STATE_HOME", sb.path("other-state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(root["workspace"], ws.to_str().unwrap());
+    assert_eq!(root["mount"], mnt.to_str().unwrap());
+    assert_eq!(root["relative"], "app");
+    // The mount's buck-out is the workspace's.
+    fs::create_dir_all(ws.join("buck-out/v2")).unwrap();
+    fs::write(ws.join("buck-out/v2/marker"), "built in the workspace\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(mnt.join("buck-out/v2/marker")).unwrap(),
+        "built in the workspace\n"
+    );
 }
