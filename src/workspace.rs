@@ -262,8 +262,7 @@ fn antares_mount_of(text: &str, dir: &Path) -> Option<(PathBuf, String)> {
             let antares = fstype == "fuse.antares"
                 || (fstype == "fuse"
                     && (source.starts_with(MOUNT_SOURCE_PREFIX) || source.starts_with("antares:")));
-            (antares && dir.starts_with(&mountpoint))
-                .then(|| (PathBuf::from(mountpoint), source))
+            (antares && dir.starts_with(&mountpoint)).then(|| (PathBuf::from(mountpoint), source))
         })
         .max_by_key(|(m, _)| m.as_os_str().len())
 }
