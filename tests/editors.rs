@@ -186,3 +186,173 @@ echo "$D"
     // The targets were synced first.
     assert!(ws.join("app/server/BUCK").is_file());
 }
+
+/// A tool from `../shared/tools` beside the repository (or one level
+/// further up, for a worktree).
+fn shared_tool(name: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    ["../shared/tools", "../../shared/tools"]
+        .iter()
+        .map(|d| root.join(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Unmounts (buck-out first) and stops buck2 when the test ends.
+struct Cleanup {
+    mnt: PathBuf,
+    buck2: PathBuf,
+    ws: PathBuf,
+    home: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.buck2)
+            .arg("kill")
+            .current_dir(&self.ws)
+            .env("HOME", &self.home)
+            .output();
+        for lazy in [false, true] {
+            for p in [self.mnt.join("buck-out"), self.mnt.clone()] {
+                let mut c = std::process::Command::new("umount");
+                if lazy {
+                    c.arg("-l");
+                }
+                let _ = c.arg(p).output();
+            }
+        }
+    }
+}
+
+#[test]
+fn real_tools_on_the_mount_clangd_and_rust_project() {
+    let (Some(buck2), Some(rust_project)) = (shared_tool("buck2"), shared_tool("rust-project"))
+    else {
+        eprintln!("SKIPPED: no real buck2/rust-project in ../shared/tools");
+        return;
+    };
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED: cannot mount: {why}");
+        return;
+    }
+    let sb = Sandbox::new();
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/with-prelude"),
+        &sb.path("src"),
+    );
+    let spec = format!("dir:{}", sb.path("src").display());
+    sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
+    let (ws, mnt, home) = (sb.path("ws"), sb.path("ws.mount"), sb.path("home"));
+    fs::create_dir_all(&home).unwrap();
+    let _cleanup = Cleanup {
+        mnt: mnt.clone(),
+        buck2: buck2.clone(),
+        ws: ws.clone(),
+        home: home.clone(),
+    };
+    sb.ok(
+        &ws,
+        &[
+            "sync",
+            "--toolchains",
+            "system",
+            "//rust:main",
+            "//cpp/hello_world:main",
+        ],
+    );
+    sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
+    let tools_dir = buck2.parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        tools_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let rustup_home = std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| {
+        Path::new(&std::env::var_os("HOME").unwrap_or_default())
+            .join(".rustup")
+            .into()
+    });
+    let run = |cwd: &Path, args: &[&str]| {
+        let out = sb
+            .cmd(cwd, args)
+            .env("HOME", &home)
+            .env("RUSTUP_HOME", &rustup_home)
+            .env("PATH", &path)
+            .env("ANTARES_REAL_BUCK2", &buck2)
+            .env("ANTARES_REAL_RUST_PROJECT", &rust_project)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "antares {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let m = mnt.to_str().unwrap();
+
+    // rust-analyzer's project model, from the mount, in mount paths.
+    let out = run(
+        &mnt.join("rust"),
+        &["rust-project", "develop-json", r#"{"label":"//rust:main"}"#],
+    );
+    let finished = out
+        .lines()
+        .map(json)
+        .find(|l| l["kind"] == "finished")
+        .unwrap_or_else(|| panic!("no finished line in {out}"));
+    let crates = finished["project"]["crates"].as_array().unwrap();
+    let main = crates.iter().find(|c| c["display_name"] == "main").unwrap();
+    assert_eq!(main["root_module"], format!("{m}/rust/bin/main.rs"));
+    assert_eq!(finished["buildfile"], format!("{m}/rust/BUCK"));
+    assert!(!out.contains(&format!("{}/", ws.display())), "{out}");
+    eprintln!(
+        "rust-project develop-json on the mount: {}",
+        finished["buildfile"]
+    );
+
+    // The compilation database, at the mount root, and clangd on a mount file.
+    run(&mnt.join("cpp/hello_world"), &["compdb", ":main"]);
+    let db = json(&fs::read_to_string(mnt.join("compile_commands.json")).unwrap());
+    assert_eq!(db[0]["directory"], m, "{db}");
+    let argsfile = db[0]["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str()?.strip_prefix('@'))
+        .next()
+        .expect("an @argsfile");
+    assert!(
+        mnt.join(argsfile).is_file(),
+        "{argsfile} does not resolve on the mount"
+    );
+    match which("clangd") {
+        None => eprintln!("SKIPPED clangd check: no clangd on PATH"),
+        Some(clangd) => {
+            let file = mnt.join("cpp/hello_world/main.cpp");
+            let out = std::process::Command::new(clangd)
+                .arg(format!("--check={}", file.display()))
+                .current_dir(&mnt)
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "clangd --check failed:\n{log}");
+            assert!(
+                log.contains(&format!(
+                    "Loaded compilation database from {m}/compile_commands.json"
+                )),
+                "{log}"
+            );
+            // Its headers come through the mount's buck-out (the workspace's).
+            assert!(log.contains("buck-out/v2/art/root/cpp/library"), "{log}");
+            assert!(!log.contains("[pp_file_not_found]"), "{log}");
+            assert!(log.contains("All checks completed, 0 errors"), "{log}");
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
