@@ -382,7 +382,7 @@ pub fn discover(source: &dyn Source) -> Result<Option<ToolchainsCell>, BuckError
                             span,
                         });
                     }
-                } else if evaluated.is_empty() || rule.contains("toolchain") {
+                } else if rule.contains("toolchain") {
                     warnings.push(format!(
                         "{buildfile}: {rule}() at byte {} declares targets antares cannot name; kept as written",
                         span.0
