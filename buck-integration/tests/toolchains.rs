@@ -51,6 +51,11 @@ fn demo_macro_targets_are_known_and_python_downloads() {
         "{:?}",
         cell.warnings
     );
+    assert!(
+        !cell.warnings.iter().any(|w| w.contains("oncall")),
+        "{:?}",
+        cell.warnings
+    );
 
     let mut replace = BTreeMap::new();
     replace.insert("python".to_string(), Replacement::default());
