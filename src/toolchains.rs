@@ -83,13 +83,17 @@ pub struct Report {
 /// when a cell was written: the caller points `[cells] toolchains` at it.
 pub fn apply(ws_root: &Path, source: &dyn Source, mode: Mode) -> Result<Option<Report>> {
     let state = ws_root.join(STATE_DIR);
+    if mode == Mode::Repo {
+        // Only a cell antares generated (its report says so) is removed.
+        if state.join(REPORT).is_file() {
+            remove_cell(ws_root)?;
+            std::fs::remove_file(state.join(REPORT))
+                .with_context(|| format!("cannot remove {}", state.join(REPORT).display()))?;
+        }
+        return Ok(None);
+    }
     if source.stat(&RepoPath::new(CELL_DIR)?)?.is_some() {
         bail!("the repository has its own {CELL_DIR}/: antares cannot generate its toolchains cell there; use --toolchains repo");
-    }
-    if mode == Mode::Repo {
-        remove_cell(ws_root)?;
-        let _ = std::fs::remove_file(state.join(REPORT));
-        return Ok(None);
     }
     let Some(cell) = toolchains::discover(source)? else {
         bail!(

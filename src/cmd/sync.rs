@@ -158,13 +158,6 @@ impl Context_<'_> {
         }
         let (mut entries, scope) = selected?;
         tracing::debug!(entries = entries.len(), "selection walked, manifest loaded");
-        // antares' own, composed here and never synced: .buckconfig.local
-        // (the user's lines and antares' block) and the toolchains cell.
-        let ignored = vec![
-            RepoPath::new(buckconfig_local::NAME)?,
-            RepoPath::new(toolchains::CELL_DIR)?,
-        ];
-        entries.retain(|e| !ignored.iter().any(|i| e.path.starts_with(i)));
         let source = self.tree.source.as_ref();
         let generated = if only.is_none() {
             let report = toolchains::apply(self.ws.root(), source, self.toolchains)?;
@@ -184,6 +177,13 @@ impl Context_<'_> {
                 .as_deref()
                 .map(|cell| (cell, toolchains::CELL_DIR)),
         )?;
+        // antares' own, composed here and never synced: .buckconfig.local
+        // (the user's lines and antares' block) and the generated cell.
+        let mut ignored = vec![RepoPath::new(buckconfig_local::NAME)?];
+        if generated.is_some() {
+            ignored.push(RepoPath::new(toolchains::CELL_DIR)?);
+        }
+        entries.retain(|e| !ignored.iter().any(|i| e.path.starts_with(i)));
         let request = Request {
             entries,
             scope,
