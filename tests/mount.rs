@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -186,4 +187,55 @@ fn the_mount_names_its_workspace_without_the_registry() {
         fs::read_to_string(mnt.join("buck-out/v2/marker")).unwrap(),
         "built in the workspace\n"
     );
+}
+
+#[test]
+fn the_wrapper_never_builds_silently_on_a_mount_it_cannot_place() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    let (ws, mnt, _guard) = setup(&sb);
+    let bin = sb.path("wrapper-bin");
+    sb.ok(
+        sb.dir.path(),
+        &["hooks", "install", "--dir", bin.to_str().unwrap()],
+    );
+    let fake = sb.path("fake-bin");
+    fs::create_dir_all(&fake).unwrap();
+    let ran = sb.path("fake-buck2-ran");
+    fs::write(
+        fake.join("buck2"),
+        format!("#!/bin/sh\ntouch {}\n", ran.display()),
+    )
+    .unwrap();
+    fs::set_permissions(fake.join("buck2"), fs::Permissions::from_mode(0o755)).unwrap();
+    // The workspace the mount names is gone (its config moved away).
+    let config = ws.join(".antares/config.toml");
+    fs::rename(&config, sb.path("config.toml")).unwrap();
+    let out = Command::new(bin.join("buck2"))
+        .args(["build", "//app/server:server"])
+        .current_dir(mnt.join("app"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}:{}",
+                bin.display(),
+                fake.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("ANTARES_BIN", env!("CARGO_BIN_EXE_antares"))
+        .env("XDG_STATE_HOME", sb.path("other-state"))
+        .env_remove("ANTARES_REAL_BUCK2")
+        .env_remove("ANTARES_ON_MOUNT")
+        .output()
+        .unwrap();
+    fs::rename(sb.path("config.toml"), &config).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("inside the antares mount"), "{err}");
+    assert!(err.contains("is gone"), "{err}");
+    assert!(!ran.exists(), "buck2 ran on the mount");
 }
