@@ -99,6 +99,34 @@ pub enum Command {
     /// of this workspace's source mounted at MOUNT_ROOT/<mount_id>. Prints
     /// `listening on http://ADDR` once ready.
     Serve(ServeArgs),
+    /// buck2's rust-project (rust-analyzer's project model) for an editor
+    /// on the mount: same arguments and output (develop-json, develop,
+    /// check), run in the workspace, with mount paths in the arguments made
+    /// workspace paths and workspace paths in the answers made mount paths.
+    /// Usable as rust-analyzer's `workspace.discoverConfig` command. The
+    /// real one is `rust-project` on PATH or $ANTARES_REAL_RUST_PROJECT.
+    RustProject(RustProjectArgs),
+    /// Write compile_commands.json for TARGETs at the root of the mount (or
+    /// of the workspace, run there), with paths that resolve where it is.
+    ///
+    /// Syncs the targets, runs buck2's compilation-database BXL in the
+    /// workspace ($ANTARES_REAL_BUCK2 or `buck2` on PATH), and rewrites
+    /// `directory` and absolute workspace paths to the mount's.
+    Compdb(CompdbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RustProjectArgs {
+    /// rust-project's arguments, as it takes them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompdbArgs {
+    /// Target patterns (relative ones start from the current package).
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +205,13 @@ pub struct SyncArgs {
     /// happens, until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// Which toolchains the workspace builds with: `system` generates the
+    /// `antares-toolchains` cell (the prelude's system rules with the
+    /// machine's tools) in place of the repository's toolchains, `auto` only
+    /// for toolchains whose downloads are unreachable, `repo` the
+    /// repository's own. Kept for later syncs.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub toolchains: Option<crate::toolchains::Mode>,
     /// Keep the previously synced selection and add these paths to it.
     #[arg(long)]
     pub add: bool,
@@ -226,6 +261,11 @@ pub struct GraphArgs {
     /// List every file, not just the counts and packages.
     #[arg(long)]
     pub files: bool,
+    /// Only list the toolchains: which ones the last sync replaced with
+    /// system rules (`sync --toolchains system|auto`), the tool each uses,
+    /// and why each other one was kept.
+    #[arg(long)]
+    pub toolchains: bool,
 }
 
 #[derive(Debug, Args)]

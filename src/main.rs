@@ -8,10 +8,12 @@
 mod buckconfig_local;
 mod cli;
 mod cmd;
+mod pathmap;
 mod progress;
 mod quote;
 mod serve;
 mod targets;
+mod toolchains;
 mod tree;
 mod workspace;
 
@@ -48,6 +50,8 @@ fn main() {
         Command::Root(a) => cmd::root::run(&cli.global, a),
         Command::Hooks(a) => cmd::hooks::run(&cli.global, a),
         Command::Serve(a) => cmd::serve::run(&cli.global, a),
+        Command::RustProject(a) => cmd::rust_project::run(&cli.global, a),
+        Command::Compdb(a) => cmd::compdb::run(&cli.global, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -20,6 +20,9 @@ pub struct Config {
     /// (absolute, as resolved when they were given).
     #[serde(default)]
     pub targets: Vec<String>,
+    /// `antares sync --toolchains`, kept for later syncs (None: the repository's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolchains: Option<crate::toolchains::Mode>,
     /// Where `antares mount` mounts by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mountpoint: Option<PathBuf>,
@@ -50,17 +53,32 @@ impl Workspace {
             }
             None => {
                 let cwd = std::env::current_dir().context("cannot read the current directory")?;
-                match search(&cwd, &read_registry()) {
+                let mut mounts = read_registry();
+                // The kernel names the workspace of an antares mount for any
+                // user and HOME; the registry is per user. A mount that names
+                // none is reported only if nothing else is found.
+                let from_kernel = match mountinfo_workspace(&cwd) {
+                    Ok(Some((mountpoint, root))) => {
+                        mounts.insert(mountpoint, root);
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                };
+                match search(&cwd, &mounts) {
                     Some(Found::Root(root)) => root,
                     Some(Found::Mount { mountpoint, root }) => {
                         let layout = Layout::new(&root);
                         let config = Self::load_config(&layout)?;
                         return Ok(Workspace { layout, config, via_mount: Some(mountpoint) });
                     }
-                    None => bail!(
-                        "{} is not inside an antares workspace or mount; use --workspace DIR or create one with `antares init`",
-                        cwd.display()
-                    ),
+                    None => match from_kernel {
+                        Some(e) => return Err(e),
+                        None => bail!(
+                            "{} is not inside an antares workspace or mount; use --workspace DIR or create one with `antares init`",
+                            cwd.display()
+                        ),
+                    },
                 }
             }
         };
@@ -264,6 +282,83 @@ fn search(cwd: &Path, mounts: &std::collections::BTreeMap<PathBuf, PathBuf>) -> 
     }
 }
 
+/// What a workspace's mount shows as its source in `/proc/self/mountinfo`.
+const MOUNT_SOURCE_PREFIX: &str = "antares-workspace:";
+
+/// The mount source naming `workspace` (see [`mountinfo_workspace`]).
+pub fn mount_source(workspace: &Path) -> String {
+    format!("{MOUNT_SOURCE_PREFIX}{}", workspace.display())
+}
+
+/// The (mount point, workspace) of the antares mount holding `dir`, asked of
+/// the kernel: the mount's source in `/proc/self/mountinfo` names its
+/// workspace. Works for any user and any HOME, where the registry is per
+/// user. An antares mount that names no workspace (made by `antares serve`,
+/// or by an older antares) is an error saying so, never a silent miss: a
+/// build run there would skip the sync.
+fn mountinfo_workspace(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Ok(None);
+    };
+    let Some((mountpoint, source)) = antares_mount_of(&text, dir) else {
+        return Ok(None);
+    };
+    match source.strip_prefix(MOUNT_SOURCE_PREFIX).map(PathBuf::from) {
+        Some(ws) if ws.join(STATE_DIR).join(CONFIG).is_file() => Ok(Some((mountpoint, ws))),
+        Some(ws) => bail!(
+            "{} is inside the antares mount {}, whose workspace {} is gone (no {STATE_DIR}/{CONFIG})",
+            dir.display(),
+            mountpoint.display(),
+            ws.display()
+        ),
+        None => bail!(
+            "{} is inside an antares mount at {} that names no workspace (source {source:?}); use --workspace DIR",
+            dir.display(),
+            mountpoint.display()
+        ),
+    }
+}
+
+/// The innermost antares mount holding `dir` in mountinfo `text`:
+/// (mount point, source).
+fn antares_mount_of(text: &str, dir: &Path) -> Option<(PathBuf, String)> {
+    text.lines()
+        .filter_map(|line| {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPER
+            let (left, right) = line.split_once(" - ")?;
+            let mountpoint = unescape(left.split(' ').nth(4)?);
+            let mut right = right.split(' ');
+            let fstype = right.next()?;
+            let source = unescape(right.next()?);
+            // A root mount made without fusermount has no subtype: plain `fuse`.
+            let antares = fstype == "fuse.antares"
+                || (fstype == "fuse"
+                    && (source.starts_with(MOUNT_SOURCE_PREFIX) || source.starts_with("antares:")));
+            (antares && dir.starts_with(&mountpoint)).then(|| (PathBuf::from(mountpoint), source))
+        })
+        .max_by_key(|(m, _)| m.as_os_str().len())
+}
+
+/// mountinfo's octal escapes (`\040` for a space, …).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +394,25 @@ mod tests {
         std::fs::create_dir_all(&lone).unwrap();
         std::os::unix::fs::symlink(ws.join(STATE_DIR), lone.join(STATE_DIR)).unwrap();
         assert_eq!(search(&lone, &none), None);
+    }
+
+    #[test]
+    fn finds_the_innermost_antares_mount_and_its_source() {
+        let text = "\
+22 1 8:1 / / rw - ext4 /dev/vda rw
+90 22 0:50 / /tmp/a\\040b.mount rw,nosuid - fuse.antares antares-workspace:/tmp/a\\040b rw
+91 90 8:1 /tmp/a\\040b/buck-out /tmp/a\\040b.mount/buck-out rw - ext4 /dev/vda rw
+92 22 0:51 / /srv/other rw - fuse.sshfs host:/x rw
+93 22 0:52 / /srv/plain rw - fuse antares-workspace:/srv/ws rw
+94 22 0:53 / /srv/else rw - fuse something:/x rw
+";
+        let (m, s) = antares_mount_of(text, Path::new("/tmp/a b.mount/app/x")).unwrap();
+        assert_eq!(m, Path::new("/tmp/a b.mount"));
+        assert_eq!(s, "antares-workspace:/tmp/a b");
+        assert!(antares_mount_of(text, Path::new("/srv/other/x")).is_none());
+        assert!(antares_mount_of(text, Path::new("/tmp/a b")).is_none());
+        let (m, _) = antares_mount_of(text, Path::new("/srv/plain/x")).unwrap();
+        assert_eq!(m, Path::new("/srv/plain"));
+        assert!(antares_mount_of(text, Path::new("/srv/else/x")).is_none());
     }
 }

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -109,8 +110,8 @@ fn edit_on_the_mount_reaches_the_workspace_and_buck_out_is_local() {
         "3.0.0\n"
     );
     assert!(
-        ws.join(".antares/buck-out/v2/art/v.txt").exists()
-            || fs::symlink_metadata(ws.join(".antares/buck-out/v2/art/v.txt")).is_ok()
+        ws.join("buck-out/v2/art/v.txt").exists()
+            || fs::symlink_metadata(ws.join("buck-out/v2/art/v.txt")).is_ok()
     );
     // SQLite in WAL mode on the mount itself.
     let out = Command::new("sqlite3")
@@ -179,4 +180,87 @@ fn umount_of_a_mount_point_works_from_outside_any_workspace() {
     sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
     sb.ok(sb.dir.path(), &["umount", "mnt"]);
     assert!(!mnt.join("lib").exists(), "still mounted after umount");
+}
+
+#[test]
+fn the_mount_names_its_workspace_without_the_registry() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    let (ws, mnt, _guard) = setup(&sb);
+    // Another user's state dir (another HOME): no registry entry.
+    let out = sb
+        .cmd(&mnt.join("app"), &["root", "--json"])
+        .env("XDG_STATE_HOME", sb.path("other-state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(root["workspace"], ws.to_str().unwrap());
+    assert_eq!(root["mount"], mnt.to_str().unwrap());
+    assert_eq!(root["relative"], "app");
+    // The mount's buck-out is the workspace's.
+    fs::create_dir_all(ws.join("buck-out/v2")).unwrap();
+    fs::write(ws.join("buck-out/v2/marker"), "built in the workspace\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(mnt.join("buck-out/v2/marker")).unwrap(),
+        "built in the workspace\n"
+    );
+}
+
+#[test]
+fn the_wrapper_never_builds_silently_on_a_mount_it_cannot_place() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    let (ws, mnt, _guard) = setup(&sb);
+    let bin = sb.path("wrapper-bin");
+    sb.ok(
+        sb.dir.path(),
+        &["hooks", "install", "--dir", bin.to_str().unwrap()],
+    );
+    let fake = sb.path("fake-bin");
+    fs::create_dir_all(&fake).unwrap();
+    let ran = sb.path("fake-buck2-ran");
+    fs::write(
+        fake.join("buck2"),
+        format!("#!/bin/sh\ntouch {}\n", ran.display()),
+    )
+    .unwrap();
+    fs::set_permissions(fake.join("buck2"), fs::Permissions::from_mode(0o755)).unwrap();
+    // The workspace the mount names is gone (its config moved away).
+    let config = ws.join(".antares/config.toml");
+    fs::rename(&config, sb.path("config.toml")).unwrap();
+    let out = Command::new(bin.join("buck2"))
+        .args(["build", "//app/server:server"])
+        .current_dir(mnt.join("app"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}:{}",
+                bin.display(),
+                fake.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("ANTARES_BIN", env!("CARGO_BIN_EXE_antares"))
+        .env("XDG_STATE_HOME", sb.path("other-state"))
+        .env_remove("ANTARES_REAL_BUCK2")
+        .env_remove("ANTARES_ON_MOUNT")
+        .output()
+        .unwrap();
+    fs::rename(sb.path("config.toml"), &config).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("inside the antares mount"), "{err}");
+    assert!(err.contains("is gone"), "{err}");
+    assert!(!ran.exists(), "buck2 ran on the mount");
 }

@@ -206,3 +206,54 @@ fn real_buck2_choice_mount_fallback_and_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no real buck2"));
 }
+
+#[test]
+fn mount_paths_in_arguments_reach_buck2_as_workspace_paths() {
+    let s = setup();
+    let ws = s.sb.path("ws");
+    // A directory standing for the mount, known to antares through the
+    // per-user registry (what `antares mount` writes).
+    let mnt = s.sb.path("ws.mount");
+    fs::create_dir_all(mnt.join("app/server")).unwrap();
+    let registry = s.sb.path("xdg-state/antares");
+    fs::create_dir_all(&registry).unwrap();
+    fs::write(
+        registry.join("mounts.json"),
+        serde_json::to_string(&serde_json::json!({ mnt.to_str().unwrap(): ws })).unwrap(),
+    )
+    .unwrap();
+    let file = format!("{}/app/server/main.rs", mnt.display());
+    let (code, log) = s.run_logged(
+        &mnt.join("app/server"),
+        &[
+            "bxl",
+            "prelude//rust/rust-analyzer/resolve_deps.bxl:resolve_owning_buildfile",
+            "--",
+            "--files",
+            &file,
+            &format!("--root={}", mnt.display()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{log:?}");
+    assert_eq!(log[0], format!("cwd={}/app/server", ws.display()));
+    assert!(
+        log.contains(&format!("arg={}/app/server/main.rs", ws.display())),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&format!("arg=--root={}", ws.display())),
+        "{log:?}"
+    );
+
+    // The fallback runs on the mount under its own isolation dir, with the
+    // arguments as given.
+    let (code, log) = s.run_logged(
+        &mnt,
+        &["build", "//app/server:server"],
+        &[("ANTARES_ON_MOUNT", "1")],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(log[0], format!("cwd={}", mnt.display()));
+    assert_eq!(log[1..3], ["arg=--isolation-dir", "arg=antares-mount"]);
+}

@@ -45,7 +45,8 @@
 //! `config` (.buckconfig), `cells`, `label`, `pattern`, `tree` (cached
 //! listings), `package` (package boundaries), `glob`, `eval` (starlark),
 //! `closure` (walk and assembly), `cache` (the graph cache), `prelude` (what of a vendored prelude a
-//! build reads), `fileset`, `buck2` (real buck2 provider).
+//! build reads), `fileset`, `buck2` (real buck2 provider), `toolchains`
+//! (the toolchains cell and its system stand-in).
 
 pub mod buck2;
 mod cache;
@@ -60,6 +61,7 @@ mod label;
 mod package;
 mod pattern;
 mod prelude;
+pub mod toolchains;
 mod tree;
 
 pub use cells::{Cell, Cells, IgnoreSet};

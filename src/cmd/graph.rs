@@ -8,6 +8,17 @@ use anyhow::{bail, Result};
 
 pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
+    if args.toolchains {
+        let report = crate::toolchains::last_report(ws.root())?;
+        match (&report, args.json) {
+            (_, true) => println!("{}", serde_json::to_string_pretty(&report)?),
+            (Some(r), false) => crate::toolchains::print_report(r),
+            (None, false) => println!(
+                "toolchains: the repository's own (sync with --toolchains system|auto to replace them)"
+            ),
+        }
+        return Ok(super::OK);
+    }
     let patterns = targets::given_or_saved(&ws, &args.patterns)?;
     if patterns.is_empty() {
         bail!("no target patterns given and none synced yet: `antares graph //target…`");
@@ -55,6 +66,9 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&set)?);
     } else {
         print_human(&set, args.files);
+        if let Some(r) = crate::toolchains::last_report(ws.root())? {
+            crate::toolchains::print_report(&r);
+        }
     }
     Ok(super::OK)
 }

@@ -29,6 +29,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<i32> {
         cache: global.cache.as_ref().map(|c| cwd.join(c)),
         paths: Vec::new(),
         targets: Vec::new(),
+        toolchains: None,
         mountpoint: None,
     };
     let res = std::fs::create_dir_all(layout.state_dir())

@@ -1,11 +1,13 @@
 //! One module per subcommand; each returns the process exit status.
 
+pub mod compdb;
 pub mod graph;
 pub mod hooks;
 pub mod init;
 pub mod mount;
 pub mod resolve;
 pub mod root;
+pub mod rust_project;
 pub mod serve;
 pub mod status;
 pub mod sync;

@@ -2,8 +2,10 @@
 //!
 //! The mount serves the View (upper over source) through FUSE. Its upper
 //! layer is `.antares/upper` — from then on syncs of this workspace are
-//! two-way — and its `buck-out` is a bind mount of `.antares/buck-out`, so
-//! buck2 can run on the mount with its SQLite state on local disk.
+//! two-way — and its `buck-out` is a bind mount of the workspace's
+//! `buck-out`, so buck2 can run on the mount with its SQLite state on local
+//! disk, and the mount shows the workspace's build outputs. The mount's
+//! source in `/proc/self/mountinfo` names the workspace.
 //! Without `--foreground` the binary re-executes itself detached, with its
 //! log in `.antares/logs/mount.log`, and returns once the mount is up.
 
@@ -127,11 +129,17 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         Store::open(&store_dir)
             .with_context(|| format!("cannot open the content store {}", store_dir.display()))?,
     );
-    let buck_out = ws.layout.state_dir().join("buck-out");
+    // The workspace's own buck-out: `MOUNT/buck-out/v2/…` is what builds in
+    // the workspace made, so the relative `buck-out/…` paths of compilation
+    // databases and rust-project answers resolve on the mount too. A build
+    // on the mount (the fallback) runs under its own `--isolation-dir`
+    // (the wrapper adds it), so two daemons never share one output tree.
+    let buck_out = ws.root().join("buck-out");
     std::fs::create_dir_all(&buck_out)
         .with_context(|| format!("cannot create {}", buck_out.display()))?;
     let mut cfg = MountConfig::new(view, store, mountpoint);
     cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
+    cfg.fsname = Some(workspace::mount_source(ws.root()));
     let pid_file = ws.layout.state_dir().join("mount.pid");
     workspace::register_mount(mountpoint, ws.root())?;
     // Before mounting: whoever sees the mount can already find its daemon.

@@ -8,9 +8,11 @@ use anyhow::Result;
 pub fn run(global: &Global, args: &StatusArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
     let mut st = antares_materializer::status::status(&ws.layout)?;
-    if crate::buckconfig_local::is_managed(ws.root()) {
-        st.added.retain(|p| p != crate::buckconfig_local::NAME);
-    }
+    // antares' own: the composed .buckconfig.local and the toolchains cell.
+    st.added.retain(|p| {
+        p != crate::buckconfig_local::NAME
+            && !p.starts_with(&format!("{}/", crate::toolchains::CELL_DIR))
+    });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {

@@ -5,6 +5,7 @@ use crate::cli::{Global, SyncArgs};
 use crate::progress::Bar;
 use crate::quote::{quoted, shown};
 use crate::targets::{self, GraphMode};
+use crate::toolchains::{self, Mode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
 use antares_buck::GraphStats;
@@ -72,6 +73,10 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
         wait: !args.no_wait,
         manifest: Mutex::new(ManifestCache::default()),
         graph_stats: Mutex::new(None),
+        toolchains: args
+            .toolchains
+            .or(ws.config.toolchains)
+            .unwrap_or(Mode::Repo),
     };
 
     let bar = Bar::new(args.json);
@@ -79,11 +84,17 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     bar.finish();
     // Remember the selection for the next plain `antares sync`.
     let new_paths: Vec<String> = selected.iter().map(|p| p.as_str().to_string()).collect();
-    if new_paths != ws.config.paths || targets != ws.config.targets || spec != ws.config.source {
+    let toolchains = args.toolchains.or(ws.config.toolchains);
+    if new_paths != ws.config.paths
+        || targets != ws.config.targets
+        || spec != ws.config.source
+        || toolchains != ws.config.toolchains
+    {
         let mut config = ws.config.clone();
         config.paths = new_paths;
         config.targets = targets;
         config.source = spec;
+        config.toolchains = toolchains;
         Workspace::save_config(&ws.layout, &config)?;
     }
     let graph = ctx.graph_stats.lock().ok().and_then(|g| g.clone());
@@ -128,6 +139,8 @@ pub struct Context_<'a> {
     pub manifest: Mutex<ManifestCache>,
     /// What the last target computation took (`sync --json` reports it).
     pub graph_stats: Mutex<Option<GraphStats>>,
+    /// Which toolchains the workspace builds with.
+    pub toolchains: Mode,
 }
 
 impl Context_<'_> {
@@ -159,15 +172,34 @@ impl Context_<'_> {
             let m = loaded.map_err(|_| anyhow::anyhow!("loading the manifest panicked"))??;
             cache.put(m);
         }
-        let (entries, scope) = selected?;
+        let (mut entries, scope) = selected?;
         tracing::debug!(entries = entries.len(), "selection walked, manifest loaded");
-        // Buck2 ignores .antares: the managed .buckconfig.local (never synced back).
-        let managed = buckconfig_local::ensure(self.ws.root(), self.tree.source.as_ref())?;
-        let ignored = if managed {
-            vec![RepoPath::new(buckconfig_local::NAME)?]
+        let source = self.tree.source.as_ref();
+        let generated = if only.is_none() {
+            let report = toolchains::apply(self.ws.root(), source, self.toolchains)?;
+            if let Some(r) = &report {
+                toolchains::print_summary(r);
+            }
+            report.map(|r| r.cell)
         } else {
-            Vec::new()
+            // A --watch cycle keeps the cell the full sync generated.
+            toolchains::last_report(self.ws.root())?.map(|r| r.cell)
         };
+        buckconfig_local::ensure(
+            self.ws.root(),
+            source,
+            self.tree.write_back(),
+            generated
+                .as_deref()
+                .map(|cell| (cell, toolchains::CELL_DIR)),
+        )?;
+        // antares' own, composed here and never synced: .buckconfig.local
+        // (the user's lines and antares' block) and the generated cell.
+        let mut ignored = vec![RepoPath::new(buckconfig_local::NAME)?];
+        if generated.is_some() {
+            ignored.push(RepoPath::new(toolchains::CELL_DIR)?);
+        }
+        entries.retain(|e| !ignored.iter().any(|i| e.path.starts_with(i)));
         let request = Request {
             entries,
             scope,

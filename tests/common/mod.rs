@@ -139,7 +139,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
         // antares' own .buckconfig.local (see prelude-hooks/antares.buckconfig).
         if dir == root
             && name == ".buckconfig.local"
-            && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("# Written by antares"))
+            && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("# >>> antares"))
         {
             continue;
         }

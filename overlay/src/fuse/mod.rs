@@ -67,6 +67,10 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     /// `(name at the mount root, local directory)`, e.g. `("buck-out", …)`.
     pub bind_dirs: Vec<(String, PathBuf)>,
+    /// The mount's source as `/proc/self/mountinfo` shows it (default
+    /// `antares:<lower>`): the binary names the workspace there, so a
+    /// process inside the mount can find it without any registry.
+    pub fsname: Option<String>,
     /// FUSE worker threads (default 2: a fetch blocks only one worker;
     /// measured on 2 cores, 1 to 4 threads differ by under 15%).
     pub threads: usize,
@@ -93,6 +97,7 @@ impl MountConfig {
             cache,
             mountpoint: mountpoint.into(),
             bind_dirs: Vec::new(),
+            fsname: None,
             threads: 2,
             kernel_bind: true,
             ttl: None,
@@ -469,7 +474,11 @@ pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
-        fuser::MountOption::FSName(format!("antares:{}", cfg.view.lower().describe())),
+        fuser::MountOption::FSName(
+            cfg.fsname
+                .clone()
+                .unwrap_or_else(|| format!("antares:{}", cfg.view.lower().describe())),
+        ),
         fuser::MountOption::Subtype("antares".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::RW,
