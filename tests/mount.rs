@@ -264,3 +264,49 @@ fn the_wrapper_never_builds_silently_on_a_mount_it_cannot_place() {
     assert!(err.contains("is gone"), "{err}");
     assert!(!ran.exists(), "buck2 ran on the mount");
 }
+
+/// A shell sitting in a directory of the mount keeps its working directory
+/// when a file below it is first written (the directory is copied up into
+/// the upper dir, which the daemon's own watch then sees): `getcwd` must
+/// not fail, or every terminal and editor in the mount breaks on its first
+/// save.
+#[test]
+fn the_first_write_below_a_directory_keeps_it_as_a_working_directory() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    sb.ok(&sb.path("ws"), &["sync", "."]);
+    let (ws, mnt, _guard) = setup(&sb);
+    let lib = mnt.join("lib/util/src");
+    let file = fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a file in lib/util/src")
+        .path();
+    // The parent directory is in the upper dir already, and watched from
+    // the start (mounted again).
+    fs::write(mnt.join("lib/util/NEW"), "new\n").unwrap();
+    sb.ok(&ws, &["umount", mnt.to_str().unwrap()]);
+    sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
+    // `pwd -P` asks the kernel (getcwd), after the watch has had its time.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && echo '// edited' >> \"$2\" && sleep 1 && pwd -P")
+        .arg("sh")
+        .arg(&lib)
+        .arg(file.file_name().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "getcwd failed after the first write below it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        lib.to_str().unwrap()
+    );
+}

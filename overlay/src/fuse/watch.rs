@@ -229,9 +229,16 @@ impl Watcher {
             }
             (dir_ino, child_ino)
         };
+        // A name that went away (removed, moved out, whited out) loses its
+        // entry. One the kernel knows and that is still there (a directory
+        // copied up, a file replaced by rename) keeps it: its inode number
+        // does not change, and dropping a directory's entry would break the
+        // working directory of every process inside it.
+        let gone = ev.mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0
+            || (target.is_some() && name.starts_with(upper::WHITEOUT_PREFIX));
         // Errors (ENOENT: the kernel has no such entry cached) are expected.
         if let Some(d) = dir_ino {
-            if let Some(t) = target {
+            if let Some(t) = target.filter(|_| gone || child_ino.is_none()) {
                 let _ = self.notifier.inval_entry(INodeNo(d), OsStr::new(t));
             }
             let _ = self.notifier.inval_inode(INodeNo(d), 0, 0);
