@@ -311,6 +311,40 @@ fn real_tools_on_the_mount_clangd_and_rust_project() {
         finished["buildfile"]
     );
 
+    // Diagnostics on save: an edit made on the mount reaches the workspace
+    // before rust-project checks, and its spans name the mount's file.
+    let main_rs = mnt.join("rust/bin/main.rs");
+    let good = fs::read_to_string(&main_rs).unwrap();
+    fs::write(&main_rs, "fn main() { let x: u32 = \"not a number\"; }\n").unwrap();
+    let out = sb
+        .cmd(
+            &mnt.join("rust"),
+            &["rust-project", "check", main_rs.to_str().unwrap()],
+        )
+        .env("HOME", &home)
+        .env("RUSTUP_HOME", &rustup_home)
+        .env("PATH", &path)
+        .env("ANTARES_REAL_BUCK2", &buck2)
+        .env("ANTARES_REAL_RUST_PROJECT", &rust_project)
+        .output()
+        .unwrap();
+    fs::write(&main_rs, good).unwrap();
+    let diagnostics = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diagnostics.contains("mismatched types")
+            && diagnostics.contains(&format!("{m}/rust/bin/main.rs")),
+        "rust-project check: {diagnostics}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !diagnostics.contains(&format!("{}/", ws.display())),
+        "{diagnostics}"
+    );
+    eprintln!(
+        "rust-project check on the mount: {}",
+        diagnostics.lines().count()
+    );
+
     // The compilation database, at the mount root, and clangd on a mount file.
     run(&mnt.join("cpp/hello_world"), &["compdb", ":main"]);
     let db = json(&fs::read_to_string(mnt.join("compile_commands.json")).unwrap());

@@ -30,20 +30,7 @@ pub fn run(global: &Global, args: &CompdbArgs) -> Result<i32> {
         .map(|t| targets::absolutize(t, &current))
         .collect();
     // The workspace must hold what the targets need.
-    let exe = std::env::current_exe().context("cannot find the antares binary")?;
-    let mut sync = Command::new(exe);
-    sync.arg("--workspace")
-        .arg(ws.root())
-        .arg("sync")
-        .arg("--add");
-    sync.args(&patterns);
-    let status = sync.status().context("running antares sync")?;
-    if status.code() == Some(super::ERROR) || status.code().is_none() {
-        bail!(
-            "antares sync {} failed; no compilation database",
-            patterns.join(" ")
-        );
-    }
+    super::sync_first(&ws, &patterns, "compilation database")?;
     let buck2 = std::env::var_os("ANTARES_REAL_BUCK2")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("buck2"));

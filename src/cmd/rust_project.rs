@@ -30,6 +30,20 @@ pub fn run(global: &Global, args: &RustProjectArgs) -> Result<i32> {
         .map(|mount| PathMap::new(ws.root(), mount));
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let dir = super::compdb::workspace_dir(&ws, &cwd);
+    // From the mount, what the editor saved there must be in the workspace
+    // before rust-project looks (`check` on save), and a label it asks for
+    // must be synced (`develop-json {"label": …}`).
+    if ws.via_mount.is_some() {
+        let current = ws.current_dir()?;
+        let labels: Vec<String> = args
+            .args
+            .iter()
+            .filter_map(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+            .filter_map(|j| j.get("label")?.as_str().map(String::from))
+            .map(|l| crate::targets::absolutize(&l, &current))
+            .collect();
+        super::sync_first(&ws, &labels, "rust-project run")?;
+    }
     let mut argv: Vec<String> = args
         .args
         .iter()
