@@ -873,3 +873,45 @@ fn a_sync_through_the_api_can_be_stopped() {
     assert!(processes_with(&ws).is_empty());
     mono.faults().delay(std::time::Duration::ZERO);
 }
+
+/// A Buck2 sub-project of the served tree (here one with a `.buckroot`)
+/// keeps its buck-out off FUSE in API mounts too: at `<mountpoint>/fx`
+/// for a mount of `/`, and at the mount point itself for a mount of
+/// `/fx`, which shows the tree's directory with the mounts below it.
+#[test]
+fn api_mounts_keep_sub_project_buck_out_off_fuse() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED serve test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    for p in ["fx/.buckroot", "fx/.buckconfig"] {
+        fs::create_dir_all(sb.path("src/fx")).unwrap();
+        fs::write(sb.path("src").join(p), "").unwrap();
+    }
+    let srv = Served::start(&sb, &[]);
+    let not_fuse = |p: &Path| {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(p)
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).contains("fuse")
+    };
+    for (path, below) in [("/", "fx/buck-out"), ("/fx", "buck-out")] {
+        let made = srv.expect(
+            200,
+            "POST",
+            "/antares/mounts",
+            Some(&format!(r#"{{"path":"{path}"}}"#)),
+        );
+        let out = PathBuf::from(str_of(&made, "mountpoint")).join(below);
+        assert!(mounted(&out), "{path}: {} is not a mount", out.display());
+        assert!(not_fuse(&out), "{path}: {} is on FUSE", out.display());
+        fs::write(out.join("state"), "sqlite").unwrap();
+        let id = str_of(&made, "mount_id");
+        let gone = srv.expect(200, "DELETE", &format!("/antares/mounts/{id}"), None);
+        assert_eq!(gone["state"], "Unmounted");
+        assert!(!mounted(&out));
+    }
+}
