@@ -742,7 +742,23 @@ fn one_server_per_workspace_and_ready_checks_the_mount() {
         "/antares/mounts",
         Some(r#"{"path":"/","job_id":"j-dead"}"#),
     );
-    assert!(str_of(&e, "error").contains("currently in state"), "{e}");
+    assert!(
+        str_of(&e, "error").contains("is currently in state Failed { reason: "),
+        "{e}"
+    );
+    // Nor are CL changes made to it (Scorpio's check comes first).
+    for (m, body, what) in [
+        ("POST", Some(r#"{"cl":"CL1"}"#), "cannot build CL"),
+        ("DELETE", None, "cannot clear CL"),
+    ] {
+        let e = srv.expect(400, m, &format!("/antares/mounts/{id}/cl"), body);
+        assert_eq!(e["code"], "INVALID_REQUEST");
+        assert!(
+            str_of(&e, "error").starts_with(&format!("mount {id} is currently in state Failed")),
+            "{e}"
+        );
+        assert!(str_of(&e, "error").ends_with(what), "{e}");
+    }
     // Deleting it still cleans up.
     let gone = srv.expect(200, "DELETE", &format!("/antares/mounts/{id}"), None);
     assert_eq!(gone["state"], "Unmounted", "{gone}");
