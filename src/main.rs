@@ -8,6 +8,7 @@
 mod buckconfig_local;
 mod cli;
 mod cmd;
+mod mount_buck_out;
 mod pathmap;
 mod progress;
 mod quote;

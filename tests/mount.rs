@@ -310,3 +310,80 @@ fn the_first_write_below_a_directory_keeps_it_as_a_working_directory() {
         lib.to_str().unwrap()
     );
 }
+
+/// Buck2 sub-projects keep their buck-out off FUSE: with no `.buckconfig`
+/// at the tree root, buck2 run in `proj/` takes `proj/` as its project
+/// root, and a `.buckroot` makes `fx/` one even below a root
+/// `.buckconfig`; each gets a bind mount of a local directory of the
+/// workspace's state on `<project>/buck-out`, gone after `umount`.
+#[test]
+fn sub_project_buck_out_is_local_disk() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED mount test: {why}");
+        return;
+    }
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    for (p, text) in [
+        ("proj/.buckconfig", "[cells]\nroot = .\n"),
+        ("proj/BUCK", ""),
+        ("proj/inner/.buckconfig", "[cells]\nroot = .\n"),
+        ("fx/.buckroot", ""),
+        ("fx/.buckconfig", "[cells]\nroot = .\n"),
+        ("tools/readme.txt", "not a project\n"),
+    ] {
+        fs::create_dir_all(src.join(p).parent().unwrap()).unwrap();
+        fs::write(src.join(p), text).unwrap();
+    }
+    let spec = format!("dir:{}", src.display());
+    sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
+    let ws = sb.path("ws");
+    let mnt = sb.path("mnt");
+    let _guard = Mounted(mnt.clone());
+    let _binds = Cleanup(mnt.clone());
+    sb.ok(&ws, &["mount", mnt.to_str().unwrap()]);
+    let mounts = || fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let bound = |p: &Path| {
+        let p = p.to_string_lossy();
+        mounts().lines().any(|l| l.split(' ').nth(1) == Some(&*p))
+    };
+    for project in ["proj", "fx"] {
+        let out = mnt.join(project).join("buck-out");
+        assert!(
+            bound(&out),
+            "{} is not bound; mount log:\n{}",
+            out.display(),
+            fs::read_to_string(ws.join(".antares/logs/mount.log")).unwrap_or_default()
+        );
+        assert!(!statfs_type(&out).contains("fuse"), "{}", statfs_type(&out));
+        fs::create_dir_all(out.join("v2")).unwrap();
+        fs::write(out.join("v2/state"), "sqlite here").unwrap();
+        let local = ws.join(".antares/buck-out").join(project).join("v2/state");
+        assert_eq!(fs::read_to_string(&local).unwrap(), "sqlite here");
+        assert!(!ws
+            .join(".antares/upper")
+            .join(project)
+            .join("buck-out/v2")
+            .exists());
+    }
+    // Not a project root: below proj's .buckconfig, or no .buckconfig.
+    assert!(!bound(&mnt.join("proj/inner/buck-out")));
+    assert!(!bound(&mnt.join("tools/buck-out")));
+    sb.ok(&ws, &["umount"]);
+    let left: Vec<String> = mounts()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&*mnt.to_string_lossy()))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Lazily unmounts everything below a path on drop (a failed test's binds).
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        unmount_below(&self.0);
+    }
+}

@@ -197,9 +197,44 @@ fn every_route_of_the_management_api() {
         PathBuf::from(str_of(&one["layers"], "upper")).is_dir(),
         "{one}"
     );
-    assert!(one["layers"]["dicfuse"].is_string(), "{one}");
+    assert_eq!(one["layers"]["dicfuse"], "shared", "{one}");
     assert!(one["created_at_epoch_ms"].as_u64().unwrap() > 1_600_000_000_000);
     assert!(one["last_seen_epoch_ms"].as_u64() >= one["created_at_epoch_ms"].as_u64());
+    // Exactly Scorpio's MountStatus fields and MountLayers fields, no more.
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k.join(",")
+    };
+    assert_eq!(
+        keys(&one),
+        "cl,created_at_epoch_ms,job_id,last_seen_epoch_ms,layers,mount_id,mountpoint,path,state"
+    );
+    assert_eq!(keys(&one["layers"]), "cl,dicfuse,upper");
+    // As Scorpio: looking at a mount (GET, ready, list) does not move
+    // last_seen_epoch_ms; a reused task id does.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    srv.expect(200, "GET", &format!("/antares/mounts/{id}/ready"), None);
+    srv.expect(200, "GET", "/antares/mounts", None);
+    let looked = srv.expect(200, "GET", &format!("/antares/mounts/{id}"), None);
+    assert_eq!(looked["last_seen_epoch_ms"], one["last_seen_epoch_ms"]);
+    srv.expect(
+        200,
+        "POST",
+        "/antares/mounts",
+        Some(r#"{"path":"/lib/proto","job_id":"job-1"}"#),
+    );
+    let reused = srv.expect(200, "GET", &format!("/antares/mounts/{id}"), None);
+    assert!(reused["last_seen_epoch_ms"].as_u64() > one["last_seen_epoch_ms"].as_u64());
+    // Ids are parsed as UUIDs, as Scorpio's Path<Uuid>: another spelling
+    // of the same UUID finds the same mount.
+    let upper_id = srv.expect(
+        200,
+        "GET",
+        &format!("/antares/mounts/{}", id.to_uppercase()),
+        None,
+    );
+    assert_eq!(upper_id["mount_id"], id.as_str());
     let by_job = srv.expect(200, "GET", "/antares/mounts/by-job/build-7", None);
     assert_eq!(by_job["mount_id"], by_build["mount_id"]);
     assert_eq!(by_job["job_id"], "build-7");
@@ -216,7 +251,8 @@ fn every_route_of_the_management_api() {
         summary["summary"]["added"].as_u64().unwrap_or(0) > 0,
         "{summary}"
     );
-    let ws = PathBuf::from(str_of(&one_of(&srv, &whole_id), "workspace"));
+    assert_eq!(one_of(&srv, &whole_id)["state"], "Ready");
+    let ws = mount_workspace(&sb, &whole_id);
     assert_eq!(
         fs::read(ws.join("app/server/BUCK")).unwrap(),
         fs::read(sb.path("src/app/server/BUCK")).unwrap()
@@ -237,8 +273,31 @@ fn every_route_of_the_management_api() {
         assert_eq!(e["code"], "NOT_FOUND", "{m} {t}: {e}");
         assert!(str_of(&e, "error").contains("not found"), "{e}");
     }
-    // A mount id that is not a UUID is a 400, as Scorpio's Path<Uuid>.
-    assert_eq!(srv.call("GET", "/antares/mounts/nope", None).status, 400);
+    // A mount id that is not a UUID: axum's Path<Uuid> rejection, as in
+    // Scorpio: 400 with a plain-text body, on every route taking an id.
+    for (m, t) in [
+        ("GET", "/antares/mounts/nope"),
+        ("DELETE", "/antares/mounts/nope"),
+        ("GET", "/antares/mounts/nope/ready"),
+        ("POST", "/antares/mounts/nope/cl"),
+        ("DELETE", "/antares/mounts/nope/cl"),
+    ] {
+        let r = srv.call(m, t, Some(r#"{"cl":"x"}"#));
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, 400, "{m} {t}: {body}");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/plain")),
+            "{m} {t}: {:?}",
+            r.headers
+        );
+        assert!(
+            body.starts_with(
+                "Invalid URL: Cannot parse `mount_id` with value `nope`: UUID parsing failed"
+            ),
+            "{m} {t}: {body}"
+        );
+    }
     assert_eq!(srv.call("GET", "/antares/nothing-here", None).status, 404);
 
     // Bad bodies: axum's own rejections (Scorpio's Json extractor), and
@@ -254,7 +313,12 @@ fn every_route_of_the_management_api() {
             .status,
         422
     );
-    for body in [r#"{"path":""}"#, r#"{"path":"/../etc"}"#] {
+    for body in [
+        r#"{"path":""}"#,
+        r#"{"path":"/../etc"}"#,
+        r#"{"path":"/","cl":""}"#,
+        r#"{"path":"/","cl":" "}"#,
+    ] {
         let e = srv.expect(400, "POST", "/antares/mounts", Some(body));
         assert_eq!(e["code"], "INVALID_REQUEST", "{body}: {e}");
     }
@@ -332,6 +396,12 @@ fn every_route_of_the_management_api() {
     srv.expect(404, "GET", "/antares/mounts/by-job/job-1", None);
     let health = srv.expect(200, "GET", "/antares/health", None);
     assert_eq!(health["mount_count"], 1);
+}
+
+/// Where the server keeps mount `id`'s own workspace (its upper layer,
+/// its syncs): not a field of Scorpio's MountStatus.
+fn mount_workspace(sb: &Sandbox, id: &str) -> PathBuf {
+    sb.path(&format!("ws/.antares/serve/{id}/ws"))
 }
 
 fn one_of(srv: &Served, id: &str) -> Value {
@@ -485,10 +555,35 @@ fn orion_build_sequence() {
     assert_cl_tree(Path::new(&new_mp), true);
     let status = srv.expect(200, "GET", &format!("/antares/mounts/{new_id}"), None);
     assert_eq!(status["cl"], cl);
-    assert!(
-        str_of(&status["layers"], "cl").ends_with("/api/v1/cl/CL7/files-list"),
-        "{status}"
+    // The CL under review has all four of Mono's actions.
+    let listed = request(&mono.url(), "GET", "/api/v1/cl/CL7/files-list", None)
+        .expect("files-list")
+        .json();
+    let mut actions: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("files-list data")
+        .iter()
+        .filter_map(|f| f["action"].as_str())
+        .collect();
+    actions.sort_unstable();
+    actions.dedup();
+    assert_eq!(
+        actions,
+        ["deleted", "modified", "new", "renamed"],
+        "{listed}"
     );
+    // layers.cl: Scorpio's CL directory, files and 0/0 whiteouts.
+    let cl_dir = PathBuf::from(str_of(&status["layers"], "cl"));
+    assert_eq!(
+        fs::read_to_string(cl_dir.join("app/server/src/added.rs")).unwrap(),
+        "pub fn added() {}\n"
+    );
+    assert!(cl_dir.join("app/cli/start.sh").is_file());
+    for gone in ["docs/index.md", "app/cli/run.sh"] {
+        use std::os::unix::fs::FileTypeExt;
+        let md = fs::symlink_metadata(cl_dir.join(gone)).expect("whiteout");
+        assert!(md.file_type().is_char_device(), "{gone}");
+    }
 
     // The CL routes: clear it (the base shows), lay it again.
     let cleared = srv.expect(200, "DELETE", &format!("/antares/mounts/{new_id}/cl"), None);
@@ -504,14 +599,24 @@ fn orion_build_sequence() {
         Some(r#"{"cl":" "}"#),
     );
     assert_eq!(e["code"], "INVALID_REQUEST");
+    // A CL that cannot be read: Scorpio's 500 INTERNAL_ERROR; the mount
+    // keeps its layering and is then `Mounted`, not `Ready`, until a CL
+    // change succeeds.
     let e = srv.expect(
         500,
         "POST",
         &format!("/antares/mounts/{new_id}/cl"),
         Some(r#"{"cl":"NOPE"}"#),
     );
+    assert_eq!(e["code"], "INTERNAL_ERROR", "{e}");
     assert!(str_of(&e, "error").contains("NOPE"), "{e}");
     assert_cl_tree(Path::new(&new_mp), false);
+    let r = srv.expect(200, "GET", &format!("/antares/mounts/{new_id}/ready"), None);
+    assert_eq!(
+        (r["ready"].clone(), r["state"].clone()),
+        (false.into(), "Mounted".into())
+    );
+    assert!(!cl_dir.exists(), "cleared CL leaves no layers.cl directory");
     let laid = srv.expect(
         200,
         "POST",
@@ -519,6 +624,7 @@ fn orion_build_sequence() {
         Some(r#"{"cl":"CL7"}"#),
     );
     assert_eq!(laid["cl"], cl);
+    assert_eq!(laid["state"], "Ready");
     assert_cl_tree(Path::new(&new_mp), true);
 
     // A subtree with a CL: the mount point shows `/app` itself, and stays
@@ -617,7 +723,7 @@ fn one_server_per_workspace_and_ready_checks_the_mount() {
         Some(r#"{"path":"/","job_id":"j-dead"}"#),
     );
     let id = str_of(&made, "mount_id").to_string();
-    let ws = PathBuf::from(str_of(&one_of(&srv, &id), "workspace"));
+    let ws = mount_workspace(&sb, &id);
     let pid: i32 = fs::read_to_string(ws.join(".antares/mount.pid"))
         .unwrap()
         .trim()
@@ -636,7 +742,23 @@ fn one_server_per_workspace_and_ready_checks_the_mount() {
         "/antares/mounts",
         Some(r#"{"path":"/","job_id":"j-dead"}"#),
     );
-    assert!(str_of(&e, "error").contains("currently in state"), "{e}");
+    assert!(
+        str_of(&e, "error").contains("is currently in state Failed { reason: "),
+        "{e}"
+    );
+    // Nor are CL changes made to it (Scorpio's check comes first).
+    for (m, body, what) in [
+        ("POST", Some(r#"{"cl":"CL1"}"#), "cannot build CL"),
+        ("DELETE", None, "cannot clear CL"),
+    ] {
+        let e = srv.expect(400, m, &format!("/antares/mounts/{id}/cl"), body);
+        assert_eq!(e["code"], "INVALID_REQUEST");
+        assert!(
+            str_of(&e, "error").starts_with(&format!("mount {id} is currently in state Failed")),
+            "{e}"
+        );
+        assert!(str_of(&e, "error").ends_with(what), "{e}");
+    }
     // Deleting it still cleans up.
     let gone = srv.expect(200, "DELETE", &format!("/antares/mounts/{id}"), None);
     assert_eq!(gone["state"], "Unmounted", "{gone}");
@@ -711,7 +833,7 @@ fn a_sync_through_the_api_can_be_stopped() {
     let srv = Served::start(&sb, &[]);
     let made = srv.expect(200, "POST", "/antares/mounts", Some(r#"{"path":"/"}"#));
     let id = str_of(&made, "mount_id").to_string();
-    let ws = str_of(&one_of(&srv, &id), "workspace").to_string();
+    let ws = mount_workspace(&sb, &id).to_string_lossy().into_owned();
     // Every Mono answer now takes 3 s: a sync cannot finish soon.
     mono.faults().delay(std::time::Duration::from_secs(3));
     let sync = format!("/antares/mounts/{id}/sync");
@@ -766,4 +888,46 @@ fn a_sync_through_the_api_can_be_stopped() {
     assert!(String::from_utf8_lossy(&r.body).contains("mount was deleted"));
     assert!(processes_with(&ws).is_empty());
     mono.faults().delay(std::time::Duration::ZERO);
+}
+
+/// A Buck2 sub-project of the served tree (here one with a `.buckroot`)
+/// keeps its buck-out off FUSE in API mounts too: at `<mountpoint>/fx`
+/// for a mount of `/`, and at the mount point itself for a mount of
+/// `/fx`, which shows the tree's directory with the mounts below it.
+#[test]
+fn api_mounts_keep_sub_project_buck_out_off_fuse() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED serve test: {why}");
+        return;
+    }
+    let sb = Sandbox::example_workspace();
+    for p in ["fx/.buckroot", "fx/.buckconfig"] {
+        fs::create_dir_all(sb.path("src/fx")).unwrap();
+        fs::write(sb.path("src").join(p), "").unwrap();
+    }
+    let srv = Served::start(&sb, &[]);
+    let not_fuse = |p: &Path| {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(p)
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).contains("fuse")
+    };
+    for (path, below) in [("/", "fx/buck-out"), ("/fx", "buck-out")] {
+        let made = srv.expect(
+            200,
+            "POST",
+            "/antares/mounts",
+            Some(&format!(r#"{{"path":"{path}"}}"#)),
+        );
+        let out = PathBuf::from(str_of(&made, "mountpoint")).join(below);
+        assert!(mounted(&out), "{path}: {} is not a mount", out.display());
+        assert!(not_fuse(&out), "{path}: {} is on FUSE", out.display());
+        fs::write(out.join("state"), "sqlite").unwrap();
+        let id = str_of(&made, "mount_id");
+        let gone = srv.expect(200, "DELETE", &format!("/antares/mounts/{id}"), None);
+        assert_eq!(gone["state"], "Unmounted");
+        assert!(!mounted(&out));
+    }
 }

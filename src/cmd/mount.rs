@@ -82,9 +82,12 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
             Ok(())
         });
     }
+    // Up means mounted with every bind made: the daemon says so last.
+    let up = ready_marker(&ws);
+    let _ = std::fs::remove_file(&up);
     let mut child = cmd.spawn().context("cannot start the mount daemon")?;
     let start = Instant::now();
-    while !is_mounted(&mountpoint) {
+    while !is_mounted(&mountpoint) || !up.exists() {
         if let Some(status) = child.try_wait()? {
             let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(5).collect();
@@ -137,6 +140,24 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     let buck_out = ws.root().join("buck-out");
     std::fs::create_dir_all(&buck_out)
         .with_context(|| format!("cannot create {}", buck_out.display()))?;
+    // Sub-projects (a `.buckroot`, or `.buckconfig`s without one at the
+    // root) keep their buck-out off FUSE too: bound once the mount is up.
+    let started = Instant::now();
+    let sub_projects = match view.lower().walk(&antares_overlay::RepoPath::root()) {
+        Ok(entries) => {
+            crate::mount_buck_out::prepare(&upper, crate::mount_buck_out::project_roots(&entries))
+        }
+        Err(e) => {
+            eprintln!("warning: cannot list the tree to find Buck2 sub-projects: {e}");
+            Vec::new()
+        }
+    };
+    tracing::info!(
+        projects = sub_projects.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "listed the tree for Buck2 sub-project roots"
+    );
+    let state_dir = ws.layout.state_dir();
     let mut cfg = MountConfig::new(view, store, mountpoint);
     cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
     cfg.fsname = Some(workspace::mount_source(ws.root()));
@@ -151,6 +172,10 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
             ws.root().display(),
             handle.mountpoint().display()
         );
+        for line in crate::mount_buck_out::bind_all(handle.mountpoint(), &state_dir, &sub_projects)
+        {
+            eprintln!("{line}");
+        }
         for b in handle.binds() {
             match b.mode {
                 BindMode::Kernel => eprintln!("  {}: bind mount of {} (local disk)", b.name, b.local.display()),
@@ -173,7 +198,11 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         } else {
             eprintln!("  opens: each one asks the daemon (the source can change under the mount)");
         }
+        if let Err(e) = antares_materializer::fsutil::write_atomic(&ready_marker(ws), b"") {
+            eprintln!("warning: cannot say the mount is up: {e}");
+        }
     });
+    let _ = std::fs::remove_file(ready_marker(ws));
     let _ = std::fs::remove_file(&pid_file);
     let _ = workspace::unregister_mount(mountpoint);
     match result? {
@@ -184,6 +213,11 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         ),
     }
     Ok(super::OK)
+}
+
+/// Written by the daemon once the mount and all its bind mounts are up.
+fn ready_marker(ws: &Workspace) -> PathBuf {
+    ws.layout.state_dir().join("mount.up")
 }
 
 pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
@@ -198,6 +232,8 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     };
     let ws = Workspace::find(owner.as_deref().or(global.workspace.as_deref()))?;
     let mountpoint = mountpoint(&ws, args.mountpoint.as_deref())?;
+    // Sub-projects' buck-out bind mounts first (the daemon's own go with it).
+    crate::mount_buck_out::unbind_below(&mountpoint);
     // Ask the daemon to unmount (it removes the bind mounts first).
     let pid_file = ws.layout.state_dir().join("mount.pid");
     if let Some(pid) = std::fs::read_to_string(&pid_file)

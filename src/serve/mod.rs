@@ -9,10 +9,13 @@
 //! with a `.buckconfig`; a subtree `path` is bind-mounted there from the
 //! tree mounted at `MOUNT_ROOT/.<id>` — by running this binary's own
 //! `mount` as a child;
-//! a change list is laid over it with `mount --cl`. Child processes keep
-//! the server a thin layer over the commands users run.
+//! a change list is laid over it with `mount --cl` (and written out as
+//! Scorpio's `layers.cl` directory, `.antares/serve/<id>/cl`). Child
+//! processes keep the server a thin layer over the commands users run.
+//! `docs/scorpio-api.md` holds the route-by-route comparison.
 
 mod child;
+mod cl_layer;
 pub mod root;
 mod table;
 
@@ -21,7 +24,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -29,6 +32,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use table::{MountInfo, Table};
+use uuid::Uuid;
+
+/// Scorpio's `MountLifecycle`, in the values an antares mount takes: it is
+/// made, re-layered and torn down under the table's lock, so Scorpio's
+/// transient `Provisioning`, `Quiescing` and `Unmounting` are never seen.
+/// Serialized as Scorpio's (`"Ready"`, `{"Failed":{"reason":…}}`) and
+/// written into error messages with `{:?}` as Scorpio does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Lifecycle {
+    /// Mounted, but its last CL change failed and the old layering was
+    /// mounted again (Scorpio leaves such a mount `Mounted`, not `Ready`).
+    Mounted,
+    Ready,
+    Unmounted,
+    Failed {
+        reason: String,
+    },
+}
+
+impl Lifecycle {
+    /// Scorpio lets a mount be reused or re-layered only in these states.
+    fn usable(&self) -> bool {
+        matches!(self, Lifecycle::Mounted | Lifecycle::Ready)
+    }
+}
 
 /// What the handlers share.
 pub struct Server {
@@ -141,20 +169,6 @@ fn normalize(path: &str) -> Result<(String, String), ApiError> {
     Ok((format!("/{}", rp.as_str()), rp.as_str().to_string()))
 }
 
-/// Mount ids are UUIDs, as Scorpio's `Path<Uuid>`; anything else is a 400.
-fn check_id(id: &str) -> Result<(), ApiError> {
-    let groups: Vec<&str> = id.split('-').collect();
-    let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(format!("mount id {id:?} is not a UUID")))
-    }
-}
-
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -166,10 +180,9 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
         .or(b.build_id)
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    let cl = b.cl.filter(|c| !c.trim().is_empty());
-    if cl.is_some() {
-        check_cl_supported(&s)?;
-    }
+    // As Scorpio: the link is kept as given (compared raw for a reused
+    // task id); an empty one is refused once the task id is checked.
+    let cl = b.cl;
     // The lock is held for the whole creation: two requests with one task
     // id must not make two mounts.
     let mut table = s.table.lock().await;
@@ -183,9 +196,9 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
             }
             // A mount that no longer answers is not handed out again.
             let state = state_of(m).await;
-            if state != "Ready" {
+            if !state.usable() {
                 return Err(ApiError::Invalid(format!(
-                    "job_id/build_id '{t}' is currently in state {state}; retry after unmount completes"
+                    "job_id/build_id '{t}' is currently in state {state:?}; retry after unmount completes"
                 )));
             }
             m.touch();
@@ -196,6 +209,9 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
         return Err(ApiError::Invalid(format!(
             "path {path} with cl {cl:?} is already mounted"
         )));
+    }
+    if let Some(c) = &cl {
+        check_cl(&s, c)?;
     }
     let id = new_id();
     let mountpoint = s.mount_root.join(&id);
@@ -212,6 +228,7 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
         },
         mountpoint,
         bound: false,
+        remounted_after_failure: false,
         workspace: s.state.join(&id).join("ws"),
         created_at_epoch_ms: now,
         last_seen_epoch_ms: now,
@@ -241,8 +258,12 @@ async fn create(State(s): Shared, Json(b): Json<CreateBody>) -> ApiResult {
     Ok(Json(reply).into_response())
 }
 
-/// Change lists are Mono's: refused up front on another kind of source.
-fn check_cl_supported(s: &Server) -> Result<(), ApiError> {
+/// Scorpio's refusal of an empty link; then antares' own: change lists are
+/// Mono's, refused up front on another kind of source.
+fn check_cl(s: &Server, link: &str) -> Result<(), ApiError> {
+    if link.trim().is_empty() {
+        return Err(ApiError::Invalid("cl link cannot be empty".into()));
+    }
     match antares_overlay::SourceSpec::parse(&s.source) {
         Ok(antares_overlay::SourceSpec::Mono { .. }) => Ok(()),
         _ => Err(ApiError::Invalid(format!(
@@ -286,6 +307,9 @@ fn make_mount(s: &Server, m: &mut MountInfo, rel: &str) -> Result<(), ApiError> 
     let ws = m.workspace.as_os_str();
     child::run(&s.store, &[os("init"), os("--source"), os(&s.source), ws])
         .map_err(|e| internal(format!("cannot create the mount's workspace: {e}")))?;
+    if let Some(cl) = &m.cl {
+        write_cl_layer(s, m, cl)?;
+    }
     mount(s, m, m.cl.as_deref())?;
     root::check_tree_dir(&m.mount_root, rel)
         .map_err(|e| ApiError::Invalid(format!("path {}: {e}", m.path)))?;
@@ -320,6 +344,33 @@ fn bind(m: &MountInfo, rel: &str) -> Result<bool, ApiError> {
             m.mountpoint.display()
         ))),
     }
+}
+
+/// Fetches change list `cl` into the mount's `layers.cl` directory (made
+/// aside, then renamed over the old one): a CL that cannot be read is
+/// Scorpio's 500 `INTERNAL_ERROR`, and the old directory stays whole.
+fn write_cl_layer(s: &Server, m: &MountInfo, cl: &str) -> Result<(), ApiError> {
+    let dir = cl_dir(s, m);
+    let fresh = dir.with_extension("new");
+    cl_layer::build(&s.source, cl, rel_of(m), &fresh).map_err(ApiError::Internal)?;
+    remove_cl_layer(s, m)?;
+    std::fs::rename(&fresh, &dir)
+        .map_err(|e| internal(format!("cannot move {} into place: {e}", fresh.display())))
+}
+
+/// Removes the mount's `layers.cl` directory (its own, made by the server).
+fn remove_cl_layer(s: &Server, m: &MountInfo) -> Result<(), ApiError> {
+    let dir = cl_dir(s, m);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(internal(format!("cannot remove {}: {e}", dir.display()))),
+    }
+}
+
+/// Where a mount's CL layer is written (Scorpio's `{cl_root}/{mount_id}`).
+fn cl_dir(s: &Server, m: &MountInfo) -> PathBuf {
+    s.state.join(&m.mount_id).join("cl")
 }
 
 /// The repository-relative form of a mount's `path`.
@@ -392,18 +443,18 @@ fn remove_mount(s: &Server, m: &MountInfo) -> Result<(), String> {
 }
 
 /// Scorpio's lifecycle state of a mount in the table: `Ready` while its
-/// file system answers, `{"Failed": {reason}}` when it does not (not
-/// mounted, or its daemon died: ENOTCONN).
-async fn state_of(m: &MountInfo) -> Value {
+/// file system answers (`Mounted` after a failed CL change), `Failed`
+/// when it does not (not mounted, or its daemon died: ENOTCONN).
+async fn state_of(m: &MountInfo) -> Lifecycle {
     match root::alive(&m.mount_root).await {
-        Ok(()) => json!("Ready"),
-        Err(reason) => json!({ "Failed": { "reason": reason } }),
+        Ok(()) if m.remounted_after_failure => Lifecycle::Mounted,
+        Ok(()) => Lifecycle::Ready,
+        Err(reason) => Lifecycle::Failed { reason },
     }
 }
 
-/// Scorpio's `MountStatus`, plus `workspace` (antares: where the mount's
-/// syncs land).
-fn status(s: &Server, m: &MountInfo, state: Value) -> Value {
+/// Scorpio's `MountStatus`, field for field.
+fn status(s: &Server, m: &MountInfo, state: Lifecycle) -> Value {
     json!({
         "mount_id": m.mount_id,
         "job_id": m.job_id,
@@ -412,22 +463,15 @@ fn status(s: &Server, m: &MountInfo, state: Value) -> Value {
         "mountpoint": m.mountpoint,
         "layers": {
             "upper": m.upper(),
-            "cl": m.cl.as_ref().map(|c| format!("{}/api/v1/cl/{c}/files-list", cl_base(&s.source))),
-            "dicfuse": s.source,
+            "cl": m.cl.as_ref().map(|_| cl_dir(s, m)),
+            // Scorpio's constant: every mount reads one shared lower tree
+            // (antares: one source and content store for all mounts).
+            "dicfuse": "shared",
         },
         "state": state,
         "created_at_epoch_ms": m.created_at_epoch_ms,
         "last_seen_epoch_ms": m.last_seen_epoch_ms,
-        "workspace": m.workspace,
     })
-}
-
-/// The Mono base URL of a `mono:URL[@REFS]` spec (for `layers.cl`).
-fn cl_base(source: &str) -> String {
-    match antares_overlay::SourceSpec::parse(source) {
-        Ok(antares_overlay::SourceSpec::Mono { url, .. }) => url,
-        _ => source.to_string(),
-    }
 }
 
 async fn list(State(s): Shared) -> Json<Value> {
@@ -439,12 +483,12 @@ async fn list(State(s): Shared) -> Json<Value> {
     Json(json!({ "mounts": out }))
 }
 
-async fn find(s: &Server, id: &str) -> Result<MountInfo, ApiError> {
-    check_id(id)?;
-    let mut t = s.table.lock().await;
-    let m = t.mounts.get_mut(id).ok_or_else(|| no_mount(id))?;
-    m.touch();
-    Ok(m.clone())
+/// The mount with id `id` (as Scorpio, looking does not count as seen:
+/// `last_seen_epoch_ms` moves on create, delete and CL changes).
+async fn find(s: &Server, id: Uuid) -> Result<MountInfo, ApiError> {
+    let id = id.to_string();
+    let t = s.table.lock().await;
+    t.mounts.get(&id).cloned().ok_or_else(|| no_mount(&id))
 }
 
 async fn find_job(s: &Server, job: &str) -> Result<MountInfo, ApiError> {
@@ -460,8 +504,8 @@ async fn describe(s: &Server, m: &MountInfo) -> ApiResult {
     Ok(Json(status(s, m, state_of(m).await)).into_response())
 }
 
-async fn get_one(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
-    let m = find(&s, &id).await?;
+async fn get_one(State(s): Shared, UrlPath(id): UrlPath<Uuid>) -> ApiResult {
+    let m = find(&s, id).await?;
     describe(&s, &m).await
 }
 
@@ -491,17 +535,19 @@ async fn delete(s: Arc<Server>, m: MountInfo) -> ApiResult {
     m.touch();
     if let Err(e) = removed {
         tracing::error!(mount_id = m.mount_id, "unmount failed: {e}");
-        let state = json!({ "Failed": { "reason": format!("unmount failed: {e}") } });
+        let state = Lifecycle::Failed {
+            reason: format!("unmount failed: {e}"),
+        };
         return Ok(Json(status(&s, &m, state)).into_response());
     }
     table.mounts.remove(&m.mount_id);
     table.save().map_err(|e| internal(format!("{e:#}")))?;
     tracing::info!(mount_id = m.mount_id, "unmounted");
-    Ok(Json(status(&s, &m, json!("Unmounted"))).into_response())
+    Ok(Json(status(&s, &m, Lifecycle::Unmounted)).into_response())
 }
 
-async fn delete_one(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
-    let m = find(&s, &id).await?;
+async fn delete_one(State(s): Shared, UrlPath(id): UrlPath<Uuid>) -> ApiResult {
+    let m = find(&s, id).await?;
     delete(s, m).await
 }
 
@@ -510,10 +556,11 @@ async fn delete_by_job(State(s): Shared, UrlPath(job): UrlPath<String>) -> ApiRe
     delete(s, m).await
 }
 
-async fn ready(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
-    let m = find(&s, &id).await?;
+async fn ready(State(s): Shared, UrlPath(id): UrlPath<Uuid>) -> ApiResult {
+    let m = find(&s, id).await?;
     let state = state_of(&m).await;
-    let reply = json!({ "mount_id": m.mount_id, "ready": state == "Ready", "state": state });
+    let reply =
+        json!({ "mount_id": m.mount_id, "ready": state == Lifecycle::Ready, "state": state });
     Ok(Json(reply).into_response())
 }
 
@@ -524,13 +571,21 @@ struct ClBody {
 }
 
 /// Remounts `m` with change list `cl` (none: without), keeping its upper
-/// layer; on failure the old layering is mounted again. The table holds
-/// the new state.
+/// layer, as Scorpio's `build_cl`/`clear_cl`: the CL is fetched first (a
+/// CL that cannot be read: 500 `INTERNAL_ERROR`), then the mount is
+/// remounted (failing: `FUSE_ERROR`). After a failure the old layering is
+/// mounted again and the mount is `Mounted`, not `Ready`, as in Scorpio.
 async fn relayer(s: Arc<Server>, m: MountInfo, cl: Option<String>) -> ApiResult {
     let mut table = s.table.lock().await;
     let (srv, mi, new_cl) = (s.clone(), m.clone(), cl.clone());
     let res = tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        if let Some(c) = &new_cl {
+            write_cl_layer(&srv, &mi, c)?;
+        }
         unmount(&srv, &mi).map_err(|e| ApiError::Fuse(format!("unmount failed: {e}")))?;
+        if new_cl.is_none() {
+            remove_cl_layer(&srv, &mi)?;
+        }
         let res = mount(&srv, &mi, new_cl.as_deref());
         if res.is_err() {
             if let Err(again) = mount(&srv, &mi, mi.cl.as_deref()) {
@@ -547,34 +602,49 @@ async fn relayer(s: Arc<Server>, m: MountInfo, cl: Option<String>) -> ApiResult 
     })
     .await
     .map_err(internal)?;
-    res?;
     let entry = table
         .mounts
         .get_mut(&m.mount_id)
         .ok_or_else(|| no_mount(&m.mount_id))?;
-    entry.cl = cl;
     entry.touch();
+    entry.remounted_after_failure = res.is_err();
+    if res.is_ok() {
+        entry.cl = cl;
+    }
     let m = entry.clone();
     table.save().map_err(|e| internal(format!("{e:#}")))?;
     drop(table);
+    res?;
     describe(&s, &m).await
+}
+
+/// Scorpio refuses CL changes to a mount that is not `Mounted` or `Ready`.
+async fn check_usable(m: &MountInfo, what: &str) -> Result<(), ApiError> {
+    let state = state_of(m).await;
+    if state.usable() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!(
+            "mount {} is currently in state {state:?}; cannot {what}",
+            m.mount_id
+        )))
+    }
 }
 
 async fn build_cl(
     State(s): Shared,
-    UrlPath(id): UrlPath<String>,
+    UrlPath(id): UrlPath<Uuid>,
     Json(b): Json<ClBody>,
 ) -> ApiResult {
-    let m = find(&s, &id).await?;
-    if b.cl.trim().is_empty() {
-        return Err(ApiError::Invalid("cl link cannot be empty".into()));
-    }
-    check_cl_supported(&s)?;
-    relayer(s, m, Some(b.cl.trim().to_string())).await
+    let m = find(&s, id).await?;
+    check_usable(&m, "build CL").await?;
+    check_cl(&s, &b.cl)?;
+    relayer(s, m, Some(b.cl)).await
 }
 
-async fn clear_cl(State(s): Shared, UrlPath(id): UrlPath<String>) -> ApiResult {
-    let m = find(&s, &id).await?;
+async fn clear_cl(State(s): Shared, UrlPath(id): UrlPath<Uuid>) -> ApiResult {
+    let m = find(&s, id).await?;
+    check_usable(&m, "clear CL").await?;
     if m.cl.is_none() {
         return Err(ApiError::Invalid("mount has no CL layer to clear".into()));
     }
@@ -597,12 +667,8 @@ pub const SYNC_DEADLINE: Duration = Duration::from_secs(3600);
 /// targets into the mount's workspace; answers the sync's JSON summary.
 /// The sync is killed when the client goes away, the mount is deleted, or
 /// the deadline passes.
-async fn sync(
-    State(s): Shared,
-    UrlPath(id): UrlPath<String>,
-    Json(b): Json<SyncBody>,
-) -> ApiResult {
-    let m = find(&s, &id).await?;
+async fn sync(State(s): Shared, UrlPath(id): UrlPath<Uuid>, Json(b): Json<SyncBody>) -> ApiResult {
+    let m = find(&s, id).await?;
     if b.targets.is_empty() {
         return Err(ApiError::Invalid("targets is empty".into()));
     }

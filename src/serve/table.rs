@@ -29,6 +29,10 @@ pub struct MountInfo {
     /// Whether the mount point is a bind mount of `path` in the tree.
     #[serde(default)]
     pub bound: bool,
+    /// The last CL change failed and the old layering was mounted again:
+    /// Scorpio then reports the mount `Mounted`, not `Ready`.
+    #[serde(default)]
+    pub remounted_after_failure: bool,
     /// The mount's own workspace (its upper layer, its syncs).
     pub workspace: PathBuf,
     #[serde(default)]

@@ -255,7 +255,9 @@ fn umount2(p: &Path, flags: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Bind-mounts directory `src` on `target` (needs CAP_SYS_ADMIN).
+/// Bind-mounts directory `src` on `target` (needs CAP_SYS_ADMIN), with
+/// the mounts below `src` (a subtree of a mount shows its sub-projects'
+/// `buck-out` bind mounts too).
 pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
     let s = cpath(src)?;
     let t = cpath(target)?;
@@ -265,7 +267,7 @@ pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
             s.as_ptr(),
             t.as_ptr(),
             std::ptr::null(),
-            libc::MS_BIND,
+            libc::MS_BIND | libc::MS_REC,
             std::ptr::null(),
         )
     };
