@@ -211,10 +211,9 @@ impl<'a, 's> Interp<'a, 's> {
         }
         self.loading.borrow_mut().push(path.clone());
         let ctx = self.ctx(cell, None, &[]);
-        let loaded = Rc::new(if path.as_str().ends_with(".json") {
-            self.json_module(path)
-        } else {
-            self.run(path, cell, &ctx, true)
+        let loaded = Rc::new(match DataFormat::of(path) {
+            Some(format) => self.data_module(path, format),
+            None => self.run(path, cell, &ctx, true),
         });
         self.loading.borrow_mut().pop();
         self.modules
@@ -223,12 +222,12 @@ impl<'a, 's> Interp<'a, 's> {
         loaded
     }
 
-    /// A loaded `.json` file: a module whose `value` is its content, as
-    /// buck2 provides it (`load(":urls.json", urls = "value")`).
-    fn json_module(&self, path: &RepoPath) -> Loaded {
+    /// A loaded `.json` or `.toml` file: a module whose `value` is its
+    /// content, as buck2 provides it (`load(":urls.json", urls = "value")`,
+    /// `load(":Cargo.toml", cargo = "value")`).
+    fn data_module(&self, path: &RepoPath, format: DataFormat) -> Loaded {
         let parsed = match self.tree.read_text(path) {
-            Ok(Some(text)) => serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|e| format!("{path}: not JSON: {e}")),
+            Ok(Some(text)) => format.parse(&text).map_err(|e| format!("{path}: {e}")),
             Ok(None) => Err(format!("{path}: does not exist")),
             Err(e) => Err(format!("{path}: {e}")),
         };
@@ -450,6 +449,52 @@ impl<'a, 's> Interp<'a, 's> {
             }
         }
         (files, labels)
+    }
+}
+
+/// The data files buck2 loads as a module with one symbol, `value`.
+#[derive(Clone, Copy)]
+enum DataFormat {
+    Json,
+    Toml,
+}
+
+impl DataFormat {
+    fn of(path: &RepoPath) -> Option<DataFormat> {
+        let p = path.as_str();
+        if p.ends_with(".json") {
+            Some(DataFormat::Json)
+        } else if p.ends_with(".toml") {
+            Some(DataFormat::Toml)
+        } else {
+            None
+        }
+    }
+
+    /// The file's content as JSON; TOML converted the way buck2 does it
+    /// (dates as strings, non-finite floats as `None`).
+    fn parse(self, text: &str) -> Result<serde_json::Value, String> {
+        match self {
+            DataFormat::Json => serde_json::from_str(text).map_err(|e| format!("not JSON: {e}")),
+            DataFormat::Toml => toml::from_str::<toml::Value>(text)
+                .map(toml_to_json)
+                .map_err(|e| one_line(&format!("not TOML: {e}"))),
+        }
+    }
+}
+
+fn toml_to_json(value: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::Number(i.into()),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }
 

@@ -10,6 +10,19 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
 }
 
+/// Every Buck2 project of the corpus: a fixture and the directory in its
+/// tree that holds the project's root `.buckconfig` (`.` for all but the
+/// fixture of buck2's `examples/`, each of whose outermost directories with
+/// a `.buckconfig` is a project of its own).
+pub fn projects() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("si", "."),
+        ("blink", "."),
+        ("cxx", "."),
+        ("buck2-with_prelude", "."),
+    ]
+}
+
 /// An unpacked fixture: its tree and the real size of each of its files.
 pub struct Fixture {
     _tmp: tempfile::TempDir,
