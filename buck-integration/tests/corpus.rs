@@ -195,14 +195,31 @@ fn corpus_targets_hold_what_real_buck2_reads_and_little_else() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Files of the corpus on which real buck2 (`buck2 targets //...` on a
+/// full checkout, `../shared/tools/buck2`) fails too: fixture, project, the
+/// start of antares' warning. Failing there is buck2's behaviour.
+const BUCK2_FAILS_TOO: &[(&str, &str, &str)] = &[(
+    // buck2: "unknown cell alias: `fbcode_macros`. In cell `root`, known
+    // aliases are: `buck, config, fbcode, fbsource, none, prelude, root,
+    // toolchains`"; antares fails that load statement only.
+    "buck2-examples",
+    "persistent_worker",
+    "could not evaluate BUCK: load(\"@fbcode_macros//build_defs:python.bzl\"): unknown cell",
+)];
+
 /// Every build file and `.bzl` file of every corpus repository evaluates:
 /// no build file falls back to "every label written in it counts", no
-/// loaded `.bzl` is stood in for (issue 13: 0 fallbacks on the corpus).
+/// loaded `.bzl` is stood in for (issue 13: 0 fallbacks on the corpus),
+/// but where real buck2 fails too.
 #[test]
 fn every_corpus_repository_evaluates_without_a_fallback() {
     let mut failures = Vec::new();
+    let mut unpacked: Option<(&str, Fixture)> = None;
     for (fixture, project) in common::corpus::projects() {
-        let fx = unpack(fixture);
+        if unpacked.as_ref().is_none_or(|(name, _)| *name != fixture) {
+            unpacked = Some((fixture, unpack(fixture)));
+        }
+        let fx = &unpacked.as_ref().expect("unpacked above").1;
         let root = fx.root.join(project);
         let request = GraphRequest {
             patterns: vec!["//...".to_string()],
@@ -214,6 +231,11 @@ fn every_corpus_repository_evaluates_without_a_fallback() {
             .warnings
             .iter()
             .filter(|w| w.contains("could not evaluate"))
+            .filter(|w| {
+                !BUCK2_FAILS_TOO
+                    .iter()
+                    .any(|(f, p, why)| *f == fixture && *p == project && w.starts_with(why))
+            })
             .collect();
         println!(
             "{fixture}/{project}: {} build files, {} .bzl files, {} fallbacks, {} targets",

@@ -351,6 +351,21 @@ fn a_prelude_value_merged_with_a_dict() {
     );
 }
 
+/// A load without `:` or `//` is relative to the loading file's directory
+/// (buck2's `parse_import`; buck2's examples/persistent_worker writes
+/// `load("defs.bzl", …)`).
+#[test]
+fn a_bare_relative_load() {
+    assert_dep(
+        &[
+            ("p/defs.bzl", "load(\"sub/more.bzl\", \"D\")\nDEP = D\n"),
+            ("p/sub/more.bzl", "D = \"//dep:d\"\n"),
+        ],
+        "load(\"defs.bzl\", \"DEP\")\nx(name = \"t\", deps = [DEP])\n",
+        "//dep:d",
+    );
+}
+
 /// buck2 loads `.toml` files like `.json` ones, as a module whose `value`
 /// is the table (dtolnay/cxx's BUCK reads its version from `Cargo.toml`).
 #[test]

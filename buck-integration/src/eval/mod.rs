@@ -378,6 +378,20 @@ impl<'a, 's> Interp<'a, 's> {
                 relative(&dir, &cell.path).to_string(),
                 file.to_string(),
             )
+        } else if !module_id.contains(':') && !module_id.contains("//") {
+            // `load("defs.bzl")`: a path relative to the loading file's
+            // directory, as buck2's `parse_import` allows.
+            let dir = from.parent().unwrap_or_default();
+            let (sub, file) = module_id.rsplit_once('/').unwrap_or(("", module_id));
+            let mut package = relative(&dir, &cell.path).to_string();
+            if !sub.is_empty() {
+                package = if package.is_empty() {
+                    sub.to_string()
+                } else {
+                    format!("{package}/{sub}")
+                };
+            }
+            (cell, package, file.to_string())
         } else {
             let (c, rest) = module_id.split_once("//").ok_or("not a label")?;
             let c = c.strip_prefix('@').unwrap_or(c);

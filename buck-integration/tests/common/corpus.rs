@@ -20,6 +20,23 @@ pub fn projects() -> Vec<(&'static str, &'static str)> {
         ("blink", "."),
         ("cxx", "."),
         ("buck2-with_prelude", "."),
+        ("buck2-examples", "android/demoapp"),
+        ("buck2-examples", "bootstrap"),
+        ("buck2-examples", "bxl_tutorial"),
+        ("buck2-examples", "hello_world"),
+        ("buck2-examples", "no_prelude"),
+        ("buck2-examples", "persistent_worker"),
+        ("buck2-examples", "remote_execution/buildbarn"),
+        ("buck2-examples", "remote_execution/buildbuddy"),
+        ("buck2-examples", "remote_execution/engflow"),
+        ("buck2-examples", "remote_execution/internal"),
+        ("buck2-examples", "remote_execution/nativelink"),
+        ("buck2-examples", "toolchains/conan_toolchain"),
+        ("buck2-examples", "toolchains/cxx_zig_toolchain"),
+        ("buck2-examples", "toolchains/go_toolchain"),
+        ("buck2-examples", "toolchains/python_toolchain"),
+        ("buck2-examples", "vscode"),
+        ("buck2-examples", "with_prelude"),
     ]
 }
 
