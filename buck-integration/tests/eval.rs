@@ -366,6 +366,17 @@ fn a_bare_relative_load() {
     );
 }
 
+/// `glob(include = […])`: buck2's `include` is positional or named
+/// (cargo-buckal writes it named; r2cn-dev/buck2-rust-third-party).
+#[test]
+fn glob_include_by_name() {
+    assert_dep(
+        &[("p/a.txt", "a"), ("p/b.md", "b")],
+        "x(name = \"t\", deps = [\"//dep:d\"] if glob(include = [\"*.*\"], exclude = [\"*.md\", \"BUCK\"]) == [\"a.txt\"] else [])\n",
+        "//dep:d",
+    );
+}
+
 /// buck2 loads `.toml` files like `.json` ones, as a module whose `value`
 /// is the table (dtolnay/cxx's BUCK reads its version from `Cargo.toml`).
 #[test]

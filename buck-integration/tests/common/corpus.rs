@@ -37,6 +37,7 @@ pub fn projects() -> Vec<(&'static str, &'static str)> {
         ("buck2-examples", "toolchains/python_toolchain"),
         ("buck2-examples", "vscode"),
         ("buck2-examples", "with_prelude"),
+        ("buck2-rust-third-party", "."),
     ]
 }
 
