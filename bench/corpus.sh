@@ -55,9 +55,9 @@ buck2_fails() {
     esac
 }
 
-printf '| %-36s | %-12s | %11s | %10s | %9s | %6s | %7s | %7s | %6s | %s\n' \
+printf '| %-44s | %-30s | %11s | %10s | %9s | %6s | %7s | %7s | %6s | %s\n' \
     project pattern "build files" ".bzl files" fallbacks failed targets seconds "RSS MB" "note |"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..38})" "--------------" \
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..32})" \
     "-------------" "------------" "-----------" "--------" "---------" "---------" "--------" "------"
 n=0
 row() { # NAME DIR
@@ -75,7 +75,7 @@ row() { # NAME DIR
     failed=$(sed -n 's/^warning: \([0-9]*\) file(s) could not be evaluated.*/\1/p' "$W/err$n" | tail -n 1)
     jq -r --arg name "$name" --arg pattern "$PATTERN" --arg secs "$secs" --arg kb "$kb" \
         --arg failed "${failed:-0}" --arg note "$(buck2_fails "$name")" \
-        '"| \($name | .[0:36] | . + " " * (36 - length)) | \($pattern | .[0:12] | . + " " * (12 - length)) | \(.stats.build_files | tostring | " " * (11 - length) + .) | \(.stats.bzl_files | tostring | " " * (10 - length) + .) | \(.stats.fallbacks | tostring | " " * (9 - length) + .) | \($failed | " " * (6 - length) + .) | \(.targets | length | tostring | " " * (7 - length) + .) | \($secs | " " * (7 - length) + .) | \(($kb | tonumber / 1024 | floor) | tostring | " " * (6 - length) + .) | \($note) |"' \
+        '"| \($name | .[0:44] | . + " " * (44 - length)) | \($pattern | .[0:30] | . + " " * (30 - length)) | \(.stats.build_files | tostring | " " * (11 - length) + .) | \(.stats.bzl_files | tostring | " " * (10 - length) + .) | \(.stats.fallbacks | tostring | " " * (9 - length) + .) | \($failed | " " * (6 - length) + .) | \(.targets | length | tostring | " " * (7 - length) + .) | \($secs | " " * (7 - length) + .) | \(($kb | tonumber / 1024 | floor) | tostring | " " * (6 - length) + .) | \($note) |"' \
         "$W/graph$n.json"
 }
 for repo in "${REPOS[@]}"; do
