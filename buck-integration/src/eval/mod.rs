@@ -117,6 +117,7 @@ impl<'a, 's> Interp<'a, 's> {
             LibraryExtension::SetType,
         ])
         .with(builtins::buck_globals)
+        .with(limits::limit_globals)
         .build();
         let builtins: HashMap<String, FrozenValue> =
             globals.iter().map(|(n, v)| (n.to_string(), v)).collect();
@@ -153,6 +154,7 @@ impl<'a, 's> Interp<'a, 's> {
             builtins: &self.builtins,
             targets: RefCell::new(Vec::new()),
             package_values: RefCell::new(BTreeMap::new()),
+            max_bytes: self.limits.heap,
         }
     }
 
@@ -263,10 +265,11 @@ impl<'a, 's> Interp<'a, 's> {
             Ok(None) => return failed(format!("{path}: does not exist")),
             Err(e) => return failed(format!("{path}: {e}")),
         };
-        let ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
+        let mut ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
             Ok(a) => a,
             Err(e) => return failed(located(&e, path, None)),
         };
+        limits::check_repetitions(&mut ast);
         let mut out = Loaded::default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
         for load in ast.loads() {
