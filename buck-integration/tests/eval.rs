@@ -333,6 +333,86 @@ fn json_files_load_as_value() {
     );
 }
 
+/// `base | {…}` where `base` comes from a file antares does not run (a
+/// dict of attributes in the prelude, GaloyMoney/blink's
+/// `internal_tool_attrs | {…}`): the union keeps the dict's strings; as
+/// a type union (`base_attrs | None`) it stays a type.
+#[test]
+fn a_prelude_value_merged_with_a_dict() {
+    assert_dep(
+        &[],
+        "load(\"@prelude//:tools.bzl\", \"base_attrs\")\n\
+         ATTRS = base_attrs | {\"dep\": \"//dep:d\"}\n\
+         MORE = ATTRS | {\"other\": \"//dep:e\"}\n\
+         MaybeBase = base_attrs | None\n\
+         def pick(v: MaybeBase) -> MaybeBase:\n    return v\n\
+         x(name = \"t\", deps = [v for v in pick(MORE)])\n",
+        "//dep:d",
+    );
+}
+
+/// A load without `:` or `//` is relative to the loading file's directory
+/// (buck2's `parse_import`; buck2's examples/persistent_worker writes
+/// `load("defs.bzl", …)`).
+#[test]
+fn a_bare_relative_load() {
+    assert_dep(
+        &[
+            ("p/defs.bzl", "load(\"sub/more.bzl\", \"D\")\nDEP = D\n"),
+            ("p/sub/more.bzl", "D = \"//dep:d\"\n"),
+        ],
+        "load(\"defs.bzl\", \"DEP\")\nx(name = \"t\", deps = [DEP])\n",
+        "//dep:d",
+    );
+}
+
+/// `glob(include = […])`: buck2's `include` is positional or named
+/// (cargo-buckal writes it named; r2cn-dev/buck2-rust-third-party).
+#[test]
+fn glob_include_by_name() {
+    assert_dep(
+        &[("p/a.txt", "a"), ("p/b.md", "b")],
+        "x(name = \"t\", deps = [\"//dep:d\"] if glob(include = [\"*.*\"], exclude = [\"*.md\", \"BUCK\"]) == [\"a.txt\"] else [])\n",
+        "//dep:d",
+    );
+}
+
+/// buck2 loads `.toml` files like `.json` ones, as a module whose `value`
+/// is the table (dtolnay/cxx's BUCK reads its version from `Cargo.toml`).
+#[test]
+fn toml_files_load_as_value() {
+    assert_dep(
+        &[(
+            "p/Cargo.toml",
+            "[package]\nversion = \"1.0.7\"\n[deps]\nlabels = [\"//dep:d\"]\n",
+        )],
+        "load(\":Cargo.toml\", cargo = \"value\")\n\
+         PATCH = cargo[\"package\"][\"version\"].split(\".\")[2]\n\
+         x(name = \"t\" if PATCH == \"7\" else \"wrong\", deps = cargo[\"deps\"][\"labels\"])\n",
+        "//dep:d",
+    );
+}
+
+/// A `.toml` that is not TOML is that file's failure, named with the file.
+#[test]
+fn a_broken_toml_file_is_a_warning_naming_it() {
+    let tmp = project(&[
+        ("p/Cargo.toml", "[package\n"),
+        (
+            "p/BUCK",
+            "load(\":Cargo.toml\", cargo = \"value\")\nx(name = \"t\", deps = [\"//dep:d\"])\n",
+        ),
+    ]);
+    let set = run(tmp.path(), "//p:t");
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.contains("p/Cargo.toml") && w.contains("not TOML")),
+        "{:#?}",
+        set.warnings
+    );
+}
+
 /// A load of an unknown cell fails that statement only: the rest of the
 /// build file still declares its targets.
 #[test]

@@ -18,7 +18,7 @@ use starlark::values::Value;
 pub(crate) fn buck_globals(builder: &mut GlobalsBuilder) {
     /// Files of the current package matching `include` and not `exclude`.
     fn glob<'v>(
-        #[starlark(require = pos)] include: UnpackListOrTuple<String>,
+        include: UnpackListOrTuple<String>,
         #[starlark(require = named, default = UnpackListOrTuple::default())]
         exclude: UnpackListOrTuple<String>,
         #[starlark(kwargs)] _options: SmallMap<String, Value<'v>>,

@@ -117,6 +117,7 @@ impl<'a, 's> Interp<'a, 's> {
             LibraryExtension::SetType,
         ])
         .with(builtins::buck_globals)
+        .with(limits::limit_globals)
         .build();
         let builtins: HashMap<String, FrozenValue> =
             globals.iter().map(|(n, v)| (n.to_string(), v)).collect();
@@ -153,6 +154,7 @@ impl<'a, 's> Interp<'a, 's> {
             builtins: &self.builtins,
             targets: RefCell::new(Vec::new()),
             package_values: RefCell::new(BTreeMap::new()),
+            max_bytes: self.limits.heap,
         }
     }
 
@@ -211,10 +213,9 @@ impl<'a, 's> Interp<'a, 's> {
         }
         self.loading.borrow_mut().push(path.clone());
         let ctx = self.ctx(cell, None, &[]);
-        let loaded = Rc::new(if path.as_str().ends_with(".json") {
-            self.json_module(path)
-        } else {
-            self.run(path, cell, &ctx, true)
+        let loaded = Rc::new(match DataFormat::of(path) {
+            Some(format) => self.data_module(path, format),
+            None => self.run(path, cell, &ctx, true),
         });
         self.loading.borrow_mut().pop();
         self.modules
@@ -223,12 +224,12 @@ impl<'a, 's> Interp<'a, 's> {
         loaded
     }
 
-    /// A loaded `.json` file: a module whose `value` is its content, as
-    /// buck2 provides it (`load(":urls.json", urls = "value")`).
-    fn json_module(&self, path: &RepoPath) -> Loaded {
+    /// A loaded `.json` or `.toml` file: a module whose `value` is its
+    /// content, as buck2 provides it (`load(":urls.json", urls = "value")`,
+    /// `load(":Cargo.toml", cargo = "value")`).
+    fn data_module(&self, path: &RepoPath, format: DataFormat) -> Loaded {
         let parsed = match self.tree.read_text(path) {
-            Ok(Some(text)) => serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|e| format!("{path}: not JSON: {e}")),
+            Ok(Some(text)) => format.parse(&text).map_err(|e| format!("{path}: {e}")),
             Ok(None) => Err(format!("{path}: does not exist")),
             Err(e) => Err(format!("{path}: {e}")),
         };
@@ -264,10 +265,11 @@ impl<'a, 's> Interp<'a, 's> {
             Ok(None) => return failed(format!("{path}: does not exist")),
             Err(e) => return failed(format!("{path}: {e}")),
         };
-        let ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
+        let mut ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
             Ok(a) => a,
             Err(e) => return failed(located(&e, path, None)),
         };
+        limits::check_repetitions(&mut ast);
         let mut out = Loaded::default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
         for load in ast.loads() {
@@ -379,6 +381,20 @@ impl<'a, 's> Interp<'a, 's> {
                 relative(&dir, &cell.path).to_string(),
                 file.to_string(),
             )
+        } else if !module_id.contains(':') && !module_id.contains("//") {
+            // `load("defs.bzl")`: a path relative to the loading file's
+            // directory, as buck2's `parse_import` allows.
+            let dir = from.parent().unwrap_or_default();
+            let (sub, file) = module_id.rsplit_once('/').unwrap_or(("", module_id));
+            let mut package = relative(&dir, &cell.path).to_string();
+            if !sub.is_empty() {
+                package = if package.is_empty() {
+                    sub.to_string()
+                } else {
+                    format!("{package}/{sub}")
+                };
+            }
+            (cell, package, file.to_string())
         } else {
             let (c, rest) = module_id.split_once("//").ok_or("not a label")?;
             let c = c.strip_prefix('@').unwrap_or(c);
@@ -450,6 +466,52 @@ impl<'a, 's> Interp<'a, 's> {
             }
         }
         (files, labels)
+    }
+}
+
+/// The data files buck2 loads as a module with one symbol, `value`.
+#[derive(Clone, Copy)]
+enum DataFormat {
+    Json,
+    Toml,
+}
+
+impl DataFormat {
+    fn of(path: &RepoPath) -> Option<DataFormat> {
+        let p = path.as_str();
+        if p.ends_with(".json") {
+            Some(DataFormat::Json)
+        } else if p.ends_with(".toml") {
+            Some(DataFormat::Toml)
+        } else {
+            None
+        }
+    }
+
+    /// The file's content as JSON; TOML converted the way buck2 does it
+    /// (dates as strings, non-finite floats as `None`).
+    fn parse(self, text: &str) -> Result<serde_json::Value, String> {
+        match self {
+            DataFormat::Json => serde_json::from_str(text).map_err(|e| format!("not JSON: {e}")),
+            DataFormat::Toml => toml::from_str::<toml::Value>(text)
+                .map(toml_to_json)
+                .map_err(|e| one_line(&format!("not TOML: {e}"))),
+        }
+    }
+}
+
+fn toml_to_json(value: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::Number(i.into()),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }
 

@@ -17,6 +17,20 @@ use std::hash::Hash;
 /// Attributes that name who may see a target, not what it needs.
 const NOT_DEPENDENCIES: [&str; 3] = ["name", "visibility", "within_view"];
 
+/// `eval_type` answering "anything". Written through a macro so that
+/// `#[starlark_value]` does not see it: for a type it generates a `bit_or`
+/// that is a type union only, and refuses one written by hand, but a value
+/// antares stands in for (`base_attrs` of a prelude file) may as well be a
+/// dict that `base_attrs | {…}` merges. The hand-written `bit_or` below
+/// serves both: its result is a type too.
+macro_rules! any_type {
+    () => {
+        fn eval_type(&self) -> Option<Ty> {
+            Some(Ty::any())
+        }
+    };
+}
+
 /// Stands in for any rule or macro antares does not evaluate (the prelude's
 /// rules, undefined names, `native.*`, results of `rule()`): calling it with
 /// `name = …` records a target with every string of every attribute;
@@ -118,15 +132,23 @@ impl<'v> StarlarkValue<'v> for Recorder {
         Some(heap.alloc(Recorder::new(format!("{}.{attribute}", self.kind))))
     }
 
-    /// Prelude names stand for types too (`ctx: AnalysisContext`,
-    /// `-> list[DefaultInfo]`); no value's type matters for the file set,
-    /// so each stands for "anything".
-    fn eval_type(&self) -> Option<Ty> {
-        Some(Ty::any())
-    }
+    // Prelude names stand for types too (`ctx: AnalysisContext`,
+    // `-> list[DefaultInfo]`); no value's type matters for the file set,
+    // so each stands for "anything".
+    any_type!();
 
     fn has_attr(&self, _attribute: &str, _heap: Heap<'v>) -> bool {
         true
+    }
+
+    /// `prelude_attrs | {…}` (a dict merge in the real prelude, or a type
+    /// union): a value carrying the other side's strings.
+    fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        let empty = Opaque {
+            kind: self.kind.clone(),
+            strings: Vec::new(),
+        };
+        Ok(heap.alloc(empty.with(rhs, false)))
     }
 }
 
@@ -304,13 +326,17 @@ impl<'v> StarlarkValue<'v> for Opaque {
         Some(Ok(heap.alloc(self.with(lhs, true))))
     }
 
-    fn eval_type(&self) -> Option<Ty> {
-        Some(Ty::any())
+    /// A dict merge (or type union) with a value antares does not know:
+    /// the strings of both.
+    fn bit_or(&self, rhs: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        Ok(heap.alloc(self.with(rhs, false)))
     }
+
+    any_type!();
 }
 
 impl Opaque {
-    /// This value combined with another (`+`): the strings of both.
+    /// This value combined with another (`+`, `|`): the strings of both.
     fn with(&self, other: Value, other_first: bool) -> Opaque {
         let mut theirs = Vec::new();
         collect_strings(other, &mut theirs);

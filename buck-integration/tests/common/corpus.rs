@@ -10,6 +10,41 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
 }
 
+/// Every Buck2 project of the corpus and the pattern evaluated there: a
+/// fixture, the directory in its tree that holds the project's root
+/// `.buckconfig` (`.` for all but the fixture of buck2's `examples/`, each
+/// of whose outermost directories with a `.buckconfig` is a project of its
+/// own), and `//...`, or `prelude//...` for the vendored preludes (buck2's
+/// `prelude/` as SI and blink vendor it).
+pub fn projects() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("si", ".", "//..."),
+        ("si", ".", "prelude//..."),
+        ("blink", ".", "//..."),
+        ("blink", ".", "prelude//..."),
+        ("cxx", ".", "//..."),
+        ("buck2-with_prelude", ".", "//..."),
+        ("buck2-examples", "android/demoapp", "//..."),
+        ("buck2-examples", "bootstrap", "//..."),
+        ("buck2-examples", "bxl_tutorial", "//..."),
+        ("buck2-examples", "hello_world", "//..."),
+        ("buck2-examples", "no_prelude", "//..."),
+        ("buck2-examples", "persistent_worker", "//..."),
+        ("buck2-examples", "remote_execution/buildbarn", "//..."),
+        ("buck2-examples", "remote_execution/buildbuddy", "//..."),
+        ("buck2-examples", "remote_execution/engflow", "//..."),
+        ("buck2-examples", "remote_execution/internal", "//..."),
+        ("buck2-examples", "remote_execution/nativelink", "//..."),
+        ("buck2-examples", "toolchains/conan_toolchain", "//..."),
+        ("buck2-examples", "toolchains/cxx_zig_toolchain", "//..."),
+        ("buck2-examples", "toolchains/go_toolchain", "//..."),
+        ("buck2-examples", "toolchains/python_toolchain", "//..."),
+        ("buck2-examples", "vscode", "//..."),
+        ("buck2-examples", "with_prelude", "//..."),
+        ("buck2-rust-third-party", ".", "//..."),
+    ]
+}
+
 /// An unpacked fixture: its tree and the real size of each of its files.
 pub struct Fixture {
     _tmp: tempfile::TempDir,
