@@ -86,13 +86,12 @@ for t in "${TARGETS[@]}"; do
     "$BIN" --cache "$W/cache" -C "$WS" sync "$t" --toolchains "$MODE" --json >"$W/sync$i.json" 2>"$W/sync$i.err" \
         || { echo "antares sync $t failed:" >&2; cat "$W/sync$i.err" >&2; exit 1; }
     sync_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-    recall=- precision=-
-    if [ -n "$ORACLE" ]; then
-        weighed=$(python3 "$ROOT/scripts/weigh-workspace.py" "$WS" "$ORACLE" "$t")
-        recall=$(python3 -c 'import json,sys; print("%.1f%%" % (100 * json.loads(sys.argv[1])["recall"]))' "$weighed")
-        precision=$(python3 -c 'import json,sys; print("%.1f%%" % (100 * json.loads(sys.argv[1])["precision"]))' "$weighed")
-    fi
-    read -r files bytes < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(s["requested"], s["bytes_placed"])' "$W/sync$i.json")
+    weighed=$(python3 "$ROOT/scripts/weigh-workspace.py" "$WS" "${ORACLE:--}" "$t")
+    read -r files bytes recall precision < <(python3 -c '
+import json, sys
+w = json.loads(sys.argv[1])
+pct = lambda k: "%.1f%%" % (100 * w[k]) if k in w else "-"
+print(w["files"], w["bytes"], pct("recall"), pct("precision"))' "$weighed")
     start=$(date +%s.%N)
     if (cd "$WS" && B build "$t" >"$W/build$i.log" 2>&1); then
         result=ok

@@ -4,7 +4,7 @@
     scripts/weigh-workspace.py WORKSPACE ORACLE.json TARGET
 
 ORACLE.json is what scripts/record-oracle.py wrote (from a full checkout of
-the same revision). Prints one JSON object: `files` and `bytes` placed (the
+the same revision); `-` weighs without one (files and bytes only). Prints one JSON object: `files` and `bytes` placed (the
 workspace without `.antares/`, `buck-out/`, the generated
 `antares-toolchains/` and `.buckconfig.local`), `recall` (share of the files
 buck2 read that are in the workspace), `missing` (up to 10 of those that
@@ -25,11 +25,13 @@ def main() -> int:
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     ws, oracle, target = sys.argv[1:]
-    with open(oracle) as f:
-        cases = json.load(f)["cases"]
-    if target not in cases:
-        sys.exit(f"{oracle}: no case for {target} (has {', '.join(sorted(cases))})")
-    case = cases[target]
+    case = {"packages": [], "inputs": [], "buildfiles": []}
+    if oracle != "-":
+        with open(oracle) as f:
+            cases = json.load(f)["cases"]
+        if target not in cases:
+            sys.exit(f"{oracle}: no case for {target} (has {', '.join(sorted(cases))})")
+        case = cases[target]
     packages = set(case["packages"])
     reads = set(case["inputs"]) | set(case["buildfiles"])
     files = {}
@@ -69,14 +71,12 @@ def main() -> int:
         if read or owner(path) in packages:
             needed += size
     missing = sorted(r for r in reads if r not in files)
-    print(json.dumps({
-        "target": target,
-        "files": len(files),
-        "bytes": total,
-        "recall": 1 - len(missing) / max(len(reads), 1),
-        "missing": missing[:10],
-        "precision": needed / total if total else 1.0,
-    }))
+    out = {"target": target, "files": len(files), "bytes": total}
+    if oracle != "-":
+        out["recall"] = 1 - len(missing) / max(len(reads), 1)
+        out["missing"] = missing[:10]
+        out["precision"] = needed / total if total else 1.0
+    print(json.dumps(out))
     return 0
 
 
