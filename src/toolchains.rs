@@ -9,7 +9,7 @@
 //! `[cells] toolchains` at it (see `buckconfig_local`). The cell is never
 //! synced back: it is antares' own, like `.buckconfig.local`.
 
-use antares_buck::toolchains::{self, quote, Replacement, Role, ToolchainsCell};
+use antares_buck::toolchains::{self, quote, Replacement, Role, Toolchain, ToolchainsCell};
 use antares_materializer::fsutil::write_atomic_in;
 use antares_materializer::layout::STATE_DIR;
 use antares_overlay::{EntryKind, RepoPath, Source};
@@ -211,7 +211,8 @@ fn decide(
                 Ok((tool, attrs)) => {
                     let unreachable: Vec<&String> =
                         t.urls.iter().filter(|u| !probes.reachable(u)).collect();
-                    if mode == Mode::Auto && unreachable.is_empty() {
+                    let absent = absent_default_tools(t, role);
+                    if mode == Mode::Auto && unreachable.is_empty() && absent.is_empty() {
                         Err(if t.urls.is_empty() {
                             "downloads nothing".to_string()
                         } else {
@@ -234,6 +235,33 @@ fn decide(
         decisions.push(d);
     }
     (replace, decisions)
+}
+
+/// Tools a toolchain already declared with a system rule runs that are not
+/// on the machine: `--toolchains auto` replaces it too (buck2's demo
+/// `system_cxx_toolchain` defaults to `clang`/`clang++`, which a machine
+/// with only gcc lacks; offline or not, that build cannot link).
+fn absent_default_tools(t: &Toolchain, role: Role) -> Vec<String> {
+    if !t.rule.starts_with("system_") || role != Role::Cxx {
+        return Vec::new();
+    }
+    // The prelude's defaults on Linux (toolchains/cxx.bzl).
+    [
+        ("compiler", "clang"),
+        ("cxx_compiler", "clang++"),
+        ("linker", "clang++"),
+    ]
+    .iter()
+    .map(|(attr, default)| t.string_attr(attr).unwrap_or(default))
+    .filter(|tool| {
+        if tool.contains('/') {
+            !Path::new(tool).is_file()
+        } else {
+            which(tool).is_none()
+        }
+    })
+    .map(str::to_string)
+    .collect()
 }
 
 /// The machine's tool for `role` and the attributes that select it, or why

@@ -114,7 +114,9 @@ fn prelude_hooks_bzl_files_evaluate() {
         sb.dir.path(),
         &["init", "--source", &format!("dir:{}", src.display()), "ws"],
     );
-    let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app:app", "--json"]));
+    // `cxx_alt` is no default toolchain of the closure's rules: asked for.
+    let graph = ["graph", "//app:app", "toolchains//:cxx_alt", "--json"];
+    let j = json(&sb.ok(&sb.path("ws"), &graph));
     assert_eq!(
         j["warnings"].as_array().map(Vec::len),
         Some(0),
@@ -142,7 +144,7 @@ fn prelude_hooks_bzl_files_evaluate() {
         .unwrap()
         .replace("toolchains = system", "toolchains = hermetic");
     std::fs::write(src.join("toolchains/.buckconfig"), cfg).unwrap();
-    let j = json(&sb.ok(&sb.path("ws"), &["graph", "//app:app", "--json"]));
+    let j = json(&sb.ok(&sb.path("ws"), &graph));
     assert_eq!(
         j["targets"]["toolchains//:cxx_alt"]["kind"], "downloaded_cxx_toolchain",
         "{}",

@@ -285,3 +285,62 @@ fn with_prelude_targets_build_offline_with_system_toolchains() {
         );
     }
 }
+
+/// `auto` also replaces a toolchain the repository already declares with a
+/// system rule when the tools it would run are not on the machine: buck2's
+/// demo `system_cxx_toolchain` runs `clang`/`clang++`, and on a machine
+/// with only gcc `buck2 build //rust:main` failed at its link step
+/// (`clang++: command not found`) while `cxx` was kept as "downloads nothing".
+#[test]
+fn auto_replaces_a_system_cxx_toolchain_whose_compilers_are_absent() {
+    let which = |name: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    let Some(tools) = ["gcc", "g++", "sh"]
+        .iter()
+        .map(|t| which(t).map(|p| (t, p)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        println!("SKIPPED: no gcc, g++ and sh on PATH");
+        return;
+    };
+    let sb = workspace(&fixture("tests/fixtures/with-prelude"));
+    // A PATH with gcc and g++ but no clang.
+    let bin = sb.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for (name, path) in tools {
+        std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
+    }
+    let ws = sb.path("ws");
+    let out = sb
+        .cmd(
+            &ws,
+            &["sync", "--toolchains", "auto", "//cpp/hello_world:main"],
+        )
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&sb.ok(&ws, &["graph", "--toolchains", "--json"]));
+    let cxx = report["toolchains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "cxx")
+        .unwrap_or_else(|| panic!("cxx in {report}"))
+        .clone();
+    assert_eq!(cxx["system_rule"], "system_cxx_toolchain", "{cxx}");
+    assert!(
+        cxx["tool"].as_str().is_some_and(|t| t.ends_with("/gcc")),
+        "{cxx}"
+    );
+    let buck = read(&ws.join("antares-toolchains/BUCK"));
+    assert!(buck.contains("cxx_compiler = \"g++\""), "{buck}");
+}

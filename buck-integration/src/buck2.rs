@@ -111,7 +111,8 @@ pub fn query(
             _ => graph.warn(format!("buck2 reported {d:?}, which is not a label here")),
         }
     }
-    roots.extend(graph.implicit_roots()?);
+    roots.extend(graph.platform_roots()?);
+    roots.extend(graph.toolchain_cell_roots()?);
     let mut extra = Vec::new();
     for (list, what) in [
         (&inputs, "buck2 cquery inputs()"),

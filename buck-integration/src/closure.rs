@@ -18,8 +18,18 @@ use std::rc::Rc;
 /// generically, and when vendored it is materialized whole.
 pub(crate) const PRELUDE: &str = "prelude";
 
-/// The cell whose closure every build needs.
+/// The cell holding the toolchains the prelude's rules name by default.
 const TOOLCHAINS: &str = "toolchains";
+
+/// Toolchains of the prelude that builds of every language run through:
+/// its C++ and Python tools start with `python_bootstrap`, `genrule`s and
+/// tests with their own.
+const SHARED_TOOLCHAINS: &[&str] = &[
+    "python_bootstrap",
+    "genrule",
+    "test",
+    "remote_test_execution",
+];
 
 /// An evaluated package.
 pub(crate) struct Package {
@@ -82,6 +92,17 @@ pub(crate) struct Walk {
     /// first node that reached each and whether a target other than the
     /// prelude's `none` marker was; they are not evaluated.
     prelude_packages: BTreeMap<String, (usize, bool)>,
+    /// Rule kinds of the targets reached (all of a package's for a whole
+    /// package): which languages, so which toolchains and prelude tools,
+    /// the build uses.
+    kinds: BTreeSet<String>,
+}
+
+impl Walk {
+    /// Did every package reached evaluate (else its kinds are unknown)?
+    fn complete(&self) -> bool {
+        self.packages.iter().all(|(p, _)| p.eval.fallback.is_none())
+    }
 }
 
 /// A root of the walk: a label and why it is a root (`None`: requested).
@@ -297,19 +318,84 @@ impl<'a, 's> Graph<'a, 's> {
         Ok(roots)
     }
 
-    /// The toolchains cell's closure and the platforms the config names:
-    /// every build needs them.
-    pub fn implicit_roots(&mut self) -> Result<Vec<Root>, BuckError> {
+    /// Every target of the toolchains cell: what a build may need when the
+    /// rule kinds of the closure are not known (some build file fell back),
+    /// and what `--graph buck2` keeps beside buck2's own answer.
+    pub fn toolchain_cell_roots(&mut self) -> Result<Vec<Root>, BuckError> {
+        let Some(tc) = self.cells().get(TOOLCHAINS).filter(|c| c.on_disk()) else {
+            return Ok(Vec::new());
+        };
+        let pattern = TargetPattern {
+            cell: tc.name.clone(),
+            package: String::new(),
+            kind: PatternKind::Recursive,
+        };
+        self.pattern_roots(&pattern, Some("toolchains cell".into()))
+    }
+
+    /// The toolchains a walk's rules use. The prelude's rules (recorded
+    /// generically, never evaluated) name theirs by default as
+    /// `toolchains//:LANG` (`decls/toolchains_common.bzl`), plus the few
+    /// every build runs through ([`SHARED_TOOLCHAINS`]); rules a repository
+    /// writes with `rule()` carry their toolchain defaults as dependencies,
+    /// already in the walk. Real buck2 loads the toolchains package but
+    /// configures only these, so the packages the others depend on (SI's
+    /// deno, pnpm, docker… toolchains) are not needed. While some build file
+    /// of the walk fell back the kinds are unknown: the whole cell then.
+    pub fn toolchain_roots(&mut self, walk: &Walk) -> Result<Vec<Root>, BuckError> {
+        if !walk.complete() {
+            return self.toolchain_cell_roots();
+        }
+        let Some(tc) = self.cells().get(TOOLCHAINS).filter(|c| c.on_disk()) else {
+            return Ok(Vec::new());
+        };
+        let Some(pkg) = self.package(&tc.name, "")? else {
+            return Ok(Vec::new());
+        };
+        let languages = languages_of(walk.kinds.iter().map(String::as_str));
+        let wanted: BTreeSet<String> = languages
+            .iter()
+            .flat_map(|l| [l.to_string(), format!("{l}_bootstrap")])
+            .chain(SHARED_TOOLCHAINS.iter().map(|s| s.to_string()))
+            .collect();
+        let origin = |name: &str| {
+            if SHARED_TOOLCHAINS.contains(&name) {
+                "toolchain every build uses".to_string()
+            } else {
+                format!(
+                    "default toolchain of the closure's {} rules",
+                    name.trim_end_matches("_bootstrap")
+                )
+            }
+        };
+        let label = |name: &str| Label {
+            cell: pkg.cell.clone(),
+            package: pkg.name.clone(),
+            name: name.to_string(),
+        };
+        let roots: Vec<Root> = pkg
+            .eval
+            .targets
+            .iter()
+            .filter(|t| wanted.contains(&t.name))
+            .map(|t| (label(&t.name), Some(origin(&t.name))))
+            .collect();
+        if roots.is_empty() {
+            // Declared by a macro the evaluator records without names
+            // (buck2's `system_demo_toolchains()`): buck2 still reads the
+            // package, and which of its targets are used is unknown.
+            return Ok(vec![(
+                label(""),
+                Some("toolchains package (no toolchain named for the closure's rules)".into()),
+            )]);
+        }
+        Ok(roots)
+    }
+
+    /// The platforms the config names: every build needs them.
+    pub fn platform_roots(&mut self) -> Result<Vec<Root>, BuckError> {
         let cells = self.cells();
         let mut roots = Vec::new();
-        if let Some(tc) = cells.get(TOOLCHAINS).filter(|c| c.on_disk()) {
-            let pattern = TargetPattern {
-                cell: tc.name.clone(),
-                package: String::new(),
-                kind: PatternKind::Recursive,
-            };
-            roots.extend(self.pattern_roots(&pattern, Some("toolchains cell".into()))?);
-        }
         let Some(root) = cells.root_cell() else {
             return Ok(roots);
         };
@@ -352,6 +438,7 @@ impl<'a, 's> Graph<'a, 's> {
         let mut packages = Vec::new();
         let mut seen_packages = HashSet::new();
         let mut prelude_packages = BTreeMap::new();
+        let mut kinds = BTreeSet::new();
         while let Some(i) = queue.pop_front() {
             let label = nodes[i].label.clone();
             let Some(cell) = cells.get(&label.cell) else {
@@ -389,12 +476,14 @@ impl<'a, 's> Graph<'a, 's> {
             let mut deps: Vec<(&str, &str)> = Vec::new();
             if label.name.is_empty() {
                 for t in &pkg.eval.targets {
+                    kinds.insert(t.kind.clone());
                     for (attr, strings) in &t.attrs {
                         deps.extend(strings.iter().map(|s| (attr.as_str(), s.as_str())));
                     }
                 }
             } else if let Some(t) = pkg.eval.targets.iter().find(|t| t.name == label.name) {
                 nodes[i].kind = Some(t.kind.clone());
+                kinds.insert(t.kind.clone());
                 for (attr, strings) in &t.attrs {
                     deps.extend(strings.iter().map(|s| (attr.as_str(), s.as_str())));
                 }
@@ -442,6 +531,7 @@ impl<'a, 's> Graph<'a, 's> {
             nodes,
             packages,
             prelude_packages,
+            kinds,
         })
     }
 
@@ -507,16 +597,10 @@ impl<'a, 's> Graph<'a, 's> {
                 .iter()
                 .map(|(pkg, (i, whole))| (pkg.clone(), *whole, reason_of(&walk.nodes, *i, root)))
                 .collect();
-            // Rule kinds of every package walked (all of its targets: a
-            // superset); unknown while some build file fell back.
-            let complete = walk.packages.iter().all(|(p, _)| p.eval.fallback.is_none());
-            let languages = complete.then(|| {
-                languages_of(
-                    walk.packages
-                        .iter()
-                        .flat_map(|(p, _)| p.eval.targets.iter().map(|t| t.kind.as_str())),
-                )
-            });
+            // Unknown while some build file fell back.
+            let languages = walk
+                .complete()
+                .then(|| languages_of(walk.kinds.iter().map(String::as_str)));
             for (path, reason) in prelude_files(&self.layout, prelude, reached, languages.as_ref())?
             {
                 fs.add(path, || reason);

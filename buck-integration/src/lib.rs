@@ -141,7 +141,12 @@ fn compute_in(tree: &Tree, request: &GraphRequest) -> Result<FileSet, BuckError>
         let pattern = parse_pattern(text, &cells, &base)?;
         roots.extend(graph.pattern_roots(&pattern, None)?);
     }
-    roots.extend(graph.implicit_roots()?);
+    roots.extend(graph.platform_roots()?);
+    // The toolchains a build configures follow from the rule kinds it
+    // reaches: walk once for those, then again with them (packages are
+    // evaluated once per computation, so the second walk only revisits).
+    let first = graph.walk(roots.clone(), true)?;
+    roots.extend(graph.toolchain_roots(&first)?);
     let walk = graph.walk(roots, true)?;
     graph.assemble(walk, Vec::new())
 }

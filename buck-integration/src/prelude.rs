@@ -78,9 +78,12 @@ const IMPLIES: &[(&str, &[&str])] = &[
 
 /// The languages rule `kinds` use: each kind's `_`-separated words that
 /// name one (`prebuilt_cxx_library` → cxx), and those they build through.
+/// A bootstrap toolchain (`system_python_bootstrap_toolchain`) runs the
+/// prelude's own scripts and uses none of its language's tools: real buck2
+/// reads no `prelude//python/…` package for a rust target of SI.
 pub(crate) fn languages_of<'k>(kinds: impl Iterator<Item = &'k str>) -> BTreeSet<&'static str> {
     let mut out = BTreeSet::new();
-    for kind in kinds {
+    for kind in kinds.filter(|k| !k.split('_').any(|w| w == "bootstrap")) {
         for word in kind.split('_') {
             if let Some(l) = LANGUAGES.iter().copied().find(|l| *l == word) {
                 out.insert(l);
@@ -205,11 +208,19 @@ mod tests {
         assert_eq!(language_of("toolchains/cxx.bzl"), Some("cxx"));
         assert_eq!(language_of("prelude.bzl"), None);
         assert_eq!(language_of("utils/utils.bzl"), None);
-        let used = languages_of(["rust_library", "genrule", "system_python_toolchain"].into_iter());
+        let used = languages_of(
+            [
+                "rust_library",
+                "genrule",
+                "system_python_toolchain",
+                "system_go_bootstrap_toolchain",
+            ]
+            .into_iter(),
+        );
         assert_eq!(
             used.into_iter().collect::<Vec<_>>(),
             ["cxx", "python", "rust"],
-            "rust and python build through cxx"
+            "rust and python build through cxx; a bootstrap toolchain names no language"
         );
         assert!(languages_of(["cargo_package"].into_iter()).is_empty());
     }

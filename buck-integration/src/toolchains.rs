@@ -132,6 +132,18 @@ pub struct Toolchain {
     span: (usize, usize),
 }
 
+impl Toolchain {
+    /// The value of attribute `key` as written, when it is a plain string
+    /// (`compiler = "clang"` → `clang`).
+    pub fn string_attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.strip_prefix('"')?.strip_suffix('"'))
+            .filter(|v| !v.contains(['"', '\\']))
+    }
+}
+
 /// The repository's toolchains cell, read.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolchainsCell {
