@@ -185,7 +185,14 @@ fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> 
             .collect(),
         None => request.scope.clone(),
     };
-    let mut added = crate::status::untracked(root, &under, &request.ignored, &known);
+    // Not for a watcher's small syncs: they look at a few directories, and
+    // their cache would replace the whole workspace's.
+    let cache = request
+        .only
+        .is_none()
+        .then(|| crate::layout::Layout::new(root).untracked_cache());
+    let mut added =
+        crate::untracked::untracked(root, &under, &request.ignored, &known, cache.as_deref());
     added.extend(
         request
             .only
