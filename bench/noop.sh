@@ -6,9 +6,11 @@
 #
 # DIR is a non-bare git repository with a clean checkout (default: a
 # synthetic one from bench/gen_repo.py, 50,000 files). SELECTION is what
-# `antares sync` is given (default: `.`), e.g. for systeminit/si:
+# `antares sync` is given (default: `.`): paths or target patterns, e.g.
+# for systeminit/si:
 #   git clone --shared /work/.mirror/systeminit+si/repo /tmp/si-git
 #   bench/noop.sh --repo /tmp/si-git lib bin
+#   bench/noop.sh --repo /tmp/si-git //lib/si-events-rs:si-events //bin/sdf:sdf
 # The workspace is a `git:DIR` source; after one unmeasured sync, R runs
 # (default 5) of the same sync (nothing changed) are timed, then the same
 # with `antares mount` running, and `git status` in DIR. --bin times a given

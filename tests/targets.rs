@@ -223,3 +223,72 @@ fn a_no_op_resync_evaluates_nothing() {
     let third = json(&sb.ok(&ws, &["sync", "--json"]));
     assert!(third["graph"]["evaluations"].as_u64() > Some(0), "{third}");
 }
+
+/// A pattern in another cell that matches nothing, and an unknown cell,
+/// are errors naming the pattern (and the project's cells), as a root-cell
+/// pattern matching nothing is: never an empty selection with exit 0.
+#[test]
+fn a_pattern_of_another_cell_matching_nothing_or_an_unknown_cell_is_an_error() {
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    for (path, text) in [
+        (
+            ".buckconfig",
+            "[cells]\nroot = .\nother = other\nempty = empty\n[cell_aliases]\no = other\n",
+        ),
+        ("other/.buckconfig", ""),
+        ("other/lib/BUCK", "x(name = \"lib\")\n"),
+        ("empty/.buckconfig", ""),
+        ("empty/README", "no build file here\n"),
+        (
+            "app/BUCK",
+            "x(name = \"app\", deps = [\"other//lib:lib\"])\n",
+        ),
+    ] {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    sb.ok(
+        sb.dir.path(),
+        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
+    );
+    let ws = sb.path("ws");
+    // What does match, in the cell and through its alias, is accepted.
+    for good in [
+        "other//lib:lib",
+        "o//lib:lib",
+        "other//...",
+        "root//app:app",
+    ] {
+        sb.ok(&ws, &["graph", good]);
+    }
+    for bad in [
+        "other//nothing:here",
+        "o//lib:nope",
+        "empty//...",
+        "other//lib/sub:",
+    ] {
+        let out = sb.run(&ws, &["graph", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(
+            stderr.contains(bad) && stderr.contains("no such target"),
+            "{bad}: {stderr}"
+        );
+        // A sync is refused too, and places nothing.
+        let out = sb.run(&ws, &["sync", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(!ws.join("other").exists(), "{bad}");
+    }
+    let out = sb.run(&ws, &["sync", "nosuch//x:y"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown cell \"nosuch\"") && stderr.contains("empty, other, root"),
+        "{stderr}"
+    );
+    let out = sb.run(&ws, &["sync", "@foo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("@foo"));
+}

@@ -17,8 +17,13 @@ pub enum BuckError {
     NotAProject(String),
     #[error("bad target pattern {text:?}: {message}")]
     Pattern { text: String, message: String },
-    #[error("unknown cell {cell:?} in {text:?}")]
-    UnknownCell { cell: String, text: String },
+    /// `known`: the project's cell names, so the user sees what to write.
+    #[error("unknown cell {cell:?} in {text:?} (the cells of this project: {known})")]
+    UnknownCell {
+        cell: String,
+        text: String,
+        known: String,
+    },
     #[error(transparent)]
     Source(#[from] SourceError),
     /// Running or understanding real `buck2` failed.

@@ -64,6 +64,11 @@ pub fn parse_pattern(
                     .ok_or_else(|| BuckError::UnknownCell {
                         cell: c.to_string(),
                         text: text.to_string(),
+                        known: cells
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })?
             };
             (cell, rest.to_string())

@@ -3,7 +3,7 @@
 //! and the stat signature used by the no-read fast path.
 
 use crate::error::{Error, IoContext, Result};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -195,7 +195,8 @@ fn open_dir_step(dir: &fs::File, name: &std::ffi::CStr) -> std::io::Result<fs::F
     }
 }
 
-fn open_at(dir: &fs::File, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<fs::File> {
+/// Opens the entry `name` of the directory `dir` with `flags` (and `O_CLOEXEC`).
+pub fn open_at(dir: &fs::File, name: &CStr, flags: libc::c_int) -> std::io::Result<fs::File> {
     // SAFETY: valid fd and NUL-terminated name; a returned fd is ours to own.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
     if fd < 0 {
@@ -294,7 +295,7 @@ pub fn is_absent_or_behind_link(e: &std::io::Error) -> bool {
 
 /// The directory holding `rel` below `dir` ([`open_beneath`]), and the
 /// last component of `rel`.
-fn parent_beneath(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, CString)> {
+pub fn parent_beneath(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, CString)> {
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
     let parent = open_beneath(dir, parent, libc::O_PATH | libc::O_DIRECTORY)?;
     Ok((parent, CString::new(name).map_err(std::io::Error::other)?))
@@ -317,8 +318,7 @@ pub fn remove_file_beneath(dir: &fs::File, rel: &str, expect: StatKey) -> std::i
     if now != expect {
         return Ok(false);
     }
-    // SAFETY: valid fd and NUL-terminated name.
-    check_rc(unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), 0) })?;
+    unlink_at(&parent, &name)?;
     Ok(true)
 }
 
@@ -326,8 +326,7 @@ pub fn remove_file_beneath(dir: &fs::File, rel: &str, expect: StatKey) -> std::i
 /// directory, reached without a symlink); anything else is left alone.
 pub fn remove_empty_dir_beneath(dir: &fs::File, rel: &str) {
     if let Ok((parent, name)) = parent_beneath(dir, rel) {
-        // SAFETY: valid fd and NUL-terminated name; rmdir never follows the last component.
-        unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+        let _ = rmdir_at(&parent, &name);
     }
 }
 
@@ -370,21 +369,84 @@ pub fn create_unnamed(dir: &Path, mode: u32) -> std::io::Result<fs::File> {
         .open(dir)
 }
 
+/// [`create_unnamed`] in the open directory `dir` (an `O_PATH` fd will
+/// do): nothing is resolved by path, so a directory swapped for a symlink
+/// after `dir` was opened cannot redirect the file.
+pub fn create_unnamed_in(dir: &fs::File, mode: u32) -> std::io::Result<fs::File> {
+    // SAFETY: valid fd and NUL-terminated name; a returned fd is ours to own.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
 /// Names the file of [`create_unnamed`] `dest`. Like a rename that does not
 /// replace, fails with `AlreadyExists` if `dest` is taken.
 pub fn link_unnamed(file: &fs::File, dest: &Path) -> std::io::Result<()> {
+    link_unnamed_raw(file, libc::AT_FDCWD, &c_path(dest)?)
+}
+
+/// [`link_unnamed`] as the entry `name` of the open directory `dir`.
+pub fn link_unnamed_at(file: &fs::File, dir: &fs::File, name: &CStr) -> std::io::Result<()> {
+    link_unnamed_raw(file, dir.as_raw_fd(), name)
+}
+
+fn link_unnamed_raw(file: &fs::File, dir: libc::c_int, to: &CStr) -> std::io::Result<()> {
+    // The file's own magic link: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
     let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
-    let to = c_path(dest)?;
-    // SAFETY: valid NUL-terminated paths; the fd stays open during the call.
+    // SAFETY: valid NUL-terminated paths and fds; both stay open during the call.
     check_rc(unsafe {
         libc::linkat(
             libc::AT_FDCWD,
             from.as_ptr(),
-            libc::AT_FDCWD,
+            dir,
             to.as_ptr(),
             libc::AT_SYMLINK_FOLLOW,
         )
     })
+}
+
+/// Renames the entry `from` of the directory `from_dir` to the entry `to`
+/// of `to_dir` (`renameat2` with `flags`, e.g. `RENAME_NOREPLACE`): both
+/// ends are fixed by open directories, never by a path.
+pub fn rename_at(
+    from_dir: &fs::File,
+    from: &CStr,
+    to_dir: &fs::File,
+    to: &CStr,
+    flags: libc::c_uint,
+) -> std::io::Result<()> {
+    // SAFETY: valid fds and NUL-terminated names.
+    check_rc(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            flags,
+        )
+    })
+}
+
+/// Removes the entry `name` (not a directory) of the directory `dir`.
+pub fn unlink_at(dir: &fs::File, name: &CStr) -> std::io::Result<()> {
+    // SAFETY: valid fd and NUL-terminated name; unlink never follows it.
+    check_rc(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
+}
+
+/// Removes the empty directory `name` of the directory `dir`.
+pub fn rmdir_at(dir: &fs::File, name: &CStr) -> std::io::Result<()> {
+    // SAFETY: valid fd and NUL-terminated name; rmdir never follows it.
+    check_rc(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
 }
 
 /// Whether an error of [`create_unnamed`] or [`link_unnamed`] means the file

@@ -46,6 +46,11 @@ impl Layout {
         self.state_dir().join("tmp")
     }
 
+    /// The listings of the last untracked-file scan ([`crate::untracked`]).
+    pub fn untracked_cache(&self) -> PathBuf {
+        self.state_dir().join("untracked-cache")
+    }
+
     /// The source's side of each conflict, at the conflicting path, for the
     /// user to compare ("theirs"); the workspace keeps "ours".
     pub fn conflicts_dir(&self) -> PathBuf {

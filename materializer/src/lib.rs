@@ -4,6 +4,7 @@
 //! - [`sync`]: the three-way plan (base = [`manifest`], theirs = a source,
 //!   ours = the disk) and its parallel, atomic execution;
 //! - [`status`]: what changed in the workspace since the last sync;
+//! - [`untracked`]: the scan for new files, with its per-directory cache;
 //! - [`lock`]: one sync per workspace at a time.
 //!
 //! It reads trees only through `antares_overlay::Source` and knows nothing of
@@ -25,6 +26,7 @@ pub mod sparse;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod untracked;
 
 pub use error::{Error, Result};
 pub use hash::ContentHash;

@@ -4,10 +4,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_dirs_nofollow, is_absent_or_behind_link, pinned_path, syncfs, StatKey};
 use crate::layout::Layout;
 use crate::manifest::{Manifest, Record};
-use crate::place::{self, Placer};
+use crate::place::{self, Placer, Spot, Staging};
 use crate::store::Store;
 use antares_overlay::RepoPath;
 use std::fs;
+use std::io;
 
 /// Which side wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,47 +58,53 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
         (Side::Theirs, Some(theirs)) => {
             let tmp_dir = layout.tmp_dir();
             fs::create_dir_all(&tmp_dir).at(tmp_dir.display())?;
-            let tmp = tmp_dir.join("resolve");
-            let _ = fs::remove_file(&tmp);
-            match (&theirs.hash, &theirs.target) {
+            let staging = Staging::open(&tmp_dir).at(tmp_dir.display())?;
+            if let Some(parent) = path.parent() {
+                create_dirs_nofollow(layout.root(), parent.as_str())?;
+            }
+            let spot = Spot::beneath(&root_dir, path.as_str())
+                .map_err(|e| Error::io(dest.display(), io::Error::other(place::spot_error(&e))))?;
+            let staged = match (&theirs.hash, &theirs.target) {
                 (Some(h), _) => {
                     Placer::default()
                         .stage_file(
                             &store.checked_object(h)?,
-                            None,
-                            &tmp,
+                            Some(spot.dir()),
+                            &staging,
                             theirs.size,
                             if theirs.executable { 0o755 } else { 0o644 },
                         )
-                        .at(store.object_path(h).display())?;
+                        .at(store.object_path(h).display())?
+                        .0
                 }
-                (None, Some(t)) => {
-                    place::stage_symlink(t, &tmp).at(tmp.display())?;
-                }
+                (None, Some(t)) => place::stage_symlink(t, &staging).at(tmp_dir.display())?,
                 (None, None) => {
                     return Err(Error::Invalid {
                         path: path.to_string(),
                         message: "the recorded source version has no content".into(),
                     })
                 }
-            }
-            if let Some(parent) = path.parent() {
-                create_dirs_nofollow(layout.root(), parent.as_str())?;
-            }
-            let (_parent, pinned) = pinned_path(&root_dir, path.as_str()).at(dest.display())?;
-            if fs::symlink_metadata(&pinned).is_ok_and(|m| m.is_dir()) {
+            };
+            let mut now = spot.stat().at(dest.display())?;
+            if now.is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFDIR) {
                 // An empty directory (left by an earlier resolve) gives way.
-                if fs::remove_dir(&pinned).is_err() {
-                    let _ = fs::remove_file(&tmp);
+                if spot.remove_empty_dir().is_err() {
+                    staged.discard(&staging);
                     return Err(Error::Blocked {
                         path: path.clone(),
                         reason: "a directory that is not empty is in the way in the workspace"
                             .into(),
                     });
                 }
+                now = None;
             }
-            fs::rename(&tmp, &pinned).at(dest.display())?;
-            let stat = StatKey::of(&fs::symlink_metadata(&pinned).at(dest.display())?);
+            let stat = place::commit(staged, &staging, &spot, now)
+                .at(dest.display())?
+                .ok_or_else(|| Error::Blocked {
+                    path: path.clone(),
+                    reason: "the workspace file changed while it was being resolved; try again"
+                        .into(),
+                })?;
             manifest.records.insert(
                 path.clone(),
                 Record {
@@ -121,8 +128,12 @@ pub fn resolve(layout: &Layout, store: &Store, path: &RepoPath, side: Side) -> R
         }
     }
     manifest.conflicts.remove(path);
-    let copy = path.to_fs_path(&layout.conflicts_dir());
-    let _ = fs::remove_file(copy);
+    // The conflict copy, removed beneath the conflicts dir (never through a symlink).
+    if let Ok(spot) =
+        fs::File::open(layout.conflicts_dir()).and_then(|base| Spot::beneath(&base, path.as_str()))
+    {
+        let _ = spot.remove_file();
+    }
     syncfs(layout.root());
     manifest.save(&layout.manifest())
 }

@@ -26,7 +26,7 @@ use crate::io_pool;
 use crate::layout::Layout;
 use crate::manifest::{Conflict, Kind, Manifest, Record, Version};
 use crate::observe::{self, Observed};
-use crate::place::{self, Method, Placer};
+use crate::place::{self, Method, Placer, Spot, Staging};
 use crate::store::{Known, Store};
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, TreeEntry};
 use rayon::prelude::*;
@@ -185,7 +185,14 @@ fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> 
             .collect(),
         None => request.scope.clone(),
     };
-    let mut added = crate::status::untracked(root, &under, &request.ignored, &known);
+    // Not for a watcher's small syncs: they look at a few directories, and
+    // their cache would replace the whole workspace's.
+    let cache = request
+        .only
+        .is_none()
+        .then(|| crate::layout::Layout::new(root).untracked_cache());
+    let mut added =
+        crate::untracked::untracked(root, &under, &request.ignored, &known, cache.as_deref());
     added.extend(
         request
             .only
@@ -695,7 +702,7 @@ pub fn sync_cached(
     );
     progress.phase("placing", placements.len() as u64);
     let placer = Placer::default();
-    let counter = AtomicU64::new(0);
+    let staging = Staging::open(&tmp_dir).at(tmp_dir.display())?;
     let placed: Mutex<Vec<(RepoPath, Record)>> = Mutex::new(Vec::new());
     let raced: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
@@ -717,57 +724,57 @@ pub fn sync_cached(
                 progress.advance(1);
                 return;
             }
-            let tmp = tmp_dir.join(counter.fetch_add(1, Ordering::Relaxed).to_string());
-            let dest = p.to_fs_path(root);
+            // Opened once, without following a symlink: a directory swapped
+            // for one after the plan looked cannot redirect what follows.
+            let spot = match Spot::beneath(&root_dir, p.as_str()) {
+                Ok(spot) => spot,
+                Err(e) => {
+                    fail(place::spot_error(&e));
+                    progress.advance(1);
+                    return;
+                }
+            };
             let staged = match (&v.hash, &v.target) {
                 (Some(h), _) => placer
                     .stage_file(
                         &store.object_path(h),
-                        dest.parent(),
-                        &tmp,
+                        Some(spot.dir()),
+                        &staging,
                         v.size,
                         if v.executable { 0o755 } else { 0o644 },
                     )
                     .map(|(s, m)| (s, Some(m))),
-                (None, Some(t)) => place::stage_symlink(t, &tmp).map(|s| (s, None)),
+                (None, Some(t)) => place::stage_symlink(t, &staging).map(|s| (s, None)),
                 (None, None) => Err(std::io::Error::other(
                     "version has neither content nor target",
                 )),
             };
-            let res =
-                staged.and_then(|(s, m)| place::commit(s, &tmp, &dest, *expect).map(|ok| (ok, m)));
+            let res = staged
+                .and_then(|(s, m)| place::commit(s, &staging, &spot, *expect).map(|st| (st, m)));
             match res {
-                Ok((true, method)) => {
+                Ok((Some(stat), method)) => {
                     match method {
                         Some(Method::Reflink) => reflinked.fetch_add(1, Ordering::Relaxed),
                         Some(Method::Copy) => copied.fetch_add(1, Ordering::Relaxed),
                         None => 0,
                     };
                     bytes.fetch_add(v.size, Ordering::Relaxed);
-                    match fs::symlink_metadata(&dest) {
-                        Ok(m) => {
-                            if let Ok(mut pl) = placed.lock() {
-                                pl.push((
-                                    (*p).clone(),
-                                    Record {
-                                        version: (*v).clone(),
-                                        stat: StatKey::of(&m),
-                                    },
-                                ));
-                            }
-                        }
-                        Err(e) => fail(format!("placed but cannot stat: {e}")),
+                    if let Ok(mut pl) = placed.lock() {
+                        pl.push((
+                            (*p).clone(),
+                            Record {
+                                version: (*v).clone(),
+                                stat,
+                            },
+                        ));
                     }
                 }
-                Ok((false, _)) => {
+                Ok((None, _)) => {
                     if let Ok(mut r) = raced.lock() {
                         r.push(p.to_string());
                     }
                 }
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp);
-                    fail(e.to_string());
-                }
+                Err(e) => fail(e.to_string()),
             }
             progress.advance(1);
         })
@@ -929,6 +936,7 @@ pub fn sync_cached(
         layout,
         store,
         &placer,
+        &staging,
         &manifest,
         &conflict_copies,
         &mut summary,
@@ -1103,49 +1111,71 @@ fn prune_empty_dirs(root_dir: &fs::File, removed: &[RepoPath]) {
     }
 }
 
-/// Keeps the source's side of each conflict under `.antares/conflicts/`.
+/// Keeps the source's side of each conflict under `.antares/conflicts/`,
+/// every write and removal there through [`Spot`]s beneath that directory.
 fn write_conflict_copies(
     layout: &Layout,
     store: &Store,
     placer: &Placer,
+    staging: &Staging,
     manifest: &Manifest,
     copies: &[(RepoPath, Version)],
     summary: &mut Summary,
 ) {
     let base = layout.conflicts_dir();
     // Drop copies of conflicts that no longer exist.
-    if base.exists() {
-        let stale: Vec<PathBuf> = list_files(&base)
-            .into_iter()
-            .filter(|rel| {
-                RepoPath::from_fs(rel)
-                    .map(|p| !manifest.conflicts.contains_key(&p))
-                    .unwrap_or(true)
-            })
-            .collect();
-        for rel in stale {
-            let _ = fs::remove_file(base.join(rel));
+    if let Ok(base_dir) = fs::File::open(&base) {
+        for rel in list_files(&base) {
+            let stale = RepoPath::from_fs(&rel)
+                .map(|p| !manifest.conflicts.contains_key(&p))
+                .unwrap_or(true);
+            if let Some(spot) = stale
+                .then(|| Spot::beneath(&base_dir, &rel.to_string_lossy()).ok())
+                .flatten()
+            {
+                let _ = spot.remove_file();
+            }
         }
     }
-    for (i, (p, v)) in copies.iter().enumerate() {
-        let dest = p.to_fs_path(&base);
+    for (p, v) in copies {
         let res = (|| -> Result<()> {
             fs::create_dir_all(&base).at(base.display())?;
             if let Some(parent) = p.parent() {
                 create_dirs_nofollow(&base, parent.as_str())?;
             }
-            let tmp = layout.tmp_dir().join(format!("conflict-{i}"));
-            match (&v.hash, &v.target) {
+            let base_dir = fs::File::open(&base).at(base.display())?;
+            let shown = p.to_fs_path(&base);
+            let spot = Spot::beneath(&base_dir, p.as_str()).map_err(|e| {
+                Error::io(
+                    shown.display(),
+                    std::io::Error::other(place::spot_error(&e)),
+                )
+            })?;
+            let staged = match (&v.hash, &v.target) {
                 (Some(h), _) => placer
-                    .stage_file(&store.object_path(h), None, &tmp, v.size, 0o444)
-                    .map(|_| ())
-                    .at(tmp.display())?,
-                (None, Some(t)) => place::stage_symlink(t, &tmp)
-                    .map(|_| ())
-                    .at(tmp.display())?,
+                    .stage_file(
+                        &store.object_path(h),
+                        Some(spot.dir()),
+                        staging,
+                        v.size,
+                        0o444,
+                    )
+                    .map(|(s, _)| s),
+                (None, Some(t)) => place::stage_symlink(t, staging),
                 _ => return Ok(()),
             }
-            fs::rename(&tmp, &dest).at(dest.display())
+            .at(shown.display())?;
+            // Replaces an older copy; a directory there is an error.
+            let expect = spot.stat().at(shown.display())?;
+            place::commit(staged, staging, &spot, expect)
+                .at(shown.display())?
+                .map(|_| ())
+                .ok_or_else(|| {
+                    Error::io(
+                        shown.display(),
+                        std::io::Error::other("changed while it was written"),
+                    )
+                })
         })();
         if let Err(e) = res {
             summary.errors.push(PathError {

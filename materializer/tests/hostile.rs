@@ -120,3 +120,72 @@ fn resolve_theirs_never_deletes_behind_a_symlinked_directory() {
     resolve(&e.layout, &e.store, &path, Side::Theirs).unwrap();
     assert_eq!(tree_checksum(&outside), before);
 }
+
+/// Swaps `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> bool {
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let (a, b) = (c(a), c(b));
+    // SAFETY: valid NUL-terminated paths.
+    unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        ) == 0
+    }
+}
+
+/// A directory swapped for a symlink to another place *while* a sync runs
+/// (after it planned, before or while it places) never redirects a write:
+/// a thread keeps exchanging `d` with a symlink to `outside` while syncs
+/// place new versions into `d`; `outside` stays as it was, and once the
+/// swapping stops a sync converges.
+#[test]
+fn a_directory_swapped_for_a_symlink_during_placement_is_never_written_through() {
+    let e = env();
+    let names: Vec<String> = (0..16).map(|i| format!("d/sub/f{i}")).collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v0")).collect();
+    let src = MemSource::new(&files);
+    run(&e, &src);
+    let root = e.layout.root().to_path_buf();
+    let outside = root.parent().unwrap().join("outside");
+    fs::create_dir_all(outside.join("sub")).unwrap();
+    fs::write(outside.join("sub/f0"), "not antares'").unwrap();
+    fs::write(outside.join("sentinel"), "not antares'").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("swap")).unwrap();
+    let before = tree_checksum(&outside);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let swaps = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if exchange(&root.join("d"), &root.join("swap")) {
+                    swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        for round in 1..=150 {
+            for n in &names {
+                src.put(n, &format!("v{round}"));
+            }
+            // Errors (a symlink where a directory is needed) are expected.
+            let _ = sync(&e.layout, &e.store, &src, request(&src), &NoProgress);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(swaps.into_inner() > 100, "the race never ran");
+    assert_eq!(tree_checksum(&outside), before);
+    // Put the directory back where it belongs, then converge.
+    if root.join("d").is_symlink() {
+        assert!(exchange(&root.join("d"), &root.join("swap")));
+    }
+    let s = run(&e, &src);
+    assert!(s.errors.is_empty(), "{s:?}");
+    for n in &names {
+        assert_eq!(fs::read_to_string(root.join(n)).unwrap(), "v150", "{n}");
+    }
+    assert_eq!(tree_checksum(&outside), before);
+}

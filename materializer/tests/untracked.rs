@@ -1,7 +1,7 @@
 //! The untracked-file scan of a sync's selected directories: one walk from
 //! the root, `.gitignore` applied from the root down as git does.
 
-use antares_materializer::status::untracked;
+use antares_materializer::untracked::untracked;
 use antares_overlay::RepoPath;
 use std::fs;
 
@@ -44,9 +44,13 @@ fn selected_directories_only_with_gitignores_from_the_root() {
         p("bin/x"),
         p("gone"),
     ];
-    let found = untracked(root, &under, &[p("lib/b/skip")], &|rel| {
-        rel.as_str() == "lib/a/known.rs"
-    });
+    let found = untracked(
+        root,
+        &under,
+        &[p("lib/b/skip")],
+        &|rel| rel.as_str() == "lib/a/known.rs",
+        None,
+    );
     let found: Vec<&str> = found.iter().map(RepoPath::as_str).collect();
     assert_eq!(
         found,
@@ -58,6 +62,6 @@ fn selected_directories_only_with_gitignores_from_the_root() {
         ]
     );
     // The whole workspace.
-    let all = untracked(root, &[RepoPath::root()], &[], &|_| false);
+    let all = untracked(root, &[RepoPath::root()], &[], &|_| false, None);
     assert_eq!(all.len(), 11, "{all:?}");
 }
