@@ -2,8 +2,9 @@
 //!
 //! Every path that comes from a source, a server, a manifest or a user goes
 //! through [`RepoPath::new`] (or [`validate_name`] for single names) before it
-//! is used to touch the file system. That is how invariant 4 of DESIGN.md
-//! ("paths that escape are refused") is enforced in one place.
+//! is used to touch the file system. That is how the invariant
+//! `docs/architecture.md#stays-inside` ("paths that escape are refused") is
+//! enforced in one place.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
