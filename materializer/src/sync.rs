@@ -99,7 +99,9 @@ impl Progress for NoProgress {
 /// A path that could not be synced, and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PathError {
+    /// The path.
     pub path: String,
+    /// What went wrong there.
     pub error: String,
 }
 
@@ -114,6 +116,7 @@ pub struct Summary {
     pub updated: usize,
     /// Paths removed (gone from the source or no longer requested).
     pub removed: usize,
+    /// Paths left as they were (same on both sides).
     pub unchanged: usize,
     /// Workspace edits left alone (source unchanged).
     pub modified: Vec<String>,
@@ -131,13 +134,19 @@ pub struct Summary {
     pub deleted_back: Vec<String>,
     /// Paths skipped because the workspace changed while syncing.
     pub raced: Vec<String>,
+    /// Paths that could not be synced, and why.
     pub errors: Vec<PathError>,
     /// Blobs read from the source (the rest came from the store).
     pub fetched: u64,
+    /// Bytes read from the source.
     pub fetched_bytes: u64,
+    /// Bytes placed into the workspace.
     pub bytes_placed: u64,
+    /// Files placed by reflink.
     pub reflinked: u64,
+    /// Files placed by copy.
     pub copied: u64,
+    /// Wall time of the sync.
     pub seconds: f64,
 }
 
@@ -161,6 +170,7 @@ impl ManifestCache {
         !self.0.as_ref().is_some_and(|m| m.is_current(path))
     }
 
+    /// Keeps `manifest` for the next sync.
     pub fn put(&mut self, manifest: Manifest) {
         self.0 = Some(manifest);
     }

@@ -45,17 +45,24 @@ use std::time::Duration;
 /// Why mounting or unmounting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
+    /// Preparing or making the mount failed.
     #[error("{what} {path}: {source}")]
     Io {
+        /// What was being done.
         what: &'static str,
+        /// Where.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The View could not be read.
     #[error(transparent)]
     View(#[from] ViewError),
+    /// A bind directory name is not one component.
     #[error("bind directory name {0:?} must be a single path component")]
     BadBindName(String),
+    /// Unmounting what is not mounted.
     #[error("{0} is not a mount point")]
     NotMounted(PathBuf),
 }
@@ -70,9 +77,11 @@ fn io_err(what: &'static str, path: &Path, source: io::Error) -> MountError {
 
 /// What to mount where.
 pub struct MountConfig {
+    /// The tree to serve (view 0).
     pub view: Arc<View>,
     /// Where lower blobs are fetched to when first opened.
     pub cache: Arc<dyn BlobCache>,
+    /// The directory to mount on (made if missing).
     pub mountpoint: PathBuf,
     /// `(name at the mount root, local directory)`, e.g. `("buck-out", …)`.
     pub bind_dirs: Vec<(String, PathBuf)>,
@@ -100,6 +109,8 @@ pub struct MountConfig {
 }
 
 impl MountConfig {
+    /// Mounts `view` at `mountpoint`, lower blobs fetched into `cache`, with
+    /// no bind directories and the defaults for the rest.
     pub fn new(view: Arc<View>, cache: Arc<dyn BlobCache>, mountpoint: impl Into<PathBuf>) -> Self {
         MountConfig {
             view,
@@ -125,10 +136,14 @@ pub enum BindMode {
     ThroughFuse,
 }
 
+/// How one bind directory is served.
 #[derive(Debug, Clone)]
 pub struct BindStatus {
+    /// Its name at the mount root.
     pub name: String,
+    /// The local directory it shows.
     pub local: PathBuf,
+    /// A kernel bind mount, or served through FUSE.
     pub mode: BindMode,
 }
 
@@ -164,6 +179,7 @@ pub enum Unmounted {
 }
 
 impl MountHandle {
+    /// Where the mount is.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }
@@ -173,6 +189,7 @@ impl MountHandle {
         &self.binds
     }
 
+    /// What the daemon counted and negotiated so far.
     pub fn stats(&self) -> &MountStats {
         &self.stats
     }
