@@ -22,6 +22,6 @@ pub use entry::{EntryKind, ObjectId, TreeEntry};
 pub use error::{Result, SourceError};
 pub use path::{validate_name, PathError, RepoPath};
 pub use source::Source;
-pub use source::{open as open_source, DirSource, GitSource};
+pub use source::{DirSource, GitSource};
 pub use spec::SourceSpec;
 pub use view::{Node, View, ViewError};

@@ -770,16 +770,10 @@ impl View {
         Ok(())
     }
 
-    /// Creates a new, empty regular file in the upper dir and opens it
-    /// read-write (for FUSE `create`). Fails with `Exists` if `path` exists.
-    pub fn create_file(&self, path: &RepoPath, mode: u32) -> Result<File> {
-        let (parent, name) = split(path)?;
-        let parent = self.require_dir(&parent)?;
-        Ok(self.create_file_at(&parent, name, mode)?.0)
-    }
-
-    /// [`View::create_file`] in an already resolved directory `parent`
-    /// (saves resolving it again); returns the new file's node too.
+    /// Creates a new, empty regular file `name` in the already resolved
+    /// directory `parent` of the upper dir and opens it read-write (for
+    /// FUSE `create`); returns the new file's node too. Fails with
+    /// `Exists` if something is there.
     pub fn create_file_at(&self, parent: &Node, name: &str, mode: u32) -> Result<(File, Node)> {
         let path = parent.path.join(name)?;
         if parent.kind != EntryKind::Dir {
