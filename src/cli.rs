@@ -1,4 +1,4 @@
-//! The command line: one vocabulary for every command (see DESIGN.md).
+//! The command line: one vocabulary for every command (see README.md, "Commands").
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

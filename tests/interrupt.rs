@@ -1,4 +1,4 @@
-//! Invariant 3: a sync killed with SIGKILL at any moment leaves every file
+//! `docs/architecture.md#no-torn-files`: a sync killed with SIGKILL at any moment leaves every file
 //! old or new, never torn, and the next sync converges.
 //!
 //! Iterations: ANTARES_LONG_TESTS=1 runs 50, otherwise 6.

@@ -1,6 +1,6 @@
 //! Graph benchmark: a synthetic repo of 2,000 packages with macros, globs
 //! and selects; times the closure of one leaf target and of `//...`.
-//! Targets (DESIGN.md): leaf < 1 s, `//...` < 5 s on a 2-core machine.
+//! Targets (`docs/architecture.md#performance-targets`): leaf < 1 s, `//...` < 5 s on a 2-core machine.
 //!
 //!     cargo run --release -p antares-buck --example graph_bench [PACKAGES] [RUNS]
 

@@ -28,7 +28,7 @@
 //! The tree is read only through [`antares_overlay::Source`]: directory
 //! listings, and the contents of build, PACKAGE, `.bzl` and config files.
 //!
-//! # What the file set holds (DESIGN.md, "Why package granularity")
+//! # What the file set holds (`docs/architecture.md#package-granularity`)
 //!
 //! For every package in the dependency closure of the requested targets
 //! (plus the toolchains cell's closure and the configured platforms): the

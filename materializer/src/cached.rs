@@ -11,12 +11,15 @@ use crate::store::Store;
 use antares_overlay::{BlobCache, EntryKind, RepoPath, Result, Source, SourceError, TreeEntry};
 use std::sync::Arc;
 
+/// A source whose blobs are read through the content store: fetched once,
+/// verified, then served from the store.
 pub struct StoreBacked {
     inner: Arc<dyn Source>,
     store: Arc<Store>,
 }
 
 impl StoreBacked {
+    /// `inner`, read through `store`.
     pub fn new(inner: Arc<dyn Source>, store: Arc<Store>) -> StoreBacked {
         StoreBacked { inner, store }
     }

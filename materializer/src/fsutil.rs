@@ -17,10 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// ctime in nanoseconds. Any write, chmod, rename-over or touch changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatKey {
+    /// Inode number.
     pub ino: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// File type and permission bits.
     pub mode: u32,
+    /// Modification time, in ns since the epoch.
     pub mtime_ns: i64,
+    /// Status change time, in ns since the epoch.
     pub ctime_ns: i64,
 }
 
@@ -75,6 +80,7 @@ impl StatKey {
         }))
     }
 
+    /// The key of `meta`.
     pub fn of(meta: &fs::Metadata) -> StatKey {
         StatKey {
             ino: meta.ino(),

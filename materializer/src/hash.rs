@@ -6,9 +6,11 @@ use std::fmt;
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+/// A BLAKE3 hash of a file's bytes: the store's key.
 pub struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {
+    /// The hash of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         ContentHash(*blake3::hash(bytes).as_bytes())
     }
@@ -33,10 +35,12 @@ impl ContentHash {
         Ok(ContentHash(*hasher.finalize().as_bytes()))
     }
 
+    /// The hash as 64 lowercase hex chars.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
 
+    /// Parses 64 hex chars; `None` for anything else.
     pub fn from_hex(s: &str) -> Option<Self> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).ok()?;

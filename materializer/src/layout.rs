@@ -13,20 +13,24 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout of the workspace at `root`.
     pub fn new(root: &Path) -> Layout {
         Layout {
             root: root.to_path_buf(),
         }
     }
 
+    /// The workspace root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `.antares/`: every state file of the workspace.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
     }
 
+    /// The manifest (its journal is beside it).
     pub fn manifest(&self) -> PathBuf {
         self.state_dir().join("manifest")
     }
@@ -36,6 +40,7 @@ impl Layout {
         self.state_dir().join("placing")
     }
 
+    /// The lock that keeps syncs of this workspace one at a time.
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("lock")
     }

@@ -10,6 +10,8 @@
 //! It reads trees only through `antares_overlay::Source` and knows nothing of
 //! Buck2: the caller decides which entries are wanted.
 
+#![warn(missing_docs)]
+
 pub mod cached;
 pub mod error;
 pub mod fsutil;

@@ -34,8 +34,11 @@ const JOURNAL_MIN_LIMIT: u64 = 256 * 1024;
 /// One version of a path's content, as the source described it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Version {
+    /// File or symlink.
     pub kind: Kind,
+    /// The owner-execute bit (files only).
     pub executable: bool,
+    /// Size in bytes (a symlink's: its target's length).
     pub size: u64,
     /// BLAKE3 of a file's bytes; `None` for symlinks.
     pub hash: Option<ContentHash>,
@@ -45,10 +48,13 @@ pub struct Version {
     pub oid: ObjectId,
 }
 
+/// What a version is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// A regular file.
     File,
+    /// A symbolic link.
     Symlink,
 }
 
@@ -66,7 +72,9 @@ impl Version {
 /// A placed path: the version placed and the stat of the file as placed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// The version placed.
     pub version: Version,
+    /// The stat of the file as placed.
     pub stat: StatKey,
 }
 
@@ -75,9 +83,12 @@ pub struct Record {
 /// workspace keeps "ours" untouched.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conflict {
+    /// The source's side (`None`: the source deleted the path).
     pub theirs: Option<Version>,
 }
 
+/// What the last sync placed and which paths are in conflict: the base of
+/// every three-way decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// The source revision of the last sync (None for live trees).
@@ -85,7 +96,9 @@ pub struct Manifest {
     /// When this manifest was saved (ns since the epoch): files modified
     /// within a few ms of it are hashed even if their stat matches.
     pub saved_at_ns: i64,
+    /// Every placed path.
     pub records: BTreeMap<RepoPath, Record>,
+    /// Paths changed on both sides, until resolved.
     pub conflicts: BTreeMap<RepoPath, Conflict>,
     /// Where this copy stands against the files on disk.
     #[serde(skip)]

@@ -18,11 +18,22 @@ pub enum Observed {
     /// Nothing there.
     Missing,
     /// Same content as the record (`stat` is the current stat, maybe refreshed).
-    Unchanged { stat: StatKey },
+    Unchanged {
+        /// The current stat.
+        stat: StatKey,
+    },
     /// A file or symlink that differs from the record, or has no record.
-    Present { version: Version, stat: StatKey },
+    Present {
+        /// What is there.
+        version: Version,
+        /// Its stat.
+        stat: StatKey,
+    },
     /// Something that is neither a file nor a symlink (a directory, a fifo).
-    Other { what: &'static str },
+    Other {
+        /// What it is, for messages ([`A_DIRECTORY`] for a directory).
+        what: &'static str,
+    },
     /// A directory on the way is a symlink (the user replaced a directory
     /// by a link to another place): what lies behind it is not looked at.
     BehindSymlink,
@@ -93,6 +104,7 @@ fn split(p: &RepoPath) -> (&str, &str) {
 
 /// A workspace directory, opened once to observe the entries in it.
 pub enum Dir {
+    /// The directory, open.
     Open(fs::File),
     /// Nothing there (or a file where a directory should be).
     Missing,

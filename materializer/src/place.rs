@@ -21,9 +21,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// (measured on XFS: `cp -a --reflink=always` 7.48 s vs 5.27 s plain).
 pub const REFLINK_MIN_SIZE: u64 = 32 * 1024;
 
+/// How a file's bytes got into the workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// Cloned from the store (shares its blocks).
     Reflink,
+    /// Copied from the store.
     Copy,
 }
 

@@ -13,20 +13,27 @@ pub const NEVER_TRACKED: &[&str] = &[STATE_DIR, "buck-out", ".git"];
 /// One conflict, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConflictEntry {
+    /// The path in conflict.
     pub path: String,
     /// `"modified"` or `"deleted"`: what the source did.
     pub theirs: &'static str,
 }
 
+/// What changed in the workspace since the last sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
+    /// Placed files whose content changed.
     pub modified: Vec<String>,
+    /// Files no sync placed, inside the synced subtrees.
     pub added: Vec<String>,
+    /// Placed files that are gone.
     pub deleted: Vec<String>,
+    /// Paths in conflict.
     pub conflicts: Vec<ConflictEntry>,
 }
 
 impl Status {
+    /// Whether nothing changed and nothing is in conflict.
     pub fn is_clean(&self) -> bool {
         self.modified.is_empty()
             && self.added.is_empty()

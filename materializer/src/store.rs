@@ -35,7 +35,9 @@ use std::sync::{Mutex, OnceLock};
 /// What the index knows about one source object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
+    /// The BLAKE3 of its bytes.
     pub hash: ContentHash,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -146,6 +148,7 @@ impl Log {
     }
 }
 
+/// The content-addressed store (see the module doc for its layout).
 pub struct Store {
     root: PathBuf,
     /// The whole index, loaded by the first single [`lookup`](Self::lookup).
@@ -200,6 +203,7 @@ impl Store {
         })
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

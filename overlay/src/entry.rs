@@ -9,9 +9,13 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// A regular file.
     File,
+    /// A symbolic link.
     Symlink,
+    /// A directory.
     Dir,
+    /// A submodule commit (shown as an empty directory).
     Gitlink,
 }
 
@@ -66,6 +70,7 @@ impl ObjectId {
         (!self.0.contains(':')).then_some(self.0.as_str())
     }
 
+    /// The id as lowercase hex.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -86,13 +91,16 @@ impl fmt::Debug for ObjectId {
 /// One entry of a tree index.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TreeEntry {
+    /// Where the entry is in the tree.
     pub path: RepoPath,
+    /// File, directory, symlink or gitlink.
     pub kind: EntryKind,
     /// The owner-execute bit (files only).
     pub executable: bool,
     /// Size in bytes when the source knows it without fetching content
     /// (a symlink's size is the length of its target).
     pub size: Option<u64>,
+    /// The source's id of the content (a git object id).
     pub oid: ObjectId,
 }
 

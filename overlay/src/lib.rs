@@ -1,8 +1,12 @@
 //! antares-overlay: what the tree *is*.
 //!
-//! Source backends ([`source`]) produce a tree index and blobs on demand; the
-//! overlay View merges a read-only lower source with a writable upper
-//! directory. Nothing here knows about Buck2 or about placing files.
+//! Three jobs, one module each: source backends ([`source`]) produce a tree
+//! index and blobs on demand; the overlay View ([`view`]) merges a
+//! read-only lower source with a writable upper directory; the FUSE daemon
+//! ([`fuse`]) serves Views at a mount point. Nothing here knows about Buck2
+//! or about placing files. See `docs/architecture.md#layers`.
+
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod entry;
@@ -18,6 +22,6 @@ pub use entry::{EntryKind, ObjectId, TreeEntry};
 pub use error::{Result, SourceError};
 pub use path::{validate_name, PathError, RepoPath};
 pub use source::Source;
-pub use source::{open as open_source, DirSource, GitSource};
+pub use source::{DirSource, GitSource};
 pub use spec::SourceSpec;
 pub use view::{Node, View, ViewError};

@@ -2,8 +2,9 @@
 //!
 //! Every path that comes from a source, a server, a manifest or a user goes
 //! through [`RepoPath::new`] (or [`validate_name`] for single names) before it
-//! is used to touch the file system. That is how invariant 4 of DESIGN.md
-//! ("paths that escape are refused") is enforced in one place.
+//! is used to touch the file system. That is how the invariant
+//! `docs/architecture.md#stays-inside` ("paths that escape are refused") is
+//! enforced in one place.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,18 +12,25 @@ use std::path::{Path, PathBuf};
 /// Why a path or name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// A leading `/`.
     #[error("path {0:?} is absolute; only paths relative to the repository root are allowed")]
     Absolute(String),
+    /// An empty component (`a//b`).
     #[error("path {0:?} has an empty component")]
     EmptyComponent(String),
+    /// A `.` or `..` component.
     #[error("path {0:?} has a '.' or '..' component")]
     DotComponent(String),
+    /// A NUL byte.
     #[error("name {0:?} contains a NUL byte")]
     Nul(String),
+    /// A `/` in a single name.
     #[error("name {0:?} contains '/'")]
     Slash(String),
+    /// An empty name.
     #[error("name is empty")]
     EmptyName,
+    /// Bytes that are not UTF-8.
     #[error("path {0:?} is not valid UTF-8")]
     NotUtf8(String),
 }
@@ -49,6 +57,8 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
 #[derive(
     Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
 )]
+/// A validated path inside the tree: `/`-separated, relative, no `.`,
+/// `..`, empty or NUL-holding component; the root is the empty path.
 #[serde(try_from = "String", into = "String")]
 pub struct RepoPath(String);
 
@@ -87,10 +97,12 @@ impl RepoPath {
         Self::new(s)
     }
 
+    /// The path as a `/`-separated string (empty for the root).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// Whether this is the root of the tree.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
@@ -140,6 +152,7 @@ impl RepoPath {
         }
     }
 
+    /// The names from the root down.
     pub fn components(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|c| !c.is_empty())
     }

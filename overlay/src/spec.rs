@@ -8,20 +8,32 @@ use std::path::PathBuf;
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceSpec {
     /// A plain directory.
-    Dir { path: PathBuf },
+    Dir {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A local git repository (bare or not) at a revision (default `HEAD`).
-    Git { path: PathBuf, rev: Option<String> },
+    Git {
+        /// The repository.
+        path: PathBuf,
+        /// The revision (`None`: `HEAD`).
+        rev: Option<String>,
+    },
     /// A Mono server at a base URL, optionally at refs (commit or tag), and
     /// optionally with a change list laid over it (see [`crate::source::cl`]).
     Mono {
+        /// The server's base URL.
         url: String,
+        /// A commit or tag (`None`: the default branch).
         refs: Option<String>,
+        /// A change list's link, laid over the tree.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cl: Option<String>,
     },
 }
 
 impl SourceSpec {
+    /// Parses `dir:PATH`, `git:PATH[@REV]` or `mono:URL[@REFS]`.
     pub fn parse(spec: &str) -> Result<Self, SourceError> {
         let err = |message: &str| SourceError::Spec {
             spec: spec.to_string(),

@@ -12,6 +12,8 @@
 //! (GET) and `/_test/reset` (POST) expose the request log to scripts.
 //! [`client`] is the bare HTTP client the tests of this and other crates use.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 mod faults;
 mod git;

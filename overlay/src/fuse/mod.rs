@@ -17,17 +17,26 @@
 //!   with kernel passthrough for its files when the kernel offers it;
 //!   [`MountHandle::binds`] says which happened.
 
+mod attr;
+mod dispatch;
 mod fs;
+mod handles;
+mod inodes;
+mod listing;
+mod namespace;
+mod open_files;
+mod passthrough;
+mod sys;
 mod watch;
+mod xattr;
 
 pub use fs::{OverlayFs, LONG_TTL, SHORT_TTL};
 
 use crate::cache::BlobCache;
 use crate::view::{EmptySource, View, ViewError};
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,17 +45,24 @@ use std::time::Duration;
 /// Why mounting or unmounting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
+    /// Preparing or making the mount failed.
     #[error("{what} {path}: {source}")]
     Io {
+        /// What was being done.
         what: &'static str,
+        /// Where.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The View could not be read.
     #[error(transparent)]
     View(#[from] ViewError),
+    /// A bind directory name is not one component.
     #[error("bind directory name {0:?} must be a single path component")]
     BadBindName(String),
+    /// Unmounting what is not mounted.
     #[error("{0} is not a mount point")]
     NotMounted(PathBuf),
 }
@@ -61,9 +77,11 @@ fn io_err(what: &'static str, path: &Path, source: io::Error) -> MountError {
 
 /// What to mount where.
 pub struct MountConfig {
+    /// The tree to serve (view 0).
     pub view: Arc<View>,
     /// Where lower blobs are fetched to when first opened.
     pub cache: Arc<dyn BlobCache>,
+    /// The directory to mount on (made if missing).
     pub mountpoint: PathBuf,
     /// `(name at the mount root, local directory)`, e.g. `("buck-out", …)`.
     pub bind_dirs: Vec<(String, PathBuf)>,
@@ -91,6 +109,8 @@ pub struct MountConfig {
 }
 
 impl MountConfig {
+    /// Mounts `view` at `mountpoint`, lower blobs fetched into `cache`, with
+    /// no bind directories and the defaults for the rest.
     pub fn new(view: Arc<View>, cache: Arc<dyn BlobCache>, mountpoint: impl Into<PathBuf>) -> Self {
         MountConfig {
             view,
@@ -116,10 +136,14 @@ pub enum BindMode {
     ThroughFuse,
 }
 
+/// How one bind directory is served.
 #[derive(Debug, Clone)]
 pub struct BindStatus {
+    /// Its name at the mount root.
     pub name: String,
+    /// The local directory it shows.
     pub local: PathBuf,
+    /// A kernel bind mount, or served through FUSE.
     pub mode: BindMode,
 }
 
@@ -155,6 +179,7 @@ pub enum Unmounted {
 }
 
 impl MountHandle {
+    /// Where the mount is.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }
@@ -164,6 +189,7 @@ impl MountHandle {
         &self.binds
     }
 
+    /// What the daemon counted and negotiated so far.
     pub fn stats(&self) -> &MountStats {
         &self.stats
     }
@@ -201,7 +227,7 @@ impl MountHandle {
         let mut binds_left = false;
         for b in self.binds.iter().filter(|b| b.mode == BindMode::Kernel) {
             let target = self.mountpoint.join(&b.name);
-            let r = umount2(&target, 0).or_else(|_| umount2(&target, libc::MNT_DETACH));
+            let r = unbind(&target);
             if let Err(e) = r {
                 // Detaching the FUSE mount below takes what is left with it.
                 tracing::warn!("unmounting {}: {e}", target.display());
@@ -236,50 +262,21 @@ impl Drop for MountHandle {
     }
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
 /// Removes a bind mount made by [`bind_mount`]: cleanly, else detached
 /// (files open below it keep it alive until closed).
 pub fn unbind(target: &Path) -> io::Result<()> {
-    umount2(target, 0).or_else(|_| umount2(target, libc::MNT_DETACH))
-}
-
-fn umount2(p: &Path, flags: i32) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::umount2(target, 0).or_else(|_| sys::umount2(target, libc::MNT_DETACH))
 }
 
 /// Bind-mounts directory `src` on `target` (needs CAP_SYS_ADMIN), with
 /// the mounts below `src` (a subtree of a mount shows its sub-projects'
 /// `buck-out` bind mounts too).
 pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
-    let s = cpath(src)?;
-    let t = cpath(target)?;
-    // SAFETY: valid NUL-terminated paths; a bind mount needs no fs type or data.
-    let r = unsafe {
-        libc::mount(
-            s.as_ptr(),
-            t.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::bind_mount(src, target)
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    sys::effective_ids().0 == 0
 }
 
 /// Whether mounts are made with `allow_other` (other users, e.g. a build
@@ -296,14 +293,7 @@ pub fn allows_other_users() -> bool {
 /// Whether `mountpoint` is a dead FUSE mount (its daemon is gone). Uses
 /// `statfs`, which the kernel never answers from its attribute cache.
 pub fn is_stale(mountpoint: &Path) -> bool {
-    let Ok(c) = cpath(mountpoint) else {
-        return false;
-    };
-    // SAFETY: zeroed statfs is a valid out-buffer; valid path.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+    sys::statfs(mountpoint).is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
 }
 
 /// Detaches a dead mount at `mountpoint` (and anything mounted below it).
@@ -318,7 +308,7 @@ pub fn cleanup_stale(mountpoint: &Path) -> Result<bool, MountError> {
 }
 
 fn detach(mountpoint: &Path) -> Result<(), MountError> {
-    match umount2(mountpoint, libc::MNT_DETACH) {
+    match sys::umount2(mountpoint, libc::MNT_DETACH) {
         Ok(()) => Ok(()),
         // Not privileged: the setuid helper can unmount our own mounts.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => fusermount_u(mountpoint, true),
@@ -366,11 +356,11 @@ pub fn unmount(mountpoint: &Path) -> Result<Unmounted, MountError> {
     }
     // Bind mounts below it first (deepest first), or the unmount is busy.
     for sub in submounts(mountpoint).iter().rev() {
-        if let Err(e) = umount2(sub, 0).or_else(|_| umount2(sub, libc::MNT_DETACH)) {
+        if let Err(e) = unbind(sub) {
             tracing::warn!("unmounting {}: {e}", sub.display());
         }
     }
-    match umount2(mountpoint, 0) {
+    match sys::umount2(mountpoint, 0) {
         Ok(()) => return Ok(Unmounted::Clean),
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
             detach(mountpoint)?;
@@ -555,25 +545,9 @@ pub fn run_foreground(
 ) -> Result<Unmounted, MountError> {
     const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
     SIGNALLED.store(0, Ordering::SeqCst);
-    // SAFETY: sigaction with a handler that only stores to an atomic
-    // (async-signal-safe); old actions are kept to be restored.
-    let old: Vec<libc::sigaction> = SIGNALS
-        .iter()
-        .map(|&sig| unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut act.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, &act, &mut old);
-            old
-        })
-        .collect();
-    let restore = || {
-        for (sig, act) in SIGNALS.iter().zip(&old) {
-            // SAFETY: restoring an action previously returned by sigaction.
-            unsafe { libc::sigaction(*sig, act, std::ptr::null_mut()) };
-        }
-    };
+    // The handler only stores to an atomic: async-signal-safe.
+    let old = sys::install_signal_handlers(&SIGNALS, on_signal);
+    let restore = || sys::restore_signal_handlers(&SIGNALS, &old);
     let handle = match mount(cfg) {
         Ok(h) => h,
         Err(e) => {

@@ -11,14 +11,14 @@
 //! `IN_MODIFY`, so writes through the mount itself (which also reach the
 //! upper dir) do not drop the page cache on every `write`.
 
-use super::fs::Inodes;
+use super::inodes::Inodes;
+use super::sys::{self, Inotify};
 use crate::path::RepoPath;
 use crate::view::upper;
 use fuser::{INodeNo, Notifier};
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ const MASK: u32 = libc::IN_CREATE
     | libc::IN_ONLYDIR;
 
 struct Watcher {
-    fd: OwnedFd,
+    inotify: Inotify,
     root: PathBuf,
     /// Watch descriptor → directory of the upper dir.
     dirs: HashMap<i32, RepoPath>,
@@ -50,14 +50,8 @@ pub(super) fn spawn(
     notifier: Notifier,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    // SAFETY: plain syscall; the fd is owned below.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
     let mut w = Watcher {
-        // SAFETY: fd was just returned by inotify_init1.
-        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        inotify: Inotify::new()?,
         root: upper_root.to_path_buf(),
         dirs: HashMap::new(),
         inodes,
@@ -79,14 +73,9 @@ impl Watcher {
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
             let path = d.to_fs_path(&self.root);
-            let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+            let Some(wd) = self.inotify.add_watch(&path, MASK) else {
                 continue;
             };
-            // SAFETY: valid fd and NUL-terminated path.
-            let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), MASK) };
-            if wd < 0 {
-                continue;
-            }
             self.dirs.insert(wd, d.clone());
             let Ok(rd) = std::fs::read_dir(&path) else {
                 continue;
@@ -145,39 +134,15 @@ impl Watcher {
             .collect();
         for wd in gone {
             self.dirs.remove(&wd);
-            // SAFETY: valid inotify fd and a watch descriptor from it.
-            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
+            self.inotify.rm_watch(wd);
         }
     }
 
     fn run(mut self, stop: &AtomicBool) {
         let mut buf = vec![0u8; 64 * 1024];
         while !stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
-                continue;
-            }
-            // SAFETY: reading into a buffer of the given length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                continue;
-            }
-            let mut off = 0usize;
-            let n = n as usize;
-            let head = std::mem::size_of::<libc::inotify_event>();
-            while off + head <= n {
-                // SAFETY: the kernel wrote a whole inotify_event at `off`;
-                // read_unaligned copes with the byte buffer's alignment.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
-                let name_bytes = &buf[off + head..(off + head + ev.len as usize).min(n)];
-                let name = name_bytes.split(|b| *b == 0).next().unwrap_or(&[]);
-                off += head + ev.len as usize;
+            let n = self.inotify.read(&mut buf, 200);
+            for (ev, name) in sys::inotify_events(&buf[..n]) {
                 self.handle(&ev, name);
             }
         }

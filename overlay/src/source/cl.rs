@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One changed file of a CL: its blob id and verified content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClFile {
+    /// The id of the file's content in the change list.
     pub oid: ObjectId,
+    /// The content itself.
     pub content: Vec<u8>,
     /// The lower path whose kind (file or symlink) and exec bit it keeps:
     /// its own, or a renamed file's old path (the files list has no modes).
@@ -52,6 +54,7 @@ pub struct ClSource {
 }
 
 impl ClSource {
+    /// The tree of `lower` with change list `cl` (named `link`) applied.
     pub fn new(lower: Box<dyn Source>, link: &str, cl: ChangeList) -> ClSource {
         ClSource {
             lower,

@@ -38,30 +38,41 @@ use std::time::{Duration, Instant};
 /// a file system would return.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
+    /// Nothing at the path.
     #[error("{0}: no such file or directory")]
     NotFound(RepoPath),
+    /// Something is already at the path.
     #[error("{0}: already exists")]
     Exists(RepoPath),
+    /// Removing a directory that is not empty.
     #[error("{0}: directory not empty")]
     NotEmpty(RepoPath),
+    /// A directory was expected.
     #[error("{0}: not a directory")]
     NotADirectory(RepoPath),
+    /// A non-directory was expected.
     #[error("{0}: is a directory")]
     IsADirectory(RepoPath),
     /// Renaming a directory that has lower content (overlayfs without
     /// `redirect_dir` answers the same; `mv` then copies).
     #[error("{0}: cannot rename a directory with lower-layer content")]
     CrossLayer(RepoPath),
+    /// An argument the operation does not take.
     #[error("{0}: invalid argument")]
     Invalid(RepoPath),
+    /// The upper dir could not be read or written.
     #[error("upper dir {path}: {source}")]
     Io {
+        /// Where.
         path: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The lower source failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A path was refused.
     #[error(transparent)]
     BadPath(#[from] PathError),
 }
@@ -112,12 +123,15 @@ impl From<ViewError> for SourceError {
     }
 }
 
+/// A result whose error is a [`ViewError`].
 pub type Result<T, E = ViewError> = std::result::Result<T, E>;
 
 /// One entry of the merged tree.
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Where the entry is in the tree.
     pub path: RepoPath,
+    /// What it is (the upper entry's kind when there is one).
     pub kind: EntryKind,
     /// `lstat` of the upper entry when the entry is served from the upper dir.
     pub upper: Option<libc::stat>,
@@ -756,16 +770,10 @@ impl View {
         Ok(())
     }
 
-    /// Creates a new, empty regular file in the upper dir and opens it
-    /// read-write (for FUSE `create`). Fails with `Exists` if `path` exists.
-    pub fn create_file(&self, path: &RepoPath, mode: u32) -> Result<File> {
-        let (parent, name) = split(path)?;
-        let parent = self.require_dir(&parent)?;
-        Ok(self.create_file_at(&parent, name, mode)?.0)
-    }
-
-    /// [`View::create_file`] in an already resolved directory `parent`
-    /// (saves resolving it again); returns the new file's node too.
+    /// Creates a new, empty regular file `name` in the already resolved
+    /// directory `parent` of the upper dir and opens it read-write (for
+    /// FUSE `create`); returns the new file's node too. Fails with
+    /// `Exists` if something is there.
     pub fn create_file_at(&self, parent: &Node, name: &str, mode: u32) -> Result<(File, Node)> {
         let path = parent.path.join(name)?;
         if parent.kind != EntryKind::Dir {

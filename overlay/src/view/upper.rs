@@ -242,12 +242,14 @@ pub fn is_dir_stat(st: &libc::stat) -> bool {
     (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
 }
 
+/// `unlinkat(dir, name, flags)`.
 pub fn unlinkat(dir: &impl AsFd, name: &str, flags: i32) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid fd and NUL-terminated name.
     cvt(unsafe { libc::unlinkat(dir.as_fd().as_raw_fd(), c.as_ptr(), flags) }).map(drop)
 }
 
+/// `mkdirat(dir, name, mode)`.
 pub fn mkdirat(dir: &impl AsFd, name: &str, mode: u32) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid fd and NUL-terminated name.
@@ -255,6 +257,7 @@ pub fn mkdirat(dir: &impl AsFd, name: &str, mode: u32) -> io::Result<()> {
         .map(drop)
 }
 
+/// `mknodat(dir, name, mode, rdev)`.
 pub fn mknodat(dir: &impl AsFd, name: &str, mode: u32, rdev: u64) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid fd and NUL-terminated name.
@@ -269,6 +272,7 @@ pub fn mknodat(dir: &impl AsFd, name: &str, mode: u32, rdev: u64) -> io::Result<
     .map(drop)
 }
 
+/// `symlinkat(target, dir, name)`.
 pub fn symlinkat(target: &[u8], dir: &impl AsFd, name: &str) -> io::Result<()> {
     let t = CString::new(target).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let c = cstr(name)?;
@@ -276,6 +280,7 @@ pub fn symlinkat(target: &[u8], dir: &impl AsFd, name: &str) -> io::Result<()> {
     cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.as_fd().as_raw_fd(), c.as_ptr()) }).map(drop)
 }
 
+/// `readlinkat(dir, name)`: the link's target.
 pub fn readlinkat(dir: &impl AsFd, name: &str) -> io::Result<Vec<u8>> {
     let c = cstr(name)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
@@ -318,6 +323,7 @@ pub fn renameat2(
     .map(drop)
 }
 
+/// `linkat(from_dir, from, to_dir, to)`: a hard link, never following a symlink.
 pub fn linkat(from_dir: &impl AsFd, from: &str, to_dir: &impl AsFd, to: &str) -> io::Result<()> {
     let a = cstr(from)?;
     let b = cstr(to)?;
@@ -343,6 +349,7 @@ pub fn fchmodat(dir: &impl AsFd, name: &str, mode: u32) -> io::Result<()> {
         .map(drop)
 }
 
+/// `fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW)`.
 pub fn fchownat(dir: &impl AsFd, name: &str, uid: u32, gid: u32) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid fd and NUL-terminated name.

@@ -18,6 +18,7 @@ use std::time::Duration;
 pub struct MonoOptions {
     /// Limit for one whole request (connect, headers and body).
     pub timeout: Duration,
+    /// How long connecting to the server may take.
     pub connect_timeout: Duration,
     /// Tries per request, the first included.
     pub attempts: u32,
@@ -83,6 +84,7 @@ struct Failure {
 }
 
 impl Http {
+    /// A client of the Mono server at `base`.
     pub fn new(base: &str, opts: MonoOptions) -> Result<Http> {
         // reqwest is built without a default crypto provider (ring is used
         // instead of aws-lc, which needs cmake); install it once per process.
@@ -105,10 +107,12 @@ impl Http {
         })
     }
 
+    /// The options the client was made with.
     pub fn options(&self) -> &MonoOptions {
         &self.opts
     }
 
+    /// The server's base URL.
     pub fn base(&self) -> &str {
         &self.base
     }

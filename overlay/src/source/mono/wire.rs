@@ -10,8 +10,11 @@ use sha1::Digest;
 /// wrapping of every JSON answer except `latest-commit`.
 #[derive(Debug, Deserialize)]
 pub struct Wrapped<T> {
+    /// Whether the request succeeded.
     pub req_result: bool,
+    /// The answer, when it succeeded.
     pub data: Option<T>,
+    /// Why it failed.
     #[serde(default)]
     pub err_message: Option<String>,
 }
@@ -20,6 +23,7 @@ pub struct Wrapped<T> {
 #[derive(Debug, Deserialize)]
 pub struct HashItem {
     pub name: String,
+    /// `directory` or `file`.
     pub content_type: String,
     pub oid: String,
 }
