@@ -272,16 +272,17 @@ fn real_tools_on_the_mount_clangd_and_rust_project() {
             .join(".rustup")
             .into()
     });
-    let run = |cwd: &Path, args: &[&str]| {
-        let out = sb
-            .cmd(cwd, args)
-            .env("HOME", &home)
+    let tool = |cwd: &Path, args: &[&str]| {
+        let mut c = sb.cmd(cwd, args);
+        c.env("HOME", &home)
             .env("RUSTUP_HOME", &rustup_home)
             .env("PATH", &path)
             .env("ANTARES_REAL_BUCK2", &buck2)
-            .env("ANTARES_REAL_RUST_PROJECT", &rust_project)
-            .output()
-            .unwrap();
+            .env("ANTARES_REAL_RUST_PROJECT", &rust_project);
+        c
+    };
+    let run = |cwd: &Path, args: &[&str]| {
+        let out = tool(cwd, args).output().unwrap();
         assert!(
             out.status.success(),
             "antares {args:?}: {}",
@@ -316,18 +317,12 @@ fn real_tools_on_the_mount_clangd_and_rust_project() {
     let main_rs = mnt.join("rust/bin/main.rs");
     let good = fs::read_to_string(&main_rs).unwrap();
     fs::write(&main_rs, "fn main() { let x: u32 = \"not a number\"; }\n").unwrap();
-    let out = sb
-        .cmd(
-            &mnt.join("rust"),
-            &["rust-project", "check", main_rs.to_str().unwrap()],
-        )
-        .env("HOME", &home)
-        .env("RUSTUP_HOME", &rustup_home)
-        .env("PATH", &path)
-        .env("ANTARES_REAL_BUCK2", &buck2)
-        .env("ANTARES_REAL_RUST_PROJECT", &rust_project)
-        .output()
-        .unwrap();
+    let out = tool(
+        &mnt.join("rust"),
+        &["rust-project", "check", main_rs.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     fs::write(&main_rs, good).unwrap();
     let diagnostics = String::from_utf8_lossy(&out.stdout);
     assert!(
