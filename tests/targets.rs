@@ -157,9 +157,7 @@ fn prelude_hooks_bzl_files_evaluate() {
 /// whole error (with starlark's source excerpt).
 #[test]
 fn a_failing_bzl_is_one_short_warning_and_a_count() {
-    let sb = Sandbox::new();
-    let src = sb.path("src");
-    for (path, text) in [
+    let sb = Sandbox::with_files(&[
         (".buckconfig", "[cells]\nroot = .\n"),
         (
             "defs/bad.bzl",
@@ -173,15 +171,7 @@ fn a_failing_bzl_is_one_short_warning_and_a_count() {
             "b/BUCK",
             "load(\"//defs:bad.bzl\", \"mk\")\nx(name = \"b\")\n",
         ),
-    ] {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    sb.ok(
-        sb.dir.path(),
-        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
-    );
+    ]);
     let out = sb.run(&sb.path("ws"), &["graph", "//a:a"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -229,9 +219,7 @@ fn a_no_op_resync_evaluates_nothing() {
 /// pattern matching nothing is: never an empty selection with exit 0.
 #[test]
 fn a_pattern_of_another_cell_matching_nothing_or_an_unknown_cell_is_an_error() {
-    let sb = Sandbox::new();
-    let src = sb.path("src");
-    for (path, text) in [
+    let sb = Sandbox::with_files(&[
         (
             ".buckconfig",
             "[cells]\nroot = .\nother = other\nempty = empty\n[cell_aliases]\no = other\n",
@@ -244,15 +232,7 @@ fn a_pattern_of_another_cell_matching_nothing_or_an_unknown_cell_is_an_error() {
             "app/BUCK",
             "x(name = \"app\", deps = [\"other//lib:lib\"])\n",
         ),
-    ] {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    sb.ok(
-        sb.dir.path(),
-        &["init", "--source", &format!("dir:{}", src.display()), "ws"],
-    );
+    ]);
     let ws = sb.path("ws");
     // What does match, in the cell and through its alias, is accepted.
     for good in [

@@ -28,6 +28,19 @@ impl Sandbox {
         sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
         sb
     }
+    /// A sandbox whose `src/` holds `files` (path, text) and a workspace
+    /// `ws/` initialised from it as a `dir:` source.
+    pub fn with_files(files: &[(&str, &str)]) -> Sandbox {
+        let sb = Sandbox::new();
+        for (path, text) in files {
+            let p = sb.path("src").join(path);
+            fs::create_dir_all(p.parent().expect("a file below src")).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        let spec = format!("dir:{}", sb.path("src").display());
+        sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
+        sb
+    }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
