@@ -13,6 +13,7 @@ mod pathmap;
 mod progress;
 mod quote;
 mod serve;
+mod sync_session;
 mod targets;
 mod toolchains;
 mod tree;

@@ -6,7 +6,8 @@
 //! path-restricted request. When the kernel queue overflows, the watcher
 //! cannot know what changed, so it falls back to a full sync.
 
-use super::sync::{exit_status, Context_};
+use super::exit_status;
+use crate::sync_session::SyncSession;
 use antares_materializer::layout::STATE_DIR;
 use antares_materializer::{NoProgress, Summary};
 use antares_overlay::{RepoPath, SourceSpec};
@@ -30,7 +31,7 @@ enum Batch {
     Rescan,
 }
 
-pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
+pub fn run(ctx: &SyncSession, json: bool) -> Result<i32> {
     // Each cycle looks up a few new versions: from memory, not by a scan
     // of the store's whole index per edit.
     ctx.store.load_index();
@@ -93,7 +94,7 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
 
 /// The directories to watch, each with how its paths map to repo paths: the
 /// workspace, and the source side when it is a live local directory.
-fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
+fn watch_roots(ctx: &SyncSession) -> Vec<(PathBuf, Side)> {
     let mut roots = vec![(ctx.ws.root().to_path_buf(), Side::Workspace)];
     if let SourceSpec::Dir { path } = &ctx.spec {
         roots.push((path.clone(), Side::Source));
