@@ -7,8 +7,8 @@
 //! whole packages, PACKAGE files, cell configs and their includes,
 //! `.buckroot`, and the targets of relative symlinks.
 
-use crate::cells::Cells;
-use crate::closure::{Graph, PRELUDE};
+use crate::cells::{Cells, PRELUDE};
+use crate::closure::Graph;
 use crate::error::BuckError;
 use crate::fileset::{FileSet, Reason};
 use crate::label::{parse_raw, resolve};

@@ -1,7 +1,7 @@
 //! The closure: from root labels through every dependency, across packages
 //! and cells, to the file set with a reason for each path.
 
-use crate::cells::{Cell, Cells};
+use crate::cells::{Cell, Cells, PRELUDE};
 use crate::error::BuckError;
 use crate::eval::{FileEval, Interp};
 use crate::fileset::{FileSet, GraphStats, Reason, TargetInfo};
@@ -14,10 +14,6 @@ use crate::warning::Warning;
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
-
-/// The cell whose packages are never followed: its rules are recorded
-/// generically, and when vendored it is materialized whole.
-pub(crate) const PRELUDE: &str = "prelude";
 
 /// The cell holding the toolchains the prelude's rules name by default.
 const TOOLCHAINS: &str = "toolchains";

@@ -10,6 +10,7 @@
 //! log in `.antares/logs/mount.log`, and returns once the mount is up.
 
 use crate::cli::{Global, MountArgs, UmountArgs};
+use crate::mountinfo::is_mounted;
 use crate::tree::upper_dir;
 use crate::workspace::{self, Workspace};
 use antares_materializer::Store;
@@ -291,17 +292,4 @@ fn mountpoint(ws: &Workspace, given: Option<&Path>) -> Result<PathBuf> {
         );
     }
     Ok(p)
-}
-
-/// Whether something is mounted exactly at `p` (from /proc/self/mountinfo).
-pub fn is_mounted(p: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = p.to_string_lossy();
-    info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|m| m.replace("\\040", " ") == want)
-    })
 }

@@ -10,6 +10,7 @@ use super::exit_status;
 use crate::sync_session::SyncSession;
 use antares_materializer::layout::STATE_DIR;
 use antares_materializer::{NoProgress, Summary};
+use antares_overlay::view::upper;
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{Context, Result};
 use notify::event::{AccessKind, AccessMode};
@@ -111,7 +112,7 @@ fn watch_roots(ctx: &SyncSession) -> Vec<(PathBuf, Side)> {
 enum Side {
     Workspace,
     Source,
-    /// The mount's upper dir: whiteouts (`.wh.NAME`) stand for NAME.
+    /// The mount's upper dir: whiteouts ([`upper::WHITEOUT_PREFIX`]`NAME`) stand for NAME.
     Upper,
 }
 
@@ -195,14 +196,16 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
     }
     let path = RepoPath::from_fs(rel).ok()?;
     if *side == Side::Upper {
-        if let Some(name) = path.file_name().and_then(|n| n.strip_prefix(".wh.")) {
-            let parent = path.parent().unwrap_or_default();
-            // `.wh..wh..opq` marks the directory itself opaque.
-            return if name == ".wh..opq" {
-                Some(parent)
-            } else {
-                parent.join(name).ok()
-            };
+        if let Some(name) = path.file_name() {
+            if let Some(hidden) = name.strip_prefix(upper::WHITEOUT_PREFIX) {
+                let parent = path.parent().unwrap_or_default();
+                // The opaque marker stands for the directory itself.
+                return if name == upper::OPAQUE_MARKER {
+                    Some(parent)
+                } else {
+                    parent.join(hidden).ok()
+                };
+            }
         }
     }
     Some(path)
