@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 /// The name of the state directory at the workspace root. Nothing below it
-/// is ever part of the materialized tree.
-pub const STATE_DIR: &str = ".antares";
+/// is ever part of the materialized tree (sources leave it out).
+pub use antares_overlay::source::STATE_DIR;
 
 /// Paths of one workspace.
 #[derive(Debug, Clone)]

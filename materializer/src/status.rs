@@ -4,11 +4,12 @@ use crate::error::{IoContext, Result};
 use crate::layout::{Layout, STATE_DIR};
 use crate::manifest::Manifest;
 use crate::observe::{in_directories, Observed};
+use antares_overlay::source::{BUCK_OUT, GIT_DIR};
 use antares_overlay::RepoPath;
 use std::collections::BTreeSet;
 
 /// Directory names never reported as added: build outputs and state.
-pub const NEVER_TRACKED: &[&str] = &[STATE_DIR, "buck-out", ".git"];
+pub const NEVER_TRACKED: &[&str] = &[STATE_DIR, BUCK_OUT, GIT_DIR];
 
 /// One conflict, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

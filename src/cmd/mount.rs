@@ -15,6 +15,7 @@ use crate::tree::upper_dir;
 use crate::workspace::{self, Workspace};
 use antares_materializer::Store;
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
+use antares_overlay::source::BUCK_OUT;
 use antares_overlay::view::View;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -138,7 +139,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     // databases and rust-project answers resolve on the mount too. A build
     // on the mount (the fallback) runs under its own `--isolation-dir`
     // (the wrapper adds it), so two daemons never share one output tree.
-    let buck_out = ws.root().join("buck-out");
+    let buck_out = ws.root().join(BUCK_OUT);
     std::fs::create_dir_all(&buck_out)
         .with_context(|| format!("cannot create {}", buck_out.display()))?;
     // Sub-projects (a `.buckroot`, or `.buckconfig`s without one at the
@@ -160,7 +161,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     );
     let state_dir = ws.layout.state_dir();
     let mut cfg = MountConfig::new(view, store, mountpoint);
-    cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
+    cfg.bind_dirs = vec![(BUCK_OUT.to_string(), buck_out)];
     cfg.fsname = Some(workspace::mount_source(ws.root()));
     let pid_file = ws.layout.state_dir().join("mount.pid");
     workspace::register_mount(mountpoint, ws.root())?;

@@ -8,8 +8,9 @@
 
 use super::exit_status;
 use crate::sync_session::SyncSession;
-use antares_materializer::layout::STATE_DIR;
+use antares_materializer::status::NEVER_TRACKED;
 use antares_materializer::{NoProgress, Summary};
+use antares_overlay::source::GIT_DIR;
 use antares_overlay::view::upper;
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{Context, Result};
@@ -188,10 +189,10 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
     let rel = p.strip_prefix(root).ok()?;
     let mut comps = rel.components().filter_map(|c| c.as_os_str().to_str());
     let first = comps.clone().next()?;
-    if *side == Side::Workspace && (first == STATE_DIR || first == "buck-out") {
+    if *side == Side::Workspace && NEVER_TRACKED.contains(&first) {
         return None;
     }
-    if comps.any(|c| c == ".git") {
+    if comps.any(|c| c == GIT_DIR) {
         return None;
     }
     let path = RepoPath::from_fs(rel).ok()?;
