@@ -19,9 +19,7 @@ pub fn upper_dir(ws: &Workspace) -> PathBuf {
 
 /// The upper layer of the workspace at `root`.
 pub fn upper_dir_of(root: &Path) -> PathBuf {
-    antares_materializer::layout::Layout::new(root)
-        .state_dir()
-        .join("upper")
+    antares_materializer::layout::Layout::new(root).upper_dir()
 }
 
 /// Opens the content store of `ws` (`cache_flag`: the global `--cache`).

@@ -61,4 +61,24 @@ impl Layout {
     pub fn conflicts_dir(&self) -> PathBuf {
         self.state_dir().join("conflicts")
     }
+
+    /// The upper layer of the workspace's mount: what was written there.
+    pub fn upper_dir(&self) -> PathBuf {
+        self.state_dir().join("upper")
+    }
+
+    /// Where a detached mount logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state_dir().join("logs")
+    }
+
+    /// The pid of the process serving the workspace's mount.
+    pub fn mount_pid(&self) -> PathBuf {
+        self.state_dir().join("mount.pid")
+    }
+
+    /// The state of `antares serve` run from this workspace.
+    pub fn serve_dir(&self) -> PathBuf {
+        self.state_dir().join("serve")
+    }
 }

@@ -58,7 +58,7 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         return foreground(global, &ws, &mountpoint);
     }
     // Detach: re-run ourselves in the foreground in a new session, logging to a file.
-    let logs = ws.layout.state_dir().join("logs");
+    let logs = ws.layout.logs_dir();
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let log_path = logs.join("mount.log");
     let log = std::fs::OpenOptions::new()
@@ -163,7 +163,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     let mut cfg = MountConfig::new(view, store, mountpoint);
     cfg.bind_dirs = vec![(BUCK_OUT.to_string(), buck_out)];
     cfg.fsname = Some(workspace::mount_source(ws.root()));
-    let pid_file = ws.layout.state_dir().join("mount.pid");
+    let pid_file = ws.layout.mount_pid();
     workspace::register_mount(mountpoint, ws.root())?;
     // Before mounting: whoever sees the mount can already find its daemon.
     std::fs::write(&pid_file, std::process::id().to_string())
@@ -237,7 +237,7 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     // Sub-projects' buck-out bind mounts first (the daemon's own go with it).
     crate::mount_buck_out::unbind_below(&mountpoint);
     // Ask the daemon to unmount (it removes the bind mounts first).
-    let pid_file = ws.layout.state_dir().join("mount.pid");
+    let pid_file = ws.layout.mount_pid();
     if let Some(pid) = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())

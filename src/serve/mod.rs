@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use table::{MountInfo, Table};
@@ -712,9 +712,4 @@ pub async fn remove_all(s: &Arc<Server>) {
             tracing::warn!(mount_id = m.mount_id, "cannot remove at exit: {e}");
         }
     }
-}
-
-/// The serving workspace's `.antares/serve`.
-pub fn state_dir(ws_state: &Path) -> PathBuf {
-    ws_state.join("serve")
 }
