@@ -7,9 +7,7 @@ use crate::toolchains::{self, Mode};
 use crate::tree::Tree;
 use crate::workspace::Workspace;
 use antares_buck::GraphStats;
-use antares_materializer::{
-    Manifest, ManifestCache, Progress, Request, Store, Summary, WorkspaceLock,
-};
+use antares_materializer::{Manifest, ManifestCache, Progress, Request, Store, Summary};
 use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,9 +44,7 @@ impl SyncSession<'_> {
         only: Option<BTreeSet<RepoPath>>,
         progress: &dyn Progress,
     ) -> Result<Summary> {
-        let _lock = WorkspaceLock::acquire(&self.ws.layout.lock_file(), self.wait, |pid| {
-            eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
-        })?;
+        let _lock = self.ws.lock(self.wait)?;
         self.tree.refresh();
         let mut cache = self
             .manifest

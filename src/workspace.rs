@@ -3,6 +3,7 @@
 use crate::mountinfo::{self, Mount};
 use antares_materializer::fsutil::write_atomic;
 use antares_materializer::layout::{Layout, STATE_DIR};
+use antares_materializer::WorkspaceLock;
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,18 @@ pub struct Workspace {
 const CONFIG: &str = "config.toml";
 
 impl Workspace {
+    /// Takes the workspace's lock (one sync or resolve at a time), waiting
+    /// for a holder with a note on stderr when `wait`, else failing.
+    pub fn lock(&self, wait: bool) -> Result<WorkspaceLock> {
+        Ok(WorkspaceLock::acquire(
+            &self.layout.lock_file(),
+            wait,
+            |pid| {
+                eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
+            },
+        )?)
+    }
+
     /// Finds the workspace: `explicit`, else the current directory or its
     /// nearest ancestor holding `.antares/config.toml`.
     pub fn find(explicit: Option<&Path>) -> Result<Workspace> {

@@ -13,7 +13,6 @@ use crate::cli::{Global, MountArgs, UmountArgs};
 use crate::mountinfo::is_mounted;
 use crate::tree::upper_dir;
 use crate::workspace::{self, Workspace};
-use antares_materializer::Store;
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
 use antares_overlay::source::BUCK_OUT;
 use antares_overlay::view::View;
@@ -130,10 +129,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         View::new(lower, &upper)
             .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
     );
-    let store = Arc::new(
-        Store::open(&store_dir)
-            .with_context(|| format!("cannot open the content store {}", store_dir.display()))?,
-    );
+    let store = crate::tree::open_store(ws, global.cache.as_deref())?;
     // The workspace's own buck-out: `MOUNT/buck-out/v2/…` is what builds in
     // the workspace made, so the relative `buck-out/…` paths of compilation
     // databases and rust-project answers resolve on the mount too. A build
