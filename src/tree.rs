@@ -22,6 +22,12 @@ pub fn upper_dir_of(root: &Path) -> PathBuf {
     antares_materializer::layout::Layout::new(root).upper_dir()
 }
 
+/// The workspace's configured source, through the View when there is an
+/// upper layer so that edits on the mount count (`graph`, `why`).
+pub fn source_with_edits(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<dyn Source>> {
+    Ok(Tree::open(ws, &ws.config.source, &open_store(ws, cache_flag)?)?.source)
+}
+
 /// Opens the content store of `ws` (`cache_flag`: the global `--cache`).
 pub fn open_store(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<Store>> {
     let dir = ws.store_dir(cache_flag)?;
