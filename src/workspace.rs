@@ -177,27 +177,26 @@ impl Workspace {
     }
 }
 
+/// antares' directory in an XDG base directory: `$VAR/antares`, else
+/// `$HOME/UNDER_HOME/antares` (an empty variable counts as unset).
+pub fn xdg_dir(var: &str, under_home: &str) -> Option<PathBuf> {
+    let set = |v: &str| std::env::var_os(v).filter(|v| !v.is_empty());
+    let base = set(var)
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(under_home)))?;
+    Some(base.join("antares"))
+}
+
 /// `$XDG_CACHE_HOME/antares`, else `~/.cache/antares`.
 pub fn default_cache_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("antares"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".cache").join("antares")),
-        None => bail!("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR"),
-    }
+    xdg_dir("XDG_CACHE_HOME", ".cache")
+        .context("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")
 }
 
 /// antares' state directory outside any workspace: `$XDG_STATE_HOME/antares`,
 /// else `~/.local/state/antares`.
 pub fn state_home() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(base.join("antares"))
+    xdg_dir("XDG_STATE_HOME", ".local/state")
 }
 
 /// The registry of live mounts: mount point → workspace, so that commands
