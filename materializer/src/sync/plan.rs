@@ -7,7 +7,7 @@
 //! reports what it leaves alone.
 
 use super::observe::Row;
-use super::{PathError, Summary};
+use super::{FailedPath, Summary};
 use crate::fsutil::StatKey;
 use crate::manifest::Version;
 use crate::observe::{self, Observed};
@@ -164,7 +164,7 @@ pub(crate) fn plan_rows(
         let ours = match row.ours {
             Ok(o) => o,
             Err(e) => {
-                summary.errors.push(PathError {
+                summary.errors.push(FailedPath {
                     path: p.to_string(),
                     error: format!("cannot inspect workspace file: {e}"),
                 });
@@ -184,14 +184,14 @@ pub(crate) fn plan_rows(
             Action::WriteBackNew { version, stat } => match source.stat(&p) {
                 Ok(None) => Action::WriteBack { version, stat },
                 Ok(Some(_)) => {
-                    summary.errors.push(PathError {
+                    summary.errors.push(FailedPath {
                         path: p.to_string(),
                         error: "created in the workspace, but the source has this path outside the synced set; not written back".into(),
                     });
                     Action::Leave(Left::Quietly)
                 }
                 Err(e) => {
-                    summary.errors.push(PathError {
+                    summary.errors.push(FailedPath {
                         path: p.to_string(),
                         error: e.to_string(),
                     });
