@@ -4,7 +4,7 @@
 use crate::buckconfig_local;
 use crate::targets::{self, GraphMode};
 use crate::toolchains::{self, Mode};
-use crate::tree::Tree;
+use crate::tree::SyncTree;
 use crate::workspace::Workspace;
 use antares_buck::GraphStats;
 use antares_materializer::{Manifest, ManifestCache, Progress, Request, Store, Summary};
@@ -18,7 +18,7 @@ pub struct SyncSession<'a> {
     pub ws: &'a Workspace,
     pub store: &'a Store,
     /// The source, or the View of upper over it when there is an upper.
-    pub tree: Tree,
+    pub tree: SyncTree,
     /// The source as opened (after --rev).
     pub spec: SourceSpec,
     /// Selected source paths.

@@ -6,7 +6,7 @@ use crate::quote::{quoted, shown};
 use crate::sync_session::SyncSession;
 use crate::targets;
 use crate::toolchains::Mode;
-use crate::tree::Tree;
+use crate::tree::SyncTree;
 use crate::workspace::Workspace;
 use antares_buck::GraphStats;
 use antares_materializer::{ManifestCache, Summary};
@@ -61,7 +61,7 @@ pub fn run(global: &Global, args: &SyncArgs) -> Result<i32> {
     let ctx = SyncSession {
         ws: &ws,
         store: &store,
-        tree: Tree::open(&ws, &spec, &store)?,
+        tree: SyncTree::open(&ws, &spec, &store)?,
         spec: spec.clone(),
         selected: selected.clone(),
         targets: targets.clone(),
