@@ -8,7 +8,7 @@
 
 use super::exit_status;
 use crate::sync_session::SyncSession;
-use antares_materializer::status::NEVER_TRACKED;
+use antares_materializer::untracked::NEVER_TRACKED;
 use antares_materializer::{NoProgress, Summary};
 use antares_overlay::source::GIT_DIR;
 use antares_overlay::view::upper;

@@ -160,7 +160,7 @@ fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> 
             .flatten()
             .filter(|p| {
                 !known(p)
-                    && !p.file_name().is_some_and(crate::status::is_editor_temp)
+                    && !p.file_name().is_some_and(crate::untracked::is_editor_temp)
                     && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
             })
             .cloned(),
