@@ -2,7 +2,7 @@
 //! version before the plan can name it (its size and BLAKE3 hash).
 
 use super::observe::Row;
-use super::plan::Theirs;
+use super::observe::Theirs;
 use super::{FailedPath, Progress, Summary};
 use crate::manifest::{Kind, Version};
 use crate::store::{Known, Store};

@@ -6,25 +6,12 @@
 //! source's side). [`plan_rows`] applies it to every observed row and
 //! reports what it leaves alone.
 
-use super::observe::Row;
+use super::observe::{Row, Theirs};
 use super::{FailedPath, Summary};
 use crate::fsutil::StatKey;
 use crate::manifest::Version;
 use crate::observe::{self, Observed};
 use antares_overlay::{RepoPath, Source, TreeEntry};
-
-/// The source's side of a path; `T` is how a new version is known (its
-/// tree entry while observing, its [`Version`] once fetched).
-pub(crate) enum Theirs<T> {
-    /// Same version as the manifest record.
-    Same,
-    /// A version other than the record's (or no record).
-    New(T),
-    /// Inside the requested scope, but the source no longer has it.
-    Deleted,
-    /// Outside every requested subtree: no longer wanted here.
-    Unrequested,
-}
 
 /// Why the plan leaves a path alone (what the summary says of it).
 #[derive(Debug, PartialEq, Eq)]
