@@ -46,7 +46,7 @@ pub enum Command {
     /// SPEC is dir:PATH (a plain directory), git:PATH[@REV] (a local git
     /// repository, bare or not; REV defaults to HEAD) or mono:URL[@REFS].
     Init(InitArgs),
-    /// Materialize paths (or, later, Buck2 targets) into the workspace.
+    /// Materialize paths, or what Buck2 targets need, into the workspace.
     ///
     /// With PATHs, makes the workspace hold exactly those subtrees of the
     /// source (`.` = everything), replacing the previous selection unless

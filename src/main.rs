@@ -1,18 +1,25 @@
 //! antares: a Buck2-aware workspace materializer with a lazy FUSE overlay.
 //!
-//! The binary only wires: command-line parsing, progress, output formats and
-//! exit codes. The work is done by the library crates: antares-overlay (what
-//! the tree is), antares-buck (what the build needs) and
-//! antares-materializer (making the workspace be that file set).
+//! The library crates do the work: antares-overlay (what the tree is, the
+//! View and the FUSE daemon), antares-buck (what the build needs) and
+//! antares-materializer (making the workspace be that file set). The binary
+//! holds the command line, progress, output formats and exit codes, and what
+//! joins the crates for a workspace: finding it (`workspace`, `mountinfo`),
+//! opening its tree (`tree`), turning targets into entries (`targets`), the
+//! toolchains cell and `.buckconfig.local` it composes (`toolchains`,
+//! `buckconfig_local`), one sync kept across `--watch` (`sync_session`), the
+//! mount's `buck-out` (`mount_buck_out`) and the `serve` daemon.
 
 mod buckconfig_local;
 mod cli;
 mod cmd;
 mod mount_buck_out;
+mod mountinfo;
 mod pathmap;
 mod progress;
 mod quote;
 mod serve;
+mod sync_session;
 mod targets;
 mod toolchains;
 mod tree;

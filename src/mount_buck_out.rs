@@ -1,6 +1,6 @@
 //! `buck-out` at every Buck2 project root of a mounted tree, not only at
 //! the mount root: buck2 keeps its SQLite state in `<project root>/buck-out`,
-//! which must never be on FUSE (DESIGN.md), and Orion builds in
+//! which must never be on FUSE (`docs/architecture.md#buck-state-off-fuse`), and Orion builds in
 //! `<mountpoint>/<repo_prefix>`, a sub-project of the monorepo.
 //!
 //! buck2's project root for a working directory is the nearest directory at

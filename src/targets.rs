@@ -92,11 +92,7 @@ pub fn file_set(
     for w in &set.warnings {
         eprintln!("warning: {w}");
     }
-    let failed = set
-        .warnings
-        .iter()
-        .filter(|w| w.starts_with("could not evaluate "))
-        .count();
+    let failed = set.warnings.iter().filter(|w| w.is_eval_failure()).count();
     if failed > 0 {
         eprintln!("warning: {failed} file(s) could not be evaluated (-v logs each error in full)");
     }
@@ -122,12 +118,11 @@ pub fn file_set(
             .next()
             .unwrap_or("")
             .trim_end_matches("/...");
-        let unevaluated = set.warnings.iter().any(|w| {
-            w.contains(pkg)
-                && !w.contains("no build file")
-                && !w.contains("declares no target")
-                && !w.contains("no package")
-        });
+        let unevaluated = set
+            .warnings
+            .iter()
+            .filter_map(|w| w.failed_file())
+            .any(|file| file.contains(pkg));
         if !unevaluated && !matches_any(&canonical, &set) {
             bail!("{p}: no such target (no matching target was found; see the warnings above)");
         }

@@ -19,9 +19,13 @@ pub fn upper_dir(ws: &Workspace) -> PathBuf {
 
 /// The upper layer of the workspace at `root`.
 pub fn upper_dir_of(root: &Path) -> PathBuf {
-    antares_materializer::layout::Layout::new(root)
-        .state_dir()
-        .join("upper")
+    antares_materializer::layout::Layout::new(root).upper_dir()
+}
+
+/// The workspace's configured source, through the View when there is an
+/// upper layer so that edits on the mount count (`graph`, `why`).
+pub fn source_with_edits(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<dyn Source>> {
+    Ok(SyncTree::open(ws, &ws.config.source, &open_store(ws, cache_flag)?)?.source)
 }
 
 /// Opens the content store of `ws` (`cache_flag`: the global `--cache`).
@@ -33,7 +37,7 @@ pub fn open_store(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<Store
 }
 
 /// What a sync reads, and where edits go back to.
-pub struct Tree {
+pub struct SyncTree {
     pub source: Arc<dyn Source>,
     /// Set when the workspace has an upper layer: syncs are then two-way.
     pub write_back: Option<UpperWriteBack>,
@@ -42,12 +46,12 @@ pub struct Tree {
 /// Writes workspace edits into the upper layer through the View.
 pub struct UpperWriteBack(Arc<View>);
 
-impl Tree {
+impl SyncTree {
     /// A remote source's single reads go through `store` (see
     /// [`StoreBacked`]); a local one is read directly, which is cheaper than
     /// consulting the store's id index. The source keeps its own metadata
     /// cache beside the store's objects.
-    pub fn open(ws: &Workspace, spec: &SourceSpec, store: &Arc<Store>) -> Result<Tree> {
+    pub fn open(ws: &Workspace, spec: &SourceSpec, store: &Arc<Store>) -> Result<SyncTree> {
         let source: Arc<dyn Source> = Arc::from(
             antares_overlay::source::open(spec, Some(store.root()))
                 .with_context(|| format!("cannot open source {spec}"))?,
@@ -58,7 +62,7 @@ impl Tree {
         };
         let upper = upper_dir(ws);
         if !upper.is_dir() {
-            return Ok(Tree {
+            return Ok(SyncTree {
                 source: lower,
                 write_back: None,
             });
@@ -67,7 +71,7 @@ impl Tree {
             View::new(lower, &upper)
                 .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
         );
-        Ok(Tree {
+        Ok(SyncTree {
             source: view.clone(),
             write_back: Some(UpperWriteBack(view)),
         })

@@ -1,7 +1,9 @@
 //! Finding a workspace and reading/writing its config.
 
+use crate::mountinfo::{self, Mount};
 use antares_materializer::fsutil::write_atomic;
 use antares_materializer::layout::{Layout, STATE_DIR};
+use antares_materializer::WorkspaceLock;
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,18 @@ pub struct Workspace {
 const CONFIG: &str = "config.toml";
 
 impl Workspace {
+    /// Takes the workspace's lock (one sync or resolve at a time), waiting
+    /// for a holder with a note on stderr when `wait`, else failing.
+    pub fn lock(&self, wait: bool) -> Result<WorkspaceLock> {
+        Ok(WorkspaceLock::acquire(
+            &self.layout.lock_file(),
+            wait,
+            |pid| {
+                eprintln!("waiting for another antares (pid {pid}) to finish with this workspace…")
+            },
+        )?)
+    }
+
     /// Finds the workspace: `explicit`, else the current directory or its
     /// nearest ancestor holding `.antares/config.toml`.
     pub fn find(explicit: Option<&Path>) -> Result<Workspace> {
@@ -163,27 +177,26 @@ impl Workspace {
     }
 }
 
+/// antares' directory in an XDG base directory: `$VAR/antares`, else
+/// `$HOME/UNDER_HOME/antares` (an empty variable counts as unset).
+pub fn xdg_dir(var: &str, under_home: &str) -> Option<PathBuf> {
+    let set = |v: &str| std::env::var_os(v).filter(|v| !v.is_empty());
+    let base = set(var)
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(under_home)))?;
+    Some(base.join("antares"))
+}
+
 /// `$XDG_CACHE_HOME/antares`, else `~/.cache/antares`.
 pub fn default_cache_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("antares"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".cache").join("antares")),
-        None => bail!("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR"),
-    }
+    xdg_dir("XDG_CACHE_HOME", ".cache")
+        .context("neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")
 }
 
 /// antares' state directory outside any workspace: `$XDG_STATE_HOME/antares`,
 /// else `~/.local/state/antares`.
 pub fn state_home() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(base.join("antares"))
+    xdg_dir("XDG_STATE_HOME", ".local/state")
 }
 
 /// The registry of live mounts: mount point → workspace, so that commands
@@ -297,10 +310,7 @@ pub fn mount_source(workspace: &Path) -> String {
 /// or by an older antares) is an error saying so, never a silent miss: a
 /// build run there would skip the sync.
 fn mountinfo_workspace(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Ok(None);
-    };
-    let Some((mountpoint, source)) = antares_mount_of(&text, dir) else {
+    let Some((mountpoint, source)) = antares_mount_of(mountinfo::read(), dir) else {
         return Ok(None);
     };
     match source.strip_prefix(MOUNT_SOURCE_PREFIX).map(PathBuf::from) {
@@ -319,44 +329,21 @@ fn mountinfo_workspace(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
     }
 }
 
-/// The innermost antares mount holding `dir` in mountinfo `text`:
+/// The innermost antares mount holding `dir` among `mounts`:
 /// (mount point, source).
-fn antares_mount_of(text: &str, dir: &Path) -> Option<(PathBuf, String)> {
-    text.lines()
-        .filter_map(|line| {
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPER
-            let (left, right) = line.split_once(" - ")?;
-            let mountpoint = unescape(left.split(' ').nth(4)?);
-            let mut right = right.split(' ');
-            let fstype = right.next()?;
-            let source = unescape(right.next()?);
+fn antares_mount_of(mounts: Vec<Mount>, dir: &Path) -> Option<(PathBuf, String)> {
+    mounts
+        .into_iter()
+        .filter(|m| {
             // A root mount made without fusermount has no subtype: plain `fuse`.
-            let antares = fstype == "fuse.antares"
-                || (fstype == "fuse"
-                    && (source.starts_with(MOUNT_SOURCE_PREFIX) || source.starts_with("antares:")));
-            (antares && dir.starts_with(&mountpoint)).then(|| (PathBuf::from(mountpoint), source))
+            let antares = m.fstype == "fuse.antares"
+                || (m.fstype == "fuse"
+                    && (m.source.starts_with(MOUNT_SOURCE_PREFIX)
+                        || m.source.starts_with("antares:")));
+            antares && dir.starts_with(&m.mountpoint)
         })
+        .map(|m| (m.mountpoint, m.source))
         .max_by_key(|(m, _)| m.as_os_str().len())
-}
-
-/// mountinfo's octal escapes (`\040` for a space, …).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -406,13 +393,14 @@ mod tests {
 93 22 0:52 / /srv/plain rw - fuse antares-workspace:/srv/ws rw
 94 22 0:53 / /srv/else rw - fuse something:/x rw
 ";
-        let (m, s) = antares_mount_of(text, Path::new("/tmp/a b.mount/app/x")).unwrap();
+        let (m, s) =
+            antares_mount_of(mountinfo::parse(text), Path::new("/tmp/a b.mount/app/x")).unwrap();
         assert_eq!(m, Path::new("/tmp/a b.mount"));
         assert_eq!(s, "antares-workspace:/tmp/a b");
-        assert!(antares_mount_of(text, Path::new("/srv/other/x")).is_none());
-        assert!(antares_mount_of(text, Path::new("/tmp/a b")).is_none());
-        let (m, _) = antares_mount_of(text, Path::new("/srv/plain/x")).unwrap();
+        assert!(antares_mount_of(mountinfo::parse(text), Path::new("/srv/other/x")).is_none());
+        assert!(antares_mount_of(mountinfo::parse(text), Path::new("/tmp/a b")).is_none());
+        let (m, _) = antares_mount_of(mountinfo::parse(text), Path::new("/srv/plain/x")).unwrap();
         assert_eq!(m, Path::new("/srv/plain"));
-        assert!(antares_mount_of(text, Path::new("/srv/else/x")).is_none());
+        assert!(antares_mount_of(mountinfo::parse(text), Path::new("/srv/else/x")).is_none());
     }
 }

@@ -7,13 +7,14 @@
 //! whole packages, PACKAGE files, cell configs and their includes,
 //! `.buckroot`, and the targets of relative symlinks.
 
-use crate::cells::Cells;
-use crate::closure::{Graph, PRELUDE};
+use crate::cells::{Cells, PRELUDE};
+use crate::closure::Graph;
 use crate::error::BuckError;
 use crate::fileset::{FileSet, Reason};
 use crate::label::{parse_raw, resolve};
 use crate::pattern::parse_pattern;
 use crate::tree::Tree;
+use crate::warning::Warning;
 use crate::GraphRequest;
 use antares_overlay::{RepoPath, Source};
 use std::path::PathBuf;
@@ -108,7 +109,7 @@ pub fn query(
                 roots.push((label, Some("buck2 cquery deps()".to_string())))
             }
             Some(Ok(_)) => {}
-            _ => graph.warn(format!("buck2 reported {d:?}, which is not a label here")),
+            _ => graph.warn(Warning::Buck2NotALabel { text: d.clone() }),
         }
     }
     roots.extend(graph.platform_roots()?);
@@ -121,7 +122,10 @@ pub fn query(
         for p in list.iter() {
             match RepoPath::new(p) {
                 Ok(path) if tree.entry(&path)?.is_some() => extra.push((path, Reason::new(what))),
-                _ => graph.warn(format!("{what} reported {p:?}, which is not in the tree")),
+                _ => graph.warn(Warning::Buck2NotInTree {
+                    query: what.to_string(),
+                    path: p.clone(),
+                }),
             }
         }
     }

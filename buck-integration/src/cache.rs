@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever what a file set depends on, or its shape, changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What one computation listed and read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,11 +89,7 @@ pub(crate) fn lookup(
     // Errors are logged in full only while evaluating: a verbose run whose
     // answer holds failures evaluates again so that `-v` shows them.
     if tracing::enabled!(tracing::Level::INFO)
-        && stored
-            .set
-            .warnings
-            .iter()
-            .any(|w| w.starts_with("could not evaluate "))
+        && stored.set.warnings.iter().any(|w| w.is_eval_failure())
     {
         tracing::debug!("graph cache holds failures; evaluating again to log them in full");
         return Ok(None);

@@ -8,6 +8,10 @@ use antares_overlay::RepoPath;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
 
+/// The prelude cell: its rules are always recorded generically, its
+/// packages never followed, and when vendored it is materialized whole.
+pub(crate) const PRELUDE: &str = "prelude";
+
 /// One cell.
 #[derive(Debug, Clone)]
 pub struct Cell {

@@ -1,7 +1,7 @@
 //! The closure: from root labels through every dependency, across packages
 //! and cells, to the file set with a reason for each path.
 
-use crate::cells::{Cell, Cells};
+use crate::cells::{Cell, Cells, PRELUDE};
 use crate::error::BuckError;
 use crate::eval::{FileEval, Interp};
 use crate::fileset::{FileSet, GraphStats, Reason, TargetInfo};
@@ -10,13 +10,10 @@ use crate::package::Layout;
 use crate::pattern::{PatternKind, TargetPattern};
 use crate::prelude::{languages_of, prelude_files, NONE as PRELUDE_NONE};
 use crate::tree::{relative, Tree};
+use crate::warning::Warning;
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
-
-/// The cell whose packages are never followed: its rules are recorded
-/// generically, and when vendored it is materialized whole.
-pub(crate) const PRELUDE: &str = "prelude";
 
 /// The cell holding the toolchains the prelude's rules name by default.
 const TOOLCHAINS: &str = "toolchains";
@@ -113,7 +110,8 @@ pub(crate) struct Graph<'a, 's> {
     interp: Interp<'a, 's>,
     packages: HashMap<(String, String), Option<Rc<Package>>>,
     chains: HashMap<RepoPath, Rc<PackageChain>>,
-    warnings: BTreeSet<String>,
+    /// Keyed by their text: one of each, in the order of their text.
+    warnings: BTreeMap<String, Warning>,
 }
 
 impl<'a, 's> Graph<'a, 's> {
@@ -123,7 +121,7 @@ impl<'a, 's> Graph<'a, 's> {
             interp: Interp::new(tree, cells),
             packages: HashMap::new(),
             chains: HashMap::new(),
-            warnings: BTreeSet::new(),
+            warnings: BTreeMap::new(),
         }
     }
 
@@ -135,16 +133,17 @@ impl<'a, 's> Graph<'a, 's> {
         &self.layout.cells.root
     }
 
-    pub fn warn(&mut self, w: String) {
-        self.warnings.insert(w);
+    pub fn warn(&mut self, w: Warning) {
+        self.warnings.entry(w.to_string()).or_insert(w);
     }
 
     /// One warning per failed `.bzl`, however many files load it.
     fn warn_broken(&mut self, broken: &BTreeMap<RepoPath, String>) {
         for (file, why) in broken {
-            self.warn(format!(
-                "could not evaluate {why}; where {file} is loaded its symbols record calls generically, with every label written in it"
-            ));
+            self.warn(Warning::BzlFailed {
+                file: file.to_string(),
+                reason: why.clone(),
+            });
         }
     }
 
@@ -183,10 +182,10 @@ impl<'a, 's> Graph<'a, 's> {
             .interp
             .eval_package_file(&buildfile, cell, pkg, &files, &chain.values);
         if let Some(fb) = &eval.fallback {
-            self.warn(format!(
-                "could not evaluate {}; every label written in {buildfile} counts as a dependency",
-                fb.reason
-            ));
+            self.warn(Warning::BuildFileFailed {
+                buildfile: buildfile.to_string(),
+                reason: fb.reason.clone(),
+            });
         }
         self.warn_broken(&eval.broken);
         Ok(Some(Package {
@@ -226,10 +225,10 @@ impl<'a, 's> Graph<'a, 's> {
                 &chain.values,
             );
             if let Some(fb) = &ev.fallback {
-                self.warn(format!(
-                    "could not evaluate {}; the loads of {file} are kept",
-                    fb.reason
-                ));
+                self.warn(Warning::PackageFileFailed {
+                    file: file.to_string(),
+                    reason: fb.reason.clone(),
+                });
             }
             self.warn_broken(&ev.broken);
             chain.values = ev.package_values;
@@ -297,7 +296,10 @@ impl<'a, 's> Graph<'a, 's> {
         let mut roots = Vec::new();
         for pkg in packages {
             let Some(p) = self.package(&cell.name, &pkg)? else {
-                self.warn(format!("{pattern}: no package {}//{pkg}", cell.name));
+                self.warn(Warning::NoPackage {
+                    pattern: pattern.to_string(),
+                    package: format!("{}//{pkg}", cell.name),
+                });
                 continue;
             };
             let label = |name: &str| Label {
@@ -416,7 +418,10 @@ impl<'a, 's> Graph<'a, 's> {
         for (text, origin) in platform_labels {
             match parse_raw(&text).map(|raw| resolve(&raw, cells, &root.name, "")) {
                 Some(Ok(label)) => roots.push((label, Some(origin.to_string()))),
-                _ => self.warn(format!("{origin}: {text:?} is not a target label")),
+                _ => self.warn(Warning::NotALabel {
+                    origin: origin.to_string(),
+                    text,
+                }),
             }
         }
         Ok(roots)
@@ -456,18 +461,19 @@ impl<'a, 's> Graph<'a, 's> {
             }
             if !cell.present {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!(
-                    "cell {} is not in the tree: {label} skipped ({why})",
-                    cell.name
-                ));
+                self.warn(Warning::CellAbsent {
+                    cell: cell.name.clone(),
+                    label: label.to_string(),
+                    why: why.to_string(),
+                });
                 continue;
             }
             let Some(pkg) = self.package(&label.cell, &label.package)? else {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!(
-                    "no build file for package {}//{} ({why})",
-                    label.cell, label.package
-                ));
+                self.warn(Warning::NoBuildFile {
+                    package: format!("{}//{}", label.cell, label.package),
+                    why: why.to_string(),
+                });
                 continue;
             };
             if seen_packages.insert(pkg.key()) {
@@ -489,10 +495,11 @@ impl<'a, 's> Graph<'a, 's> {
                 }
             } else if pkg.eval.fallback.is_none() {
                 let why = reason_of(&nodes, i, self.root_name());
-                self.warn(format!(
-                    "{} declares no target {:?} ({why})",
-                    pkg.buildfile, label.name
-                ));
+                self.warn(Warning::NoTarget {
+                    buildfile: pkg.buildfile.to_string(),
+                    name: label.name.clone(),
+                    why: why.to_string(),
+                });
             }
             if let Some(fb) = &pkg.eval.fallback {
                 deps.extend(
@@ -511,7 +518,11 @@ impl<'a, 's> Graph<'a, 's> {
                     let dep = match resolve(&raw, cells, &label.cell, &label.package) {
                         Ok(d) => d,
                         Err(e) => {
-                            self.warn(format!("{}: {text:?}: {e}", pkg.buildfile));
+                            self.warn(Warning::BadLabel {
+                                buildfile: pkg.buildfile.to_string(),
+                                text: text.to_string(),
+                                error: e.to_string(),
+                            });
                             continue;
                         }
                     };
@@ -638,7 +649,7 @@ impl<'a, 's> Graph<'a, 's> {
                 );
             }
         }
-        fs.warnings = std::mem::take(&mut self.warnings).into_iter().collect();
+        fs.warnings = std::mem::take(&mut self.warnings).into_values().collect();
         fs.stats = self.stats();
         Ok(fs)
     }
@@ -696,13 +707,16 @@ impl<'a, 's> Graph<'a, 's> {
                 });
             }
             if let Some(problem) = resolved.problem {
-                self.warn(format!(
-                    "{problem} (kept {link}, its target cannot be materialized)"
-                ));
+                self.warn(Warning::SymlinkUnresolvable {
+                    link: link.to_string(),
+                    problem: problem.to_string(),
+                });
                 continue;
             }
             let Some(target) = resolved.entry else {
-                self.warn(format!("symlink {link} dangles"));
+                self.warn(Warning::SymlinkDangles {
+                    link: link.to_string(),
+                });
                 continue;
             };
             let step = format!("target of symlink {link}");

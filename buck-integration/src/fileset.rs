@@ -1,6 +1,7 @@
 //! The answer: every path a build of the requested targets needs, each with
 //! the reason it is there.
 
+use crate::warning::Warning;
 use antares_overlay::RepoPath;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,7 +79,7 @@ pub struct FileSet {
     pub targets: BTreeMap<String, TargetInfo>,
     /// What could not be followed exactly (failed build files, missing
     /// packages, escaping symlinks…); the set is a superset regardless.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// What the computation took (zeros from the buck2 provider).
     pub stats: GraphStats,
 }

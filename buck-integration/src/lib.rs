@@ -10,7 +10,7 @@
 //!     FileSet { files: BTreeMap<RepoPath, Reason>,          // what to materialize
 //!               packages: BTreeMap<String, Reason>,         // "cell//path"
 //!               targets: BTreeMap<String, TargetInfo>,      // label -> kind, deps, inputs, reason
-//!               warnings: Vec<String>,
+//!               warnings: Vec<Warning>,                // Display: the message
 //!               stats: GraphStats }                         // evaluations, fallbacks, cached
 //!     FileSet::why(&RepoPath) -> Option<&Reason>            // Reason: Display "a -> b -> c"
 //! buck2::query(&Buck2 { program, project_root }, source, request) -> Result<FileSet, BuckError>
@@ -45,7 +45,7 @@
 //! `config` (.buckconfig), `cells`, `label`, `pattern`, `tree` (cached
 //! listings), `package` (package boundaries), `glob`, `eval` (starlark),
 //! `closure` (walk and assembly), `cache` (the graph cache), `prelude` (what of a vendored prelude a
-//! build reads), `fileset`, `buck2` (real buck2 provider), `toolchains`
+//! build reads), `fileset`, `warning` (what could not be followed exactly), `buck2` (real buck2 provider), `toolchains`
 //! (the toolchains cell and its system stand-in).
 
 pub mod buck2;
@@ -63,6 +63,7 @@ mod pattern;
 mod prelude;
 pub mod toolchains;
 mod tree;
+mod warning;
 
 pub use cells::{Cell, Cells, IgnoreSet};
 pub use config::BuckConfig;
@@ -70,6 +71,7 @@ pub use error::BuckError;
 pub use fileset::{compare, Comparison, FileSet, GraphStats, Reason, TargetInfo};
 pub use label::Label;
 pub use pattern::{parse_pattern, PatternKind, TargetPattern};
+pub use warning::Warning;
 
 use antares_overlay::{RepoPath, Source};
 use closure::Graph;

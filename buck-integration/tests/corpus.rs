@@ -142,11 +142,7 @@ fn corpus_targets_hold_what_real_buck2_reads_and_little_else() {
                 .iter()
                 .filter(|p| !set.files.contains_key(&RepoPath::new(p.as_str()).unwrap()))
                 .collect();
-            let fallbacks = set
-                .warnings
-                .iter()
-                .filter(|w| w.contains("could not evaluate"))
-                .count();
+            let fallbacks = set.warnings.iter().filter(|w| w.is_eval_failure()).count();
             let (total, needed) = weigh(&fx, &set, &answer);
             let precision = if total == 0 {
                 1.0
@@ -238,10 +234,11 @@ fn every_corpus_repository_evaluates_without_a_fallback() {
         };
         let set = compute(&DirSource::open(&root).unwrap(), &request)
             .unwrap_or_else(|e| panic!("{fixture}/{project}: {pattern}: {e}"));
-        let (buck2_too, failed): (Vec<&String>, Vec<&String>) = set
+        let (buck2_too, failed): (Vec<String>, Vec<String>) = set
             .warnings
             .iter()
-            .filter(|w| w.contains("could not evaluate"))
+            .filter(|w| w.is_eval_failure())
+            .map(ToString::to_string)
             .partition(|w| {
                 BUCK2_FAILS_TOO
                     .iter()

@@ -248,9 +248,10 @@ fn a_failed_bzl_stays_local() {
         ("unrelated/big.bin", "not needed by //a:plain"),
     ]);
     let set = run(tmp.path(), "//b:b");
-    let bad: Vec<&String> = set
+    let bad: Vec<String> = set
         .warnings
         .iter()
+        .map(ToString::to_string)
         .filter(|w| w.contains("bad.bzl"))
         .collect();
     assert_eq!(bad.len(), 1, "{:#?}", set.warnings);
@@ -407,6 +408,7 @@ fn a_broken_toml_file_is_a_warning_naming_it() {
     assert!(
         set.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("p/Cargo.toml") && w.contains("not TOML")),
         "{:#?}",
         set.warnings
@@ -426,7 +428,9 @@ fn an_unresolvable_load_fails_only_its_symbols() {
     let set = run(tmp.path(), "//p:t");
     assert_eq!(set.warnings.len(), 1, "{:#?}", set.warnings);
     assert!(
-        set.warnings[0].starts_with("could not evaluate p/BUCK: load(\"@nowhere"),
+        set.warnings[0]
+            .to_string()
+            .starts_with("could not evaluate p/BUCK: load(\"@nowhere"),
         "{}",
         set.warnings[0]
     );

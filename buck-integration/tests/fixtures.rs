@@ -139,9 +139,9 @@ fn monorepo_binary_closure_is_exact() {
     assert!(why(&set, "prelude/rules.bzl").starts_with("vendored prelude"));
     assert!(why(&set, "build/common.buckconfig").contains("configuration of cell root"));
     assert!(
-        set.warnings
-            .iter()
-            .any(|w| w.starts_with("could not evaluate broken/TARGETS")),
+        set.warnings.iter().any(|w| w
+            .to_string()
+            .starts_with("could not evaluate broken/TARGETS")),
         "{:#?}",
         set.warnings
     );
@@ -174,7 +174,7 @@ fn monorepo_patterns_relative_package_and_recursive() {
     assert!(from_below
         .warnings
         .iter()
-        .any(|w| w.contains("root//shared/real")));
+        .any(|w| w.to_string().contains("root//shared/real")));
     assert_eq!(
         paths(&run(&source, &[":core"], "lib/core/legacy")),
         paths(&run(&source, &["//lib/core:core"], ""))

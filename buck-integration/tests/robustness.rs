@@ -53,7 +53,9 @@ fn load_cycles_and_broken_macros_fall_back_to_labels() {
         assert!(has(&set, f), "{f} missing: {:#?}", set.files.keys());
     }
     assert!(
-        set.warnings.iter().any(|w| w.contains("load cycle")),
+        set.warnings
+            .iter()
+            .any(|w| w.to_string().contains("load cycle")),
         "{:#?}",
         set.warnings
     );
@@ -80,22 +82,22 @@ fn runtime_failures_bad_bytes_and_unknown_names_do_not_stop_the_walk() {
     assert!(set
         .warnings
         .iter()
+        .map(ToString::to_string)
         .any(|w| w.starts_with("could not evaluate fails/BUCK") && w.contains("on purpose")));
     assert!(set
         .warnings
         .iter()
-        .any(|w| w.starts_with("could not evaluate bytes/BUCK")));
+        .any(|w| w.to_string().starts_with("could not evaluate bytes/BUCK")));
     assert!(
         set.warnings
             .iter()
-            .any(|w| w.contains("declares no target \"l2\"")),
+            .any(|w| w.to_string().contains("declares no target \"l2\"")),
         "{:#?}",
         set.warnings
     );
-    assert!(set
-        .warnings
-        .iter()
-        .any(|w| w.contains("no build file for package root//missing")));
+    assert!(set.warnings.iter().any(|w| w
+        .to_string()
+        .contains("no build file for package root//missing")));
     assert_eq!(set.targets["//undefined:u"].kind, "some_prelude_macro");
     assert!(
         set.targets.contains_key("//leaf:l3"),
@@ -113,7 +115,12 @@ fn escaping_and_dangling_symlinks_are_warnings() {
     std::os::unix::fs::symlink("loop1", tmp.path().join("s/loop2")).unwrap();
     let set = run(tmp.path(), "//s:s");
     assert!(has(&set, "s/escape") && has(&set, "s/dangling"));
-    let w = set.warnings.join("\n");
+    let w = set
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         w.contains("leaves the project") && w.contains("dangles") && w.contains("too many levels"),
         "{w}"

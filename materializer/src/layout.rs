@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 /// The name of the state directory at the workspace root. Nothing below it
-/// is ever part of the materialized tree.
-pub const STATE_DIR: &str = ".antares";
+/// is ever part of the materialized tree (sources leave it out).
+pub use antares_overlay::source::STATE_DIR;
 
 /// Paths of one workspace.
 #[derive(Debug, Clone)]
@@ -60,5 +60,25 @@ impl Layout {
     /// user to compare ("theirs"); the workspace keeps "ours".
     pub fn conflicts_dir(&self) -> PathBuf {
         self.state_dir().join("conflicts")
+    }
+
+    /// The upper layer of the workspace's mount: what was written there.
+    pub fn upper_dir(&self) -> PathBuf {
+        self.state_dir().join("upper")
+    }
+
+    /// Where a detached mount logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state_dir().join("logs")
+    }
+
+    /// The pid of the process serving the workspace's mount.
+    pub fn mount_pid(&self) -> PathBuf {
+        self.state_dir().join("mount.pid")
+    }
+
+    /// The state of `antares serve` run from this workspace.
+    pub fn serve_dir(&self) -> PathBuf {
+        self.state_dir().join("serve")
     }
 }

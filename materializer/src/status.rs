@@ -1,14 +1,11 @@
 //! `antares status`: the workspace against the manifest, without the source.
 
 use crate::error::{IoContext, Result};
-use crate::layout::{Layout, STATE_DIR};
+use crate::layout::Layout;
 use crate::manifest::Manifest;
 use crate::observe::{in_directories, Observed};
 use antares_overlay::RepoPath;
 use std::collections::BTreeSet;
-
-/// Directory names never reported as added: build outputs and state.
-pub const NEVER_TRACKED: &[&str] = &[STATE_DIR, "buck-out", ".git"];
 
 /// One conflict, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,7 +40,7 @@ impl Status {
 }
 
 /// Compares the workspace with its manifest. Added files are found by a walk
-/// of the workspace that honours `.gitignore` and skips [`NEVER_TRACKED`].
+/// of the workspace that honours `.gitignore` and skips [`crate::untracked::NEVER_TRACKED`].
 pub fn status(layout: &Layout) -> Result<Status> {
     let manifest = Manifest::load(&layout.manifest())?;
     let root = layout.root();
@@ -96,14 +93,4 @@ pub fn status(layout: &Layout) -> Result<Status> {
     .collect();
     st.added.sort();
     Ok(st)
-}
-
-/// Editors' scratch files (vim swap and backup files and its `4913` probe,
-/// emacs lock and autosave files): never reported, never written back.
-pub fn is_editor_temp(name: &str) -> bool {
-    name == "4913"
-        || name.ends_with('~')
-        || name.starts_with(".#")
-        || (name.starts_with('#') && name.ends_with('#') && name.len() > 1)
-        || (name.starts_with('.') && [".swp", ".swo", ".swx"].iter().any(|s| name.ends_with(s)))
 }

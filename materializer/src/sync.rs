@@ -98,7 +98,7 @@ impl Progress for NoProgress {
 
 /// A path that could not be synced, and why.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PathError {
+pub struct FailedPath {
     /// The path.
     pub path: String,
     /// What went wrong there.
@@ -135,7 +135,7 @@ pub struct Summary {
     /// Paths skipped because the workspace changed while syncing.
     pub raced: Vec<String>,
     /// Paths that could not be synced, and why.
-    pub errors: Vec<PathError>,
+    pub errors: Vec<FailedPath>,
     /// Blobs read from the source (the rest came from the store).
     pub fetched: u64,
     /// Bytes read from the source.

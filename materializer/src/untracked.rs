@@ -14,7 +14,8 @@
 //! `.gitignore` above a cached directory takes effect at once.
 
 use crate::fsutil::{open_beneath, write_atomic, StatKey};
-use crate::status::{is_editor_temp, NEVER_TRACKED};
+use crate::layout::STATE_DIR;
+use antares_overlay::source::{BUCK_OUT, GIT_DIR};
 use antares_overlay::RepoPath;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,19 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Directory names never reported as added: build outputs and state.
+pub const NEVER_TRACKED: &[&str] = &[STATE_DIR, BUCK_OUT, GIT_DIR];
+
+/// Editors' scratch files (vim swap and backup files and its `4913` probe,
+/// emacs lock and autosave files): never reported, never written back.
+pub fn is_editor_temp(name: &str) -> bool {
+    name == "4913"
+        || name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#') && name.len() > 1)
+        || (name.starts_with('.') && [".swp", ".swo", ".swx"].iter().any(|s| name.ends_with(s)))
+}
 
 /// Ignore files read in every directory, the stronger first.
 const IGNORE_FILES: [&str; 2] = [".ignore", ".gitignore"];

@@ -24,13 +24,7 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
         bail!("no target patterns given and none synced yet: `antares graph //target…`");
     }
     let spec = &ws.config.source;
-    // Through the View when there is an upper layer: edits on the mount count.
-    let source = crate::tree::Tree::open(
-        &ws,
-        spec,
-        &crate::tree::open_store(&ws, global.cache.as_deref())?,
-    )?
-    .source;
+    let source = crate::tree::source_with_edits(&ws, global.cache.as_deref())?;
     let root = antares_overlay::RepoPath::root();
     let cache = targets::graph_cache(&ws);
     let set_by =

@@ -51,11 +51,7 @@ pub fn run(_global: &Global, args: &HooksArgs) -> Result<i32> {
 
 /// `$XDG_DATA_HOME/antares/bin`, else `~/.local/share/antares/bin`.
 fn default_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("antares").join("bin"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".local/share/antares/bin")),
-        None => bail!("neither XDG_DATA_HOME nor HOME is set; pass --dir DIR"),
-    }
+    crate::workspace::xdg_dir("XDG_DATA_HOME", ".local/share")
+        .map(|d| d.join("bin"))
+        .context("neither XDG_DATA_HOME nor HOME is set; pass --dir DIR")
 }

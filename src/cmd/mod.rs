@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit status.
 
+use antares_materializer::Summary;
 use std::os::fd::AsFd;
 
 pub mod compdb;
@@ -24,6 +25,17 @@ pub const ERROR: i32 = 1;
 pub const CONFLICTS: i32 = 2;
 /// Exit status: the command line is wrong (EX_USAGE of sysexits.h).
 pub const USAGE: i32 = 64;
+
+/// The exit status a sync's summary calls for: errors before conflicts.
+pub fn exit_status(summary: &Summary) -> i32 {
+    if !summary.errors.is_empty() {
+        ERROR
+    } else if !summary.conflicts.is_empty() {
+        CONFLICTS
+    } else {
+        OK
+    }
+}
 
 /// Runs `antares sync [--add] PATTERN…` on `ws` in a child process, its
 /// output on stderr (stdout may be a protocol channel, as rust-project's

@@ -10,10 +10,11 @@
 //! log in `.antares/logs/mount.log`, and returns once the mount is up.
 
 use crate::cli::{Global, MountArgs, UmountArgs};
+use crate::mountinfo::is_mounted;
 use crate::tree::upper_dir;
 use crate::workspace::{self, Workspace};
-use antares_materializer::Store;
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
+use antares_overlay::source::BUCK_OUT;
 use antares_overlay::view::View;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         return foreground(global, &ws, &mountpoint);
     }
     // Detach: re-run ourselves in the foreground in a new session, logging to a file.
-    let logs = ws.layout.state_dir().join("logs");
+    let logs = ws.layout.logs_dir();
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let log_path = logs.join("mount.log");
     let log = std::fs::OpenOptions::new()
@@ -128,16 +129,13 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         View::new(lower, &upper)
             .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
     );
-    let store = Arc::new(
-        Store::open(&store_dir)
-            .with_context(|| format!("cannot open the content store {}", store_dir.display()))?,
-    );
+    let store = crate::tree::open_store(ws, global.cache.as_deref())?;
     // The workspace's own buck-out: `MOUNT/buck-out/v2/…` is what builds in
     // the workspace made, so the relative `buck-out/…` paths of compilation
     // databases and rust-project answers resolve on the mount too. A build
     // on the mount (the fallback) runs under its own `--isolation-dir`
     // (the wrapper adds it), so two daemons never share one output tree.
-    let buck_out = ws.root().join("buck-out");
+    let buck_out = ws.root().join(BUCK_OUT);
     std::fs::create_dir_all(&buck_out)
         .with_context(|| format!("cannot create {}", buck_out.display()))?;
     // Sub-projects (a `.buckroot`, or `.buckconfig`s without one at the
@@ -159,9 +157,9 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
     );
     let state_dir = ws.layout.state_dir();
     let mut cfg = MountConfig::new(view, store, mountpoint);
-    cfg.bind_dirs = vec![("buck-out".to_string(), buck_out)];
+    cfg.bind_dirs = vec![(BUCK_OUT.to_string(), buck_out)];
     cfg.fsname = Some(workspace::mount_source(ws.root()));
-    let pid_file = ws.layout.state_dir().join("mount.pid");
+    let pid_file = ws.layout.mount_pid();
     workspace::register_mount(mountpoint, ws.root())?;
     // Before mounting: whoever sees the mount can already find its daemon.
     std::fs::write(&pid_file, std::process::id().to_string())
@@ -235,7 +233,7 @@ pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {
     // Sub-projects' buck-out bind mounts first (the daemon's own go with it).
     crate::mount_buck_out::unbind_below(&mountpoint);
     // Ask the daemon to unmount (it removes the bind mounts first).
-    let pid_file = ws.layout.state_dir().join("mount.pid");
+    let pid_file = ws.layout.mount_pid();
     if let Some(pid) = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
@@ -291,17 +289,4 @@ fn mountpoint(ws: &Workspace, given: Option<&Path>) -> Result<PathBuf> {
         );
     }
     Ok(p)
-}
-
-/// Whether something is mounted exactly at `p` (from /proc/self/mountinfo).
-pub fn is_mounted(p: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = p.to_string_lossy();
-    info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|m| m.replace("\\040", " ") == want)
-    })
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub fn run(global: &Global, args: &ServeArgs) -> Result<i32> {
     let ws = Workspace::find(global.workspace.as_deref())?;
-    let state = serve::state_dir(&ws.layout.state_dir());
+    let state = ws.layout.serve_dir();
     std::fs::create_dir_all(&state)
         .with_context(|| format!("cannot create {}", state.display()))?;
     let _lock = root::ServeLock::take(&state)?;

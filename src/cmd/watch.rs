@@ -6,9 +6,12 @@
 //! path-restricted request. When the kernel queue overflows, the watcher
 //! cannot know what changed, so it falls back to a full sync.
 
-use super::sync::{exit_status, Context_};
-use antares_materializer::layout::STATE_DIR;
+use super::exit_status;
+use crate::sync_session::SyncSession;
+use antares_materializer::untracked::NEVER_TRACKED;
 use antares_materializer::{NoProgress, Summary};
+use antares_overlay::source::GIT_DIR;
+use antares_overlay::view::upper;
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{Context, Result};
 use notify::event::{AccessKind, AccessMode};
@@ -30,7 +33,7 @@ enum Batch {
     Rescan,
 }
 
-pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
+pub fn run(ctx: &SyncSession, json: bool) -> Result<i32> {
     // Each cycle looks up a few new versions: from memory, not by a scan
     // of the store's whole index per edit.
     ctx.store.load_index();
@@ -93,7 +96,7 @@ pub fn run(ctx: &Context_, json: bool) -> Result<i32> {
 
 /// The directories to watch, each with how its paths map to repo paths: the
 /// workspace, and the source side when it is a live local directory.
-fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
+fn watch_roots(ctx: &SyncSession) -> Vec<(PathBuf, Side)> {
     let mut roots = vec![(ctx.ws.root().to_path_buf(), Side::Workspace)];
     if let SourceSpec::Dir { path } = &ctx.spec {
         roots.push((path.clone(), Side::Source));
@@ -110,7 +113,7 @@ fn watch_roots(ctx: &Context_) -> Vec<(PathBuf, Side)> {
 enum Side {
     Workspace,
     Source,
-    /// The mount's upper dir: whiteouts (`.wh.NAME`) stand for NAME.
+    /// The mount's upper dir: whiteouts ([`upper::WHITEOUT_PREFIX`]`NAME`) stand for NAME.
     Upper,
 }
 
@@ -186,22 +189,24 @@ fn to_repo_path(p: &Path, roots: &[(PathBuf, Side)]) -> Option<RepoPath> {
     let rel = p.strip_prefix(root).ok()?;
     let mut comps = rel.components().filter_map(|c| c.as_os_str().to_str());
     let first = comps.clone().next()?;
-    if *side == Side::Workspace && (first == STATE_DIR || first == "buck-out") {
+    if *side == Side::Workspace && NEVER_TRACKED.contains(&first) {
         return None;
     }
-    if comps.any(|c| c == ".git") {
+    if comps.any(|c| c == GIT_DIR) {
         return None;
     }
     let path = RepoPath::from_fs(rel).ok()?;
     if *side == Side::Upper {
-        if let Some(name) = path.file_name().and_then(|n| n.strip_prefix(".wh.")) {
-            let parent = path.parent().unwrap_or_default();
-            // `.wh..wh..opq` marks the directory itself opaque.
-            return if name == ".wh..opq" {
-                Some(parent)
-            } else {
-                parent.join(name).ok()
-            };
+        if let Some(name) = path.file_name() {
+            if let Some(hidden) = name.strip_prefix(upper::WHITEOUT_PREFIX) {
+                let parent = path.parent().unwrap_or_default();
+                // The opaque marker stands for the directory itself.
+                return if name == upper::OPAQUE_MARKER {
+                    Some(parent)
+                } else {
+                    parent.join(hidden).ok()
+                };
+            }
         }
     }
     Some(path)

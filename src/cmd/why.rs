@@ -24,13 +24,7 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
         bail!("{path}: not in a requested path, and no targets are synced; give target patterns");
     }
     let spec = &ws.config.source;
-    // Through the View when there is an upper layer: edits on the mount count.
-    let source = crate::tree::Tree::open(
-        &ws,
-        spec,
-        &crate::tree::open_store(&ws, global.cache.as_deref())?,
-    )?
-    .source;
+    let source = crate::tree::source_with_edits(&ws, global.cache.as_deref())?;
     let set = targets::file_set(
         source.as_ref(),
         spec,

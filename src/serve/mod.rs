@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use table::{MountInfo, Table};
@@ -400,11 +400,11 @@ fn mount(s: &Server, m: &MountInfo, cl: Option<&str>) -> Result<(), ApiError> {
 
 /// Unbinds the mount point (if bound) and unmounts the tree.
 fn unmount(s: &Server, m: &MountInfo) -> Result<(), String> {
-    if m.bound && crate::cmd::mount::is_mounted(&m.mountpoint) {
+    if m.bound && crate::mountinfo::is_mounted(&m.mountpoint) {
         antares_overlay::fuse::unbind(&m.mountpoint)
             .map_err(|e| format!("cannot unbind {}: {e}", m.mountpoint.display()))?;
     }
-    if crate::cmd::mount::is_mounted(&m.mount_root) {
+    if crate::mountinfo::is_mounted(&m.mount_root) {
         child::run(
             &s.store,
             &[
@@ -712,9 +712,4 @@ pub async fn remove_all(s: &Arc<Server>) {
             tracing::warn!(mount_id = m.mount_id, "cannot remove at exit: {e}");
         }
     }
-}
-
-/// The serving workspace's `.antares/serve`.
-pub fn state_dir(ws_state: &Path) -> PathBuf {
-    ws_state.join("serve")
 }

@@ -3,7 +3,8 @@
 //! …) only need to evaluate without error; the ones that shape targets
 //! (`glob`, `read_config`, `select`, `package_name`, …) are exact.
 
-use super::context::{collect_strings, file_ctx};
+use super::context::file_ctx;
+use super::values::collect_strings;
 use super::values::{Provider, Recorder, Strings};
 use starlark::collections::SmallMap;
 use starlark::environment::GlobalsBuilder;

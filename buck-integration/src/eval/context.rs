@@ -5,15 +5,9 @@ use crate::cells::{Cell, Cells};
 use crate::glob::GlobCache;
 use starlark::any::ProvidesStaticType;
 use starlark::eval::Evaluator;
-use starlark::values::dict::DictRef;
-use starlark::values::list::ListRef;
-use starlark::values::structs::StructRef;
-use starlark::values::tuple::TupleRef;
-use starlark::values::{FrozenValue, Value};
+use starlark::values::FrozenValue;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-
-use super::values::{Opaque, Strings};
 
 /// One target declared by a build file, reduced to what the file set needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,37 +50,4 @@ pub(crate) fn file_ctx<'a, 'e>(eval: &Evaluator<'_, 'a, 'e>) -> anyhow::Result<&
     eval.extra
         .and_then(|e| e.downcast_ref::<FileCtx<'e>>())
         .ok_or_else(|| NoContext.into())
-}
-
-/// How deep attribute values are searched (values can be cyclic).
-const MAX_DEPTH: usize = 64;
-
-/// Every string inside `value`: list and tuple items, dict keys and values,
-/// struct fields and every branch of a `select()`.
-pub(crate) fn collect_strings(value: Value, out: &mut Vec<String>) {
-    collect(value, out, 0)
-}
-
-fn collect(value: Value, out: &mut Vec<String>, depth: usize) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    if let Some(s) = value.unpack_str() {
-        out.push(s.to_string());
-    } else if let Some(l) = ListRef::from_value(value) {
-        l.iter().for_each(|v| collect(v, out, depth + 1));
-    } else if let Some(t) = TupleRef::from_value(value) {
-        t.iter().for_each(|v| collect(v, out, depth + 1));
-    } else if let Some(d) = DictRef::from_value(value) {
-        for (k, v) in d.iter() {
-            collect(k, out, depth + 1);
-            collect(v, out, depth + 1);
-        }
-    } else if let Some(s) = Strings::from_value(value) {
-        out.extend(s.strings.iter().cloned());
-    } else if let Some(s) = Opaque::from_value(value) {
-        out.extend(s.strings.iter().cloned());
-    } else if let Some(s) = StructRef::from_value(value) {
-        s.iter().for_each(|(_, v)| collect(v, out, depth + 1));
-    }
 }

@@ -20,7 +20,7 @@ mod limits;
 pub(crate) mod scan;
 mod values;
 
-use crate::cells::{Cell, Cells};
+use crate::cells::{Cell, Cells, PRELUDE};
 use crate::glob::GlobCache;
 use crate::label::{label_strings, parse_raw};
 use crate::tree::{relative, Tree};
@@ -37,9 +37,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use values::{Native, Recorder};
-
-/// Name of the cell whose rules are always recorded generically.
-const PRELUDE: &str = "prelude";
 
 /// Longest error text kept in a warning.
 const MAX_MESSAGE: usize = 400;

@@ -1,13 +1,16 @@
 //! The Starlark values antares adds: generic rule recorders, the `native`
-//! namespace and `select()` results.
+//! namespace and `select()` results, and the strings inside any value.
 
-use super::context::{collect_strings, file_ctx, RecordedTarget};
+use super::context::{file_ctx, RecordedTarget};
 use allocative::Allocative;
 use starlark::collections::StarlarkHasher;
 use starlark::eval::{Arguments, Evaluator};
 use starlark::starlark_simple_value;
 use starlark::typing::Ty;
-use starlark::values::structs::AllocStruct;
+use starlark::values::dict::DictRef;
+use starlark::values::list::ListRef;
+use starlark::values::structs::{AllocStruct, StructRef};
+use starlark::values::tuple::TupleRef;
 use starlark::values::{
     starlark_value, Heap, NoSerialize, ProvidesStaticType, StarlarkPagable, StarlarkValue, Value,
 };
@@ -352,5 +355,38 @@ impl Opaque {
             kind: self.kind.clone(),
             strings,
         }
+    }
+}
+
+/// How deep attribute values are searched (values can be cyclic).
+const MAX_DEPTH: usize = 64;
+
+/// Every string inside `value`: list and tuple items, dict keys and values,
+/// struct fields and every branch of a `select()`.
+pub(crate) fn collect_strings(value: Value, out: &mut Vec<String>) {
+    collect(value, out, 0)
+}
+
+fn collect(value: Value, out: &mut Vec<String>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    if let Some(s) = value.unpack_str() {
+        out.push(s.to_string());
+    } else if let Some(l) = ListRef::from_value(value) {
+        l.iter().for_each(|v| collect(v, out, depth + 1));
+    } else if let Some(t) = TupleRef::from_value(value) {
+        t.iter().for_each(|v| collect(v, out, depth + 1));
+    } else if let Some(d) = DictRef::from_value(value) {
+        for (k, v) in d.iter() {
+            collect(k, out, depth + 1);
+            collect(v, out, depth + 1);
+        }
+    } else if let Some(s) = Strings::from_value(value) {
+        out.extend(s.strings.iter().cloned());
+    } else if let Some(s) = Opaque::from_value(value) {
+        out.extend(s.strings.iter().cloned());
+    } else if let Some(s) = StructRef::from_value(value) {
+        s.iter().for_each(|(_, v)| collect(v, out, depth + 1));
     }
 }

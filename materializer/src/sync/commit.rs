@@ -7,7 +7,7 @@
 use super::execute::Executed;
 use super::plan::Action;
 use super::write_back::WrittenBack;
-use super::{PathError, Request, Summary};
+use super::{FailedPath, Request, Summary};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_dirs_nofollow, syncfs};
 use crate::layout::Layout;
@@ -241,7 +241,7 @@ fn write_conflict_copies(
                 })
         })();
         if let Err(e) = res {
-            summary.errors.push(PathError {
+            summary.errors.push(FailedPath {
                 path: p.to_string(),
                 error: format!(
                     "cannot keep the source's version in {}: {e}",

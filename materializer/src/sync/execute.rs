@@ -5,7 +5,7 @@
 //! `docs/architecture.md#atomic-placement`).
 
 use super::plan::Action;
-use super::{PathError, Progress, Summary};
+use super::{FailedPath, Progress, Summary};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{create_dirs_nofollow, remove_empty_dir_beneath, remove_file_beneath, StatKey};
 use crate::intent;
@@ -106,13 +106,13 @@ pub(crate) fn execute(
     let staging = Staging::open(&tmp_dir).at(tmp_dir.display())?;
     let placed: Mutex<Vec<(RepoPath, Record)>> = Mutex::new(Vec::new());
     let raced: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<FailedPath>> = Mutex::new(Vec::new());
     let (bytes, reflinked, copied) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     io_pool::install(|| {
         placements.par_iter().for_each(|(p, v, expect)| {
             let fail = |error: String| {
                 if let Ok(mut e) = errors.lock() {
-                    e.push(PathError {
+                    e.push(FailedPath {
                         path: p.to_string(),
                         error,
                     });

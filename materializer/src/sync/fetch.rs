@@ -2,8 +2,8 @@
 //! version before the plan can name it (its size and BLAKE3 hash).
 
 use super::observe::Row;
-use super::plan::Theirs;
-use super::{PathError, Progress, Summary};
+use super::observe::Theirs;
+use super::{FailedPath, Progress, Summary};
 use crate::manifest::{Kind, Version};
 use crate::store::{Known, Store};
 use antares_overlay::{EntryKind, RepoPath, Source, TreeEntry};
@@ -70,7 +70,7 @@ pub(crate) fn fetch_new_files(
                         .clone()
                         .unwrap_or_else(|| "the source returned no content".into()),
                 };
-                summary.errors.push(PathError {
+                summary.errors.push(FailedPath {
                     path: e.path.to_string(),
                     error: why,
                 });

@@ -1,7 +1,6 @@
 //! The sync's first step: observe every path the plan may touch, ours
 //! (on disk, through [`crate::observe`]) beside theirs and the base.
 
-use super::plan::Theirs;
 use super::{Progress, Request};
 use crate::fsutil::StatKey;
 use crate::manifest::{Kind, Manifest};
@@ -11,6 +10,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The source's side of a path; `T` is how a new version is known (its
+/// tree entry while observing, its [`crate::manifest::Version`] once fetched).
+pub(crate) enum Theirs<T> {
+    /// Same version as the manifest record.
+    Same,
+    /// A version other than the record's (or no record).
+    New(T),
+    /// Inside the requested scope, but the source no longer has it.
+    Deleted,
+    /// Outside every requested subtree: no longer wanted here.
+    Unrequested,
+}
 
 /// One path as the plan sees it.
 pub(crate) struct Row<'a> {
@@ -160,7 +172,7 @@ fn new_files(root: &std::path::Path, request: &Request, known: &[&RepoPath]) -> 
             .flatten()
             .filter(|p| {
                 !known(p)
-                    && !p.file_name().is_some_and(crate::status::is_editor_temp)
+                    && !p.file_name().is_some_and(crate::untracked::is_editor_temp)
                     && fs::symlink_metadata(p.to_fs_path(root)).is_ok_and(|m| !m.is_dir())
             })
             .cloned(),

@@ -6,25 +6,12 @@
 //! source's side). [`plan_rows`] applies it to every observed row and
 //! reports what it leaves alone.
 
-use super::observe::Row;
-use super::{PathError, Summary};
+use super::observe::{Row, Theirs};
+use super::{FailedPath, Summary};
 use crate::fsutil::StatKey;
 use crate::manifest::Version;
 use crate::observe::{self, Observed};
 use antares_overlay::{RepoPath, Source, TreeEntry};
-
-/// The source's side of a path; `T` is how a new version is known (its
-/// tree entry while observing, its [`Version`] once fetched).
-pub(crate) enum Theirs<T> {
-    /// Same version as the manifest record.
-    Same,
-    /// A version other than the record's (or no record).
-    New(T),
-    /// Inside the requested scope, but the source no longer has it.
-    Deleted,
-    /// Outside every requested subtree: no longer wanted here.
-    Unrequested,
-}
 
 /// Why the plan leaves a path alone (what the summary says of it).
 #[derive(Debug, PartialEq, Eq)]
@@ -164,7 +151,7 @@ pub(crate) fn plan_rows(
         let ours = match row.ours {
             Ok(o) => o,
             Err(e) => {
-                summary.errors.push(PathError {
+                summary.errors.push(FailedPath {
                     path: p.to_string(),
                     error: format!("cannot inspect workspace file: {e}"),
                 });
@@ -184,14 +171,14 @@ pub(crate) fn plan_rows(
             Action::WriteBackNew { version, stat } => match source.stat(&p) {
                 Ok(None) => Action::WriteBack { version, stat },
                 Ok(Some(_)) => {
-                    summary.errors.push(PathError {
+                    summary.errors.push(FailedPath {
                         path: p.to_string(),
                         error: "created in the workspace, but the source has this path outside the synced set; not written back".into(),
                     });
                     Action::Leave(Left::Quietly)
                 }
                 Err(e) => {
-                    summary.errors.push(PathError {
+                    summary.errors.push(FailedPath {
                         path: p.to_string(),
                         error: e.to_string(),
                     });

@@ -1,7 +1,7 @@
 //! The source's side of a sync: the wanted entries by path, and the
 //! targets of the wanted symlinks (read, checked against the tree).
 
-use super::{PathError, Request, Summary};
+use super::{FailedPath, Request, Summary};
 use crate::error::Error;
 use crate::manifest::Manifest;
 use antares_overlay::{EntryKind, RepoPath, Source, TreeEntry};
@@ -23,7 +23,7 @@ pub(crate) fn wanted_entries<'r>(
                 if wanted.contains_key(&e.path) {
                     // A malformed tree (git fsck: duplicateEntries): the
                     // first entry is used, every sync, so it stays settled.
-                    summary.errors.push(PathError {
+                    summary.errors.push(FailedPath {
                         path: e.path.to_string(),
                         error: "the source's tree lists this name more than once (a malformed tree); its first entry is used".into(),
                     });
@@ -99,7 +99,7 @@ pub(crate) fn symlink_targets(
             Ok(t) => {
                 out.insert(p, t);
             }
-            Err(error) => summary.errors.push(PathError {
+            Err(error) => summary.errors.push(FailedPath {
                 path: p.to_string(),
                 error,
             }),
@@ -121,7 +121,7 @@ pub(crate) fn symlink_targets(
     climbing.sort();
     for p in climbing {
         if let Some(target) = out.remove(&p) {
-            summary.errors.push(PathError {
+            summary.errors.push(FailedPath {
                 path: p.to_string(),
                 error: Error::ClimbingSymlink { path: p, target }.to_string(),
             });

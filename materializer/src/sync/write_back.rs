@@ -3,7 +3,7 @@
 //! `docs/architecture.md#write-back`.
 
 use super::plan::Action;
-use super::{PathError, Progress, Summary, WriteBack};
+use super::{FailedPath, Progress, Summary, WriteBack};
 use crate::fsutil::StatKey;
 use crate::io_pool;
 use crate::manifest::{Kind, Record};
@@ -34,7 +34,7 @@ pub(crate) fn write_back(
     let written: Mutex<HashMap<RepoPath, Record>> = Mutex::new(HashMap::new());
     let deleted_back: Mutex<BTreeSet<RepoPath>> = Mutex::new(BTreeSet::new());
     let raced_late: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let late_errors: Mutex<Vec<PathError>> = Mutex::new(Vec::new());
+    let late_errors: Mutex<Vec<FailedPath>> = Mutex::new(Vec::new());
     let back: Vec<&(RepoPath, Action)> = actions
         .iter()
         .filter(|(_, a)| matches!(a, Action::WriteBack { .. } | Action::DeleteBack))
@@ -61,7 +61,7 @@ pub(crate) fn write_back(
                 }
                 Err(error) => {
                     if let Ok(mut e) = late_errors.lock() {
-                        e.push(PathError {
+                        e.push(FailedPath {
                             path: p.to_string(),
                             error,
                         });

@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// `p` as a NUL-terminated C string (`EINVAL` for a path holding a NUL).
 pub(super) fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    crate::view::upper::cstr(p.as_os_str().as_bytes())
 }
 
 /// `Ok(())` for a zero return, the thread's `errno` otherwise.

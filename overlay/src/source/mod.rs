@@ -186,14 +186,14 @@ pub fn is_excluded(parent: &RepoPath, name: &str) -> bool {
     if name == STATE_DIR && !parent.is_root() {
         warn_refused_state_dir(&format!("{parent}/{name}"));
     }
-    name == ".git" || name == STATE_DIR || (parent.is_root() && name == "buck-out")
+    name == GIT_DIR || name == STATE_DIR || (parent.is_root() && name == BUCK_OUT)
 }
 
 /// Whether `path` is, or lies below, an entry [`is_excluded`] leaves out.
 pub fn is_excluded_path(path: &RepoPath) -> bool {
     let mut at_root = true;
     for name in path.components() {
-        if name == ".git" || name == STATE_DIR || (at_root && name == "buck-out") {
+        if name == GIT_DIR || name == STATE_DIR || (at_root && name == BUCK_OUT) {
             return true;
         }
         at_root = false;
@@ -201,8 +201,13 @@ pub fn is_excluded_path(path: &RepoPath) -> bool {
     false
 }
 
-/// antares' state directory name, never taken from a source.
-const STATE_DIR: &str = ".antares";
+/// antares' state directory name, never taken from a source (and, at a
+/// workspace's root, where its state lives).
+pub const STATE_DIR: &str = ".antares";
+/// Buck2's output directory at the project root.
+pub const BUCK_OUT: &str = "buck-out";
+/// Git's own directory.
+pub const GIT_DIR: &str = ".git";
 
 /// Warns, once per path and process, that a source's `.antares` below the
 /// root is left out.

@@ -69,8 +69,9 @@ pub fn is_internal_xattr(name: &str) -> bool {
         || name.starts_with("user.fuseoverlayfs.")
 }
 
-pub(crate) fn cstr(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+/// `bytes` as a NUL-terminated C string (`EINVAL` if they hold a NUL).
+pub(crate) fn cstr(bytes: impl AsRef<[u8]>) -> io::Result<CString> {
+    CString::new(bytes.as_ref()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -195,7 +196,7 @@ pub fn is_whiteout(dir: &impl AsFd, name: &str, st: &libc::stat) -> io::Result<b
     if !is_whiteout_stat(st) {
         return Ok(false);
     }
-    let path = cstr(&format!("/proc/self/fd/{}/{name}", dir.as_fd().as_raw_fd()))?;
+    let path = cstr(format!("/proc/self/fd/{}/{name}", dir.as_fd().as_raw_fd()))?;
     let xattr = cstr(ESCAPE_XATTR)?;
     let mut buf = [0u8; 4];
     // SAFETY: valid NUL-terminated path and name, and a buffer of its length.
@@ -225,7 +226,7 @@ pub fn make_device_0_0(dir: &impl AsFd, name: &str, perm: u32) -> io::Result<()>
     let tmp = temp_name(name);
     mknodat(dir, &tmp, libc::S_IFCHR | perm, 0)?;
     let escape = || -> io::Result<()> {
-        let path = cstr(&format!("/proc/self/fd/{}/{tmp}", dir.as_fd().as_raw_fd()))?;
+        let path = cstr(format!("/proc/self/fd/{}/{tmp}", dir.as_fd().as_raw_fd()))?;
         let xattr = cstr(ESCAPE_XATTR)?;
         // SAFETY: valid NUL-terminated path and name, and a 1-byte value.
         cvt(unsafe { libc::lsetxattr(path.as_ptr(), xattr.as_ptr(), b"y".as_ptr().cast(), 1, 0) })?;
@@ -274,7 +275,7 @@ pub fn mknodat(dir: &impl AsFd, name: &str, mode: u32, rdev: u64) -> io::Result<
 
 /// `symlinkat(target, dir, name)`.
 pub fn symlinkat(target: &[u8], dir: &impl AsFd, name: &str) -> io::Result<()> {
-    let t = CString::new(target).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let t = cstr(target)?;
     let c = cstr(name)?;
     // SAFETY: valid fd and NUL-terminated strings.
     cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.as_fd().as_raw_fd(), c.as_ptr()) }).map(drop)
