@@ -2,9 +2,20 @@
 //! computing it read (every directory listing by the names and kinds it
 //! held, every build, PACKAGE, `.bzl` and config file and symlink by a
 //! BLAKE3 hash of its content). A later computation for the same patterns
-//! re-lists those directories and re-hashes those files; if all match, the
-//! answer is the same and nothing is evaluated. A re-sync where no build
-//! file changed costs listings and hashes, not Starlark.
+//! checks that footprint; if it holds, the answer is the same and nothing
+//! is evaluated. A re-sync where no build file changed costs a check, not
+//! Starlark.
+//!
+//! The check is cheap because most of it cannot have changed. A source
+//! serving a fixed commit (`git:`, `mono:`) at the recorded commit holds
+//! without looking at any file. Otherwise each file and directory is first
+//! compared by the source's id for it, recorded beside its hash: a git
+//! object id names content, so equal ids mean equal content; a live tree's
+//! stat signature (device, inode, size, mtime, ctime) is trusted as git's
+//! index trusts it, only when its times are older than the computation by
+//! more than a timestamp's granularity (the racy-git rule: a change in the
+//! same tick as the read could keep the signature). Only what fails that is
+//! re-listed or re-hashed.
 //!
 //! The cache is bytes to the caller (which stores them atomically); bytes
 //! that do not parse, come from another version or another request are
@@ -14,39 +25,117 @@ use crate::error::BuckError;
 use crate::fileset::FileSet;
 use crate::tree::Tree;
 use crate::GraphRequest;
-use antares_overlay::{RepoPath, TreeEntry};
+use antares_overlay::{ObjectId, RepoPath, TreeEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bumped whenever what a file set depends on, or its shape, changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+
+/// How much older than the computation a stat signature's times must be
+/// for the signature to be trusted: coarser than any file system's
+/// timestamps that matter here (and than the kernel's coarse clock lagging
+/// the wall clock).
+const RACY_NS: i64 = 1_000_000_000;
 
 /// What one computation listed and read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Footprint {
+    /// The fixed commit the tree was read at (`None`: a live tree).
+    pub revision: Option<String>,
+    /// When reading began, in nanoseconds since the epoch.
+    pub started_ns: i64,
     /// Directory → hash of its listing's names and kinds.
-    pub dirs: BTreeMap<RepoPath, String>,
+    pub dirs: BTreeMap<RepoPath, Seen>,
     /// File or symlink → hash of its content (a symlink's: its target).
-    pub files: BTreeMap<RepoPath, String>,
+    pub files: BTreeMap<RepoPath, Seen>,
+}
+
+/// One listing or file as read: its hash, and the source's id for it when
+/// it was read (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Seen {
+    pub hash: String,
+    pub id: Option<ObjectId>,
 }
 
 impl Footprint {
     /// Does the tree still list and hold what this footprint recorded?
     fn holds(&self, tree: &Tree) -> Result<bool, BuckError> {
-        for (dir, want) in &self.dirs {
-            if listing_hash(&tree.list(dir)?) != *want {
+        if let Some(rev) = &self.revision {
+            if tree.revision().as_ref() == Some(rev) {
+                tracing::debug!("graph cache: same commit {rev}");
+                return Ok(true);
+            }
+        }
+        let (mut relisted, mut rehashed) = (0usize, 0usize);
+        for (dir, seen) in &self.dirs {
+            let now = tree.id_of(dir)?;
+            if now.is_none() {
+                // Absent: the listing is empty, nothing to read.
+                if listing_hash(&[]) != seen.hash {
+                    tracing::debug!("graph cache: {dir} is gone");
+                    return Ok(false);
+                }
+                continue;
+            }
+            if self.unchanged(seen, now) {
+                continue;
+            }
+            relisted += 1;
+            if listing_hash(&tree.list(dir)?) != seen.hash {
                 tracing::debug!("graph cache: listing of {dir} changed");
                 return Ok(false);
             }
         }
-        for (path, want) in &self.files {
-            if tree.hash_of(path)?.as_deref() != Some(want.as_str()) {
+        for (path, seen) in &self.files {
+            if self.unchanged(seen, tree.id_of(path)?) {
+                continue;
+            }
+            rehashed += 1;
+            if tree.hash_of(path)?.as_deref() != Some(seen.hash.as_str()) {
                 tracing::debug!("graph cache: {path} changed");
                 return Ok(false);
             }
         }
+        tracing::debug!(
+            "graph cache holds: {relisted} of {} listings re-read, {rehashed} of {} files re-hashed",
+            self.dirs.len(),
+            self.files.len()
+        );
         Ok(true)
     }
+
+    /// Does the source's id `now` prove the entry `seen` unchanged?
+    fn unchanged(&self, seen: &Seen, now: Option<ObjectId>) -> bool {
+        match (&seen.id, now) {
+            (Some(then), Some(now)) if *then == now => trusted(&now, self.started_ns),
+            _ => false,
+        }
+    }
+}
+
+/// Does an id that did not change prove the content did not? A git object
+/// id does; a stat signature does when its times are older than `started_ns`
+/// by more than [`RACY_NS`]; anything else does not.
+fn trusted(id: &ObjectId, started_ns: i64) -> bool {
+    if ObjectId::git(id.as_str()).is_some() {
+        return true;
+    }
+    match id.stat_times() {
+        Some((mtime, ctime)) => mtime.max(ctime) < started_ns.saturating_sub(RACY_NS),
+        None => false,
+    }
+}
+
+/// Now, in nanoseconds since the epoch (0 if the clock is before it, which
+/// only makes every stat signature untrusted).
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// The stored form.
