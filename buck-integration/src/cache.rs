@@ -10,12 +10,13 @@
 //! serving a fixed commit (`git:`, `mono:`) at the recorded commit holds
 //! without looking at any file. Otherwise each file and directory is first
 //! compared by the source's id for it, recorded beside its hash: a git
-//! object id names content, so equal ids mean equal content; a live tree's
+//! object id names content, so equal ids mean equal content; a live file's
 //! stat signature (device, inode, size, mtime, ctime) is trusted as git's
 //! index trusts it, only when its times are older than the computation by
 //! more than a timestamp's granularity (the racy-git rule: a change in the
-//! same tick as the read could keep the signature). Only what fails that is
-//! re-listed or re-hashed.
+//! same tick as the read could keep the signature). A directory is trusted
+//! by a git tree id only (see [`Footprint::listing_unchanged`]). Only what
+//! fails that is re-listed or re-hashed.
 //!
 //! The cache is bytes to the caller (which stores them atomically); bytes
 //! that do not parse, come from another version or another request are
@@ -80,7 +81,7 @@ impl Footprint {
                 }
                 continue;
             }
-            if self.unchanged(seen, now) {
+            if self.listing_unchanged(seen, now) {
                 continue;
             }
             relisted += 1;
@@ -113,6 +114,16 @@ impl Footprint {
             (Some(then), Some(now)) if *then == now => trusted(&now, self.started_ns),
             _ => false,
         }
+    }
+
+    /// [`unchanged`](Self::unchanged) for a directory's listing. Only a git
+    /// tree id vouches for one: a View's merged directory carries the stat
+    /// signature of its upper layer alone, which stays the same when the
+    /// lower gains a file, so a stat-signed directory is always re-listed.
+    fn listing_unchanged(&self, seen: &Seen, now: Option<ObjectId>) -> bool {
+        now.as_ref()
+            .is_some_and(|id| ObjectId::git(id.as_str()).is_some())
+            && self.unchanged(seen, now)
     }
 }
 

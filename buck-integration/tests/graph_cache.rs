@@ -5,12 +5,15 @@
 mod common;
 
 use antares_buck::{compute_cached, Computed, GraphRequest};
-use antares_overlay::{DirSource, EntryKind, GitSource, ObjectId, RepoPath, Source, TreeEntry};
+use antares_overlay::{
+    DirSource, EntryKind, GitSource, ObjectId, RepoPath, Source, TreeEntry, View,
+};
 use common::copy_restoring_symlinks;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn fixture() -> (tempfile::TempDir, PathBuf) {
@@ -240,10 +243,43 @@ fn a_live_tree_checks_old_unchanged_files_by_stat_without_reading_them() {
     let hit = run_on(&source, "//app:main_server", Some(&cache));
     assert!(hit.set.stats.cached, "{:?}", hit.set.stats);
     assert_eq!(
-        source.counts(),
-        (0, 0),
-        "(reads, listings) of a no-op check on a settled tree"
+        source.counts().0,
+        0,
+        "files read by a no-op check on a settled tree"
     );
+}
+
+#[test]
+fn a_file_new_in_the_lower_of_a_merged_view_directory_recomputes() {
+    // A View's merged directory is signed by its upper layer alone: a file
+    // the lower gains must still be seen.
+    let (tmp, repo) = fixture();
+    let upper = tmp.path().join("upper");
+    fs::create_dir_all(upper.join("app")).unwrap();
+    fs::write(upper.join("app/notes.txt"), "mine\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let view = || {
+        let lower: Arc<dyn Source> = Arc::new(DirSource::open(&repo).unwrap());
+        View::new(lower, &upper).unwrap()
+    };
+    let first = run_on(&view(), "//app:main_server", None);
+    let cache = first.cache.expect("a fresh computation gives a cache");
+    assert!(
+        run_on(&view(), "//app:main_server", Some(&cache))
+            .set
+            .stats
+            .cached
+    );
+    fs::write(repo.join("app/extra.c"), "int extra;\n").unwrap();
+    let again = run_on(&view(), "//app:main_server", Some(&cache));
+    assert!(
+        !again.set.stats.cached,
+        "a new lower file in a merged directory"
+    );
+    assert!(again
+        .set
+        .files
+        .contains_key(&RepoPath::new("app/extra.c").unwrap()));
 }
 
 #[test]
