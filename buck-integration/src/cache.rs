@@ -63,11 +63,12 @@ pub(crate) struct Seen {
 
 impl Footprint {
     /// Does the tree still list and hold what this footprint recorded?
-    fn holds(&self, tree: &Tree) -> Result<bool, BuckError> {
+    /// `None` if not; else how many files had to be re-hashed to know.
+    fn check(&self, tree: &Tree) -> Result<Option<usize>, BuckError> {
         if let Some(rev) = &self.revision {
             if tree.revision().as_ref() == Some(rev) {
                 tracing::debug!("graph cache: same commit {rev}");
-                return Ok(true);
+                return Ok(Some(0));
             }
         }
         let (mut relisted, mut rehashed) = (0usize, 0usize);
@@ -77,7 +78,7 @@ impl Footprint {
                 // Absent: the listing is empty, nothing to read.
                 if listing_hash(&[]) != seen.hash {
                     tracing::debug!("graph cache: {dir} is gone");
-                    return Ok(false);
+                    return Ok(None);
                 }
                 continue;
             }
@@ -87,7 +88,7 @@ impl Footprint {
             relisted += 1;
             if listing_hash(&tree.list(dir)?) != seen.hash {
                 tracing::debug!("graph cache: listing of {dir} changed");
-                return Ok(false);
+                return Ok(None);
             }
         }
         for (path, seen) in &self.files {
@@ -97,7 +98,7 @@ impl Footprint {
             rehashed += 1;
             if tree.hash_of(path)?.as_deref() != Some(seen.hash.as_str()) {
                 tracing::debug!("graph cache: {path} changed");
-                return Ok(false);
+                return Ok(None);
             }
         }
         tracing::debug!(
@@ -105,7 +106,7 @@ impl Footprint {
             self.dirs.len(),
             self.files.len()
         );
-        Ok(true)
+        Ok(Some(rehashed))
     }
 
     /// Does the source's id `now` prove the entry `seen` unchanged?
@@ -165,13 +166,15 @@ fn key(request: &GraphRequest) -> String {
 }
 
 /// A cached file set for `request`, if `bytes` hold one whose footprint
-/// still holds in `tree`.
+/// still holds in `tree`; with it, bytes to store again when files had to
+/// be re-hashed to know (their stat signatures were inside the racy
+/// window, and are not once the footprint counts from this check).
 pub(crate) fn lookup(
     bytes: &[u8],
     request: &GraphRequest,
     tree: &Tree,
-) -> Result<Option<FileSet>, BuckError> {
-    let stored: Stored = match serde_json::from_slice(bytes) {
+) -> Result<Option<(FileSet, Option<Vec<u8>>)>, BuckError> {
+    let mut stored: Stored = match serde_json::from_slice(bytes) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("graph cache unreadable ({e}); computing afresh");
@@ -198,7 +201,18 @@ pub(crate) fn lookup(
         tracing::debug!("graph cache holds failures; evaluating again to log them in full");
         return Ok(None);
     }
-    Ok(stored.footprint.holds(tree)?.then_some(stored.set))
+    let Some(rehashed) = stored.footprint.check(tree)? else {
+        return Ok(None);
+    };
+    let refreshed = (rehashed > 0)
+        .then(|| {
+            stored.footprint.started_ns = tree.started_ns();
+            serde_json::to_vec(&stored)
+                .map_err(|e| tracing::warn!("graph cache not refreshed: {e}"))
+                .ok()
+        })
+        .flatten();
+    Ok(Some((stored.set, refreshed)))
 }
 
 /// The bytes to store for `set`, computed for `request` with `footprint`

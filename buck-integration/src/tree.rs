@@ -51,6 +51,11 @@ impl<'s> Tree<'s> {
         }
     }
 
+    /// When this tree began reading, in nanoseconds since the epoch.
+    pub fn started_ns(&self) -> i64 {
+        self.started_ns
+    }
+
     /// The fixed commit the source serves, if it serves one: a git object
     /// id (a changelist on top of a commit is not fixed).
     pub fn revision(&self) -> Option<String> {

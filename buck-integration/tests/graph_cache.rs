@@ -57,10 +57,6 @@ fn unchanged_tree_answers_from_the_cache_without_evaluating() {
     let again = run(&repo, "//app:main_server", Some(&cache));
     assert!(again.set.stats.cached, "{:?}", again.set.stats);
     assert_eq!(again.set.stats.evaluations, 0);
-    assert!(
-        again.cache.is_none(),
-        "a cache hit has nothing new to store"
-    );
     assert_eq!(
         again.set.files.keys().collect::<Vec<_>>(),
         first.set.files.keys().collect::<Vec<_>>()
@@ -397,4 +393,25 @@ fn a_git_source_at_the_recorded_commit_holds_without_reading() {
         Some(&cache),
     );
     assert!(!next.set.stats.cached, "a changed .bzl at a new commit");
+}
+
+#[test]
+fn a_hit_that_re_hashed_racy_files_stores_a_cache_that_trusts_them() {
+    let (_tmp, repo) = fixture();
+    // Computed right after the checkout: every file is inside the window.
+    let (_, racy) = fresh(&repo, "//app:main_server", None, "first run");
+    std::thread::sleep(Duration::from_millis(1100));
+    let source = Watched::new(DirSource::open(&repo).unwrap(), None);
+    let hit = run_on(&source, "//app:main_server", Some(&racy));
+    assert!(hit.set.stats.cached, "{:?}", hit.set.stats);
+    assert!(source.counts().0 > 0, "racy files are re-hashed");
+    let refreshed = hit
+        .cache
+        .expect("a hit that re-hashed gives a cache to store");
+
+    let source = Watched::new(DirSource::open(&repo).unwrap(), None);
+    let again = run_on(&source, "//app:main_server", Some(&refreshed));
+    assert!(again.set.stats.cached, "{:?}", again.set.stats);
+    assert_eq!(source.counts().0, 0, "files read with the refreshed cache");
+    assert!(again.cache.is_none(), "nothing re-hashed, nothing to store");
 }
