@@ -25,7 +25,7 @@
 use crate::error::BuckError;
 use crate::fileset::FileSet;
 use crate::tree::Tree;
-use crate::GraphRequest;
+use crate::{Computed, GraphRequest};
 use antares_overlay::{ObjectId, RepoPath, TreeEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,14 +166,14 @@ fn key(request: &GraphRequest) -> String {
 }
 
 /// A cached file set for `request`, if `bytes` hold one whose footprint
-/// still holds in `tree`; with it, bytes to store again when files had to
-/// be re-hashed to know (their stat signatures were inside the racy
-/// window, and are not once the footprint counts from this check).
+/// still holds in `tree`; with it, as `cache`, bytes to store again when
+/// files had to be re-hashed to know (their stat signatures were inside the
+/// racy window, and are not once the footprint counts from this check).
 pub(crate) fn lookup(
     bytes: &[u8],
     request: &GraphRequest,
     tree: &Tree,
-) -> Result<Option<(FileSet, Option<Vec<u8>>)>, BuckError> {
+) -> Result<Option<Computed>, BuckError> {
     let mut stored: Stored = match serde_json::from_slice(bytes) {
         Ok(s) => s,
         Err(e) => {
@@ -212,7 +212,10 @@ pub(crate) fn lookup(
                 .ok()
         })
         .flatten();
-    Ok(Some((stored.set, refreshed)))
+    Ok(Some(Computed {
+        set: stored.set,
+        cache: refreshed,
+    }))
 }
 
 /// The bytes to store for `set`, computed for `request` with `footprint`

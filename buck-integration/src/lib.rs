@@ -115,10 +115,10 @@ pub fn compute_cached(
 ) -> Result<Computed, BuckError> {
     let tree = Tree::new(source);
     if let Some(bytes) = cache {
-        if let Some((mut set, cache)) = cache::lookup(bytes, request, &tree)? {
-            set.stats.evaluations = 0;
-            set.stats.cached = true;
-            return Ok(Computed { set, cache });
+        if let Some(mut hit) = cache::lookup(bytes, request, &tree)? {
+            hit.set.stats.evaluations = 0;
+            hit.set.stats.cached = true;
+            return Ok(hit);
         }
     }
     let set = compute_in(&tree, request)?;
