@@ -28,7 +28,7 @@ use crate::tree::Tree;
 use crate::{Computed, GraphRequest};
 use antares_overlay::{ObjectId, RepoPath, TreeEntry};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bumped whenever what a file set depends on, or its shape, changes.
@@ -71,8 +71,15 @@ impl Footprint {
                 return Ok(Some(0));
             }
         }
-        let (mut relisted, mut rehashed) = (0usize, 0usize);
+        let (mut relisted, mut rehashed, mut skipped) = (0usize, 0usize, 0usize);
+        // Directories whose git tree id is unchanged: nothing below them
+        // can have changed either. Parents sort before their children.
+        let mut whole: HashSet<&RepoPath> = HashSet::new();
         for (dir, seen) in &self.dirs {
+            if below(dir, &whole) {
+                skipped += 1;
+                continue;
+            }
             let now = tree.id_of(dir)?;
             if now.is_none() {
                 // Absent: the listing is empty, nothing to read.
@@ -83,6 +90,7 @@ impl Footprint {
                 continue;
             }
             if self.listing_unchanged(seen, now) {
+                whole.insert(dir);
                 continue;
             }
             relisted += 1;
@@ -92,6 +100,10 @@ impl Footprint {
             }
         }
         for (path, seen) in &self.files {
+            if below(path, &whole) {
+                skipped += 1;
+                continue;
+            }
             if self.unchanged(seen, tree.id_of(path)?) {
                 continue;
             }
@@ -102,7 +114,7 @@ impl Footprint {
             }
         }
         tracing::debug!(
-            "graph cache holds: {relisted} of {} listings re-read, {rehashed} of {} files re-hashed",
+            "graph cache holds: {relisted} of {} listings re-read, {rehashed} of {} files re-hashed, {skipped} below unchanged trees",
             self.dirs.len(),
             self.files.len()
         );
@@ -126,6 +138,18 @@ impl Footprint {
             .is_some_and(|id| ObjectId::git(id.as_str()).is_some())
             && self.unchanged(seen, now)
     }
+}
+
+/// Is `path` below one of the directories `whole`?
+fn below(path: &RepoPath, whole: &HashSet<&RepoPath>) -> bool {
+    let mut at = path.parent();
+    while let Some(dir) = at {
+        if whole.contains(&dir) {
+            return true;
+        }
+        at = dir.parent();
+    }
+    false
 }
 
 /// Does an id that did not change prove the content did not? A git object
