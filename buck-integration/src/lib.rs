@@ -96,8 +96,9 @@ pub fn compute(source: &dyn Source, request: &GraphRequest) -> Result<FileSet, B
     compute_in(&Tree::new(source), request)
 }
 
-/// A file set and, when it was computed rather than taken from the cache,
-/// the graph cache to store for the next computation.
+/// A file set and, when it was computed (or its cache refreshed) rather
+/// than taken from the cache as it was, the graph cache to store for the
+/// next computation.
 #[derive(Debug)]
 pub struct Computed {
     pub set: FileSet,
@@ -116,10 +117,10 @@ pub fn compute_cached(
 ) -> Result<Computed, BuckError> {
     let tree = Tree::new(source);
     if let Some(bytes) = cache {
-        if let Some(mut set) = cache::lookup(bytes, request, &tree)? {
-            set.stats.evaluations = 0;
-            set.stats.cached = true;
-            return Ok(Computed { set, cache: None });
+        if let Some(mut hit) = cache::lookup(bytes, request, &tree)? {
+            hit.set.stats.evaluations = 0;
+            hit.set.stats.cached = true;
+            return Ok(hit);
         }
     }
     let set = compute_in(&tree, request)?;

@@ -5,9 +5,9 @@
 //! computation's [`Footprint`]: when it still holds, so does the answer
 //! (the graph cache).
 
-use crate::cache::{content_hash, listing_hash, Footprint};
+use crate::cache::{content_hash, listing_hash, now_ns, Footprint, Seen};
 use antares_overlay::source::read_link;
-use antares_overlay::{EntryKind, RepoPath, Source, SourceError, TreeEntry};
+use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, SourceError, TreeEntry};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -26,12 +26,19 @@ pub(crate) struct Resolved {
     pub problem: Option<String>,
 }
 
+/// A directory's entries and the source's id for the directory.
+type Listing = (Rc<[TreeEntry]>, Option<ObjectId>);
+
 pub(crate) struct Tree<'s> {
     source: &'s dyn Source,
-    listings: RefCell<HashMap<RepoPath, Rc<[TreeEntry]>>>,
-    /// The content hash of every file read and of every symlink target
+    /// Every listing, with the source's id for the directory taken before
+    /// listing it (so a change while listing shows as a changed id).
+    listings: RefCell<HashMap<RepoPath, Listing>>,
+    /// The content hash and id of every file read and of every symlink
     /// followed, by path.
-    reads: RefCell<BTreeMap<RepoPath, String>>,
+    reads: RefCell<BTreeMap<RepoPath, Seen>>,
+    /// When this tree began reading (see [`Footprint::started_ns`]).
+    started_ns: i64,
 }
 
 impl<'s> Tree<'s> {
@@ -40,6 +47,30 @@ impl<'s> Tree<'s> {
             source,
             listings: RefCell::new(HashMap::new()),
             reads: RefCell::new(BTreeMap::new()),
+            started_ns: now_ns(),
+        }
+    }
+
+    /// When this tree began reading, in nanoseconds since the epoch.
+    pub fn started_ns(&self) -> i64 {
+        self.started_ns
+    }
+
+    /// The fixed commit the source serves, if it serves one: a git object
+    /// id (a changelist on top of a commit is not fixed).
+    pub fn revision(&self) -> Option<String> {
+        self.source
+            .revision()
+            .filter(|r| ObjectId::git(r).is_some())
+    }
+
+    /// The source's id for the entry at `path` itself (`None` if absent,
+    /// also below a file).
+    pub fn id_of(&self, path: &RepoPath) -> Result<Option<ObjectId>, SourceError> {
+        match self.source.stat(path) {
+            Ok(e) => Ok(e.map(|e| e.oid)),
+            Err(SourceError::NotFound(_)) | Err(SourceError::NotADirectory(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -51,11 +82,19 @@ impl<'s> Tree<'s> {
     /// Everything listed and read so far.
     pub fn footprint(&self) -> Footprint {
         Footprint {
+            revision: self.revision(),
+            started_ns: self.started_ns,
             dirs: self
                 .listings
                 .borrow()
                 .iter()
-                .map(|(d, l)| (d.clone(), listing_hash(l)))
+                .map(|(d, (l, id))| {
+                    let seen = Seen {
+                        hash: listing_hash(l),
+                        id: id.clone(),
+                    };
+                    (d.clone(), seen)
+                })
                 .collect(),
             files: self.reads.borrow().clone(),
         }
@@ -77,9 +116,10 @@ impl<'s> Tree<'s> {
     /// The entries of `dir`, sorted by name; empty when `dir` is absent or
     /// not a directory.
     pub fn list(&self, dir: &RepoPath) -> Result<Rc<[TreeEntry]>, SourceError> {
-        if let Some(l) = self.listings.borrow().get(dir) {
+        if let Some((l, _)) = self.listings.borrow().get(dir) {
             return Ok(l.clone());
         }
+        let id = self.id_of(dir)?;
         let mut entries = match self.source.list_dir(dir) {
             Ok(e) => e,
             Err(SourceError::NotFound(_)) | Err(SourceError::NotADirectory(_)) => Vec::new(),
@@ -87,7 +127,9 @@ impl<'s> Tree<'s> {
         };
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         let rc: Rc<[TreeEntry]> = entries.into();
-        self.listings.borrow_mut().insert(dir.clone(), rc.clone());
+        self.listings
+            .borrow_mut()
+            .insert(dir.clone(), (rc.clone(), id));
         Ok(rc)
     }
 
@@ -139,9 +181,7 @@ impl<'s> Tree<'s> {
                         ));
                     }
                     let target = read_link(self.source, &e)?;
-                    self.reads
-                        .borrow_mut()
-                        .insert(next.clone(), content_hash(target.as_bytes()));
+                    self.record(&e, content_hash(target.as_bytes()));
                     let Some(resolved) = next.resolve_link(&target) else {
                         return Ok(stop(
                             links,
@@ -171,13 +211,21 @@ impl<'s> Tree<'s> {
         match self.resolve(path)?.entry {
             Some(e) if e.kind == EntryKind::File => {
                 let bytes = self.source.read(&e)?;
-                self.reads
-                    .borrow_mut()
-                    .insert(e.path.clone(), content_hash(&bytes));
+                self.record(&e, content_hash(&bytes));
                 Ok(Some(bytes))
             }
             _ => Ok(None),
         }
+    }
+
+    /// Adds a read of `entry`, whose content hashed to `hash`, to the
+    /// footprint.
+    fn record(&self, entry: &TreeEntry, hash: String) {
+        let seen = Seen {
+            hash,
+            id: Some(entry.oid.clone()),
+        };
+        self.reads.borrow_mut().insert(entry.path.clone(), seen);
     }
 
     /// The text of the file at `path` (through symlinks), `None` if absent.

@@ -60,6 +60,17 @@ impl ObjectId {
         ))
     }
 
+    /// The (mtime, ctime) in nanoseconds of a [`stat`](Self::stat)
+    /// signature, `None` for any other id: a caller trusting an unchanged
+    /// signature must know whether a later change could have kept it.
+    pub fn stat_times(&self) -> Option<(i64, i64)> {
+        let mut fields = self.0.strip_prefix("stat:")?.split(':');
+        let mut next = || u64::from_str_radix(fields.next()?, 16).ok();
+        let (_dev, _ino, _size) = (next()?, next()?, next()?);
+        // Written with `{:x}` from i64: two's complement, so cast back.
+        Some((next()? as i64, next()? as i64))
+    }
+
     /// An id with no meaning beyond equality (e.g. directories of a live tree).
     pub fn opaque(s: impl Into<String>) -> Self {
         ObjectId(s.into())
