@@ -35,7 +35,8 @@ impl Layout {
         self.state_dir().join("manifest")
     }
 
-    /// The placements a running sync is about to make ([`crate::intent`]).
+    /// The placements a running sync is about to make (written and read by
+    /// the `intent` module; named here, below it, so the layout stays a leaf).
     pub fn intent(&self) -> PathBuf {
         self.state_dir().join("placing")
     }
@@ -51,7 +52,8 @@ impl Layout {
         self.state_dir().join("tmp")
     }
 
-    /// The listings of the last untracked-file scan ([`crate::untracked`]).
+    /// The listings of the last untracked-file scan (kept by the `untracked`
+    /// module).
     pub fn untracked_cache(&self) -> PathBuf {
         self.state_dir().join("untracked-cache")
     }

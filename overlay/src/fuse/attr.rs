@@ -5,7 +5,8 @@
 //! size from the tree, the source's object metadata or the cached blob
 //! (remembered per inode, see `InodeData::lower_size`).
 
-use super::fs::{errno, io_errno, OverlayFs};
+use super::errno::{errno, io_errno};
+use super::fs::OverlayFs;
 use super::sys;
 use crate::entry::{EntryKind, TreeEntry};
 use crate::path::RepoPath;

@@ -1,15 +1,20 @@
 //! The `fuser::Filesystem` impl: one thin adapter per FUSE op, in the order
 //! of the kernel's protocol. Each unpacks the request, calls the room that
-//! does the work (see `fs.rs` for the list) and answers the reply.
+//! does the work (see `fs.rs` for the list) and answers the reply; the
+//! replies carrying an entry or attributes are at the end of this file.
 
-use super::attr::AttrChange;
-use super::fs::{io_errno, OverlayFs};
+use super::attr::{negative_entry, AttrChange};
+use super::errno::io_errno;
+use super::fs::OverlayFs;
+use super::inodes::Key;
 use super::sys;
 use super::xattr::reply_xattr;
+use crate::view::Node;
 use fuser::{
-    Errno, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, Filesystem, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -349,5 +354,57 @@ impl Filesystem for OverlayFs {
         reply: ReplyEmpty,
     ) {
         reply_empty(self.allocate(ino, fh, offset, length, mode), reply);
+    }
+}
+
+/// The replies of ops that hand the kernel an entry or attributes.
+impl OverlayFs {
+    /// `lookup`: the entry of `parent/name`; with opens skipped, an
+    /// absence the kernel may remember: it is told (by the upper dir
+    /// watcher) when the name appears behind us, and the lower cannot
+    /// change.
+    pub(super) fn look_up(&self, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let key = match self.child_key(parent, name) {
+            Ok(k) => k,
+            Err(e) => return reply.error(e),
+        };
+        let found = self.resolve(&key);
+        if self.skipping_opens() && found.as_ref().is_err_and(|e| *e == Errno::ENOENT) {
+            return reply.entry(&self.ttl, &negative_entry(), Generation(0));
+        }
+        self.reply_entry_found(key, found, reply);
+    }
+
+    /// Answers an op that made `key` (or failed) with its entry.
+    pub(super) fn reply_entry(&self, made: Result<Key, Errno>, reply: ReplyEntry) {
+        match made {
+            Ok(key) => {
+                let found = self.resolve(&key);
+                self.reply_entry_found(key, found, reply);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Answers with the entry of `key` (node `found`), counted as a lookup.
+    fn reply_entry_found(&self, key: Key, found: Result<Node, Errno>, reply: ReplyEntry) {
+        let entry = found.and_then(|node| {
+            let ino = self.inodes().ino_for(key);
+            let attr = self.attr(ino, &node)?;
+            self.inodes().count_lookup(ino);
+            Ok(attr)
+        });
+        match entry {
+            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Answers an op that yields attributes.
+    pub(super) fn reply_attr(&self, attr: Result<FileAttr, Errno>, reply: ReplyAttr) {
+        match attr {
+            Ok(a) => reply.attr(&self.ttl, &a),
+            Err(e) => reply.error(e),
+        }
     }
 }

@@ -12,7 +12,16 @@
 //! `setattr`), `open_files.rs` (which fd I/O uses; opens skipped; files
 //! unlinked while open), `listing.rs` (readdir), `namespace.rs` (creating,
 //! removing, renaming names), `passthrough.rs`, `xattr.rs`, `watch.rs`
-//! (the upper-dir watcher) and `sys.rs` (every raw syscall).
+//! (the upper-dir watcher), `errno.rs` (errors as errnos) and `sys.rs`
+//! (every raw syscall).
+//!
+//! Layering (imports run one way, no cycle): `dispatch.rs` on top; below
+//! it the rooms that answer ops (`attr`, `listing`, `open_files`,
+//! `namespace`, `xattr`), each an `impl OverlayFs` block; then this file
+//! (the state and how an inode becomes a node); then the tables it holds
+//! (`inodes`, `handles`, `passthrough`) and the leaves (`errno`, `sys`).
+//! A table or leaf never names `OverlayFs`: the types two of them share
+//! (`DirEnt`, `Listing`) live in the lower one, `inodes.rs`.
 //!
 //! Caching and freshness: changes made in the upper dir behind the daemon's
 //! back (the two-way sync) are pushed to the kernel as invalidations by an
@@ -27,7 +36,7 @@
 //! to the upper file, nothing is buffered here), so the kernel stops sending
 //! it after the first close.
 
-use super::attr::negative_entry;
+use super::errno::{errno, name_str};
 use super::handles::Handles;
 use super::inodes::{Inodes, Key};
 use super::passthrough::Passthrough;
@@ -36,11 +45,10 @@ use super::MountStats;
 use crate::cache::BlobCache;
 use crate::entry::EntryKind;
 use crate::path::RepoPath;
-use crate::view::{Node, View, ViewError};
-use fuser::{Errno, FileAttr, Generation, INodeNo, ReplyAttr, ReplyEntry};
+use crate::view::{Node, View};
+use fuser::{Errno, INodeNo};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -82,25 +90,6 @@ pub struct OverlayFs {
     /// Resolved directory nodes, so a lookup does not walk from the root;
     /// trusted for [`NODE_CACHE_TTL`].
     dir_nodes: Mutex<HashMap<Key, (Node, Instant, u64)>>,
-}
-
-/// The errno a View error is reported as.
-pub(super) fn errno(e: &ViewError) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
-/// The errno of an I/O error (`EIO` when it has none).
-pub(super) fn io_errno(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// A name from the kernel as UTF-8 of at most 255 bytes.
-pub(super) fn name_str(name: &OsStr) -> Result<&str, Errno> {
-    let s = name.to_str().ok_or(Errno::EINVAL)?;
-    if s.len() > 255 {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    Ok(s)
 }
 
 impl OverlayFs {
@@ -238,54 +227,5 @@ impl OverlayFs {
         }
         let p = path.join(name).map_err(|_| Errno::EINVAL)?;
         Ok((v, p))
-    }
-
-    /// `lookup`: the entry of `parent/name`; with opens skipped, an
-    /// absence the kernel may remember: it is told (by the upper dir
-    /// watcher) when the name appears behind us, and the lower cannot
-    /// change.
-    pub(super) fn look_up(&self, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let key = match self.child_key(parent, name) {
-            Ok(k) => k,
-            Err(e) => return reply.error(e),
-        };
-        let found = self.resolve(&key);
-        if self.skipping_opens() && found.as_ref().is_err_and(|e| *e == Errno::ENOENT) {
-            return reply.entry(&self.ttl, &negative_entry(), Generation(0));
-        }
-        self.reply_entry_found(key, found, reply);
-    }
-
-    /// Answers an op that made `key` (or failed) with its entry.
-    pub(super) fn reply_entry(&self, made: Result<Key, Errno>, reply: ReplyEntry) {
-        match made {
-            Ok(key) => {
-                let found = self.resolve(&key);
-                self.reply_entry_found(key, found, reply);
-            }
-            Err(e) => reply.error(e),
-        }
-    }
-
-    /// Answers with the entry of `key` (node `found`), counted as a lookup.
-    fn reply_entry_found(&self, key: Key, found: Result<Node, Errno>, reply: ReplyEntry) {
-        let entry = found.and_then(|node| {
-            let ino = self.inodes().ino_for(key);
-            let attr = self.attr(ino, &node)?;
-            self.inodes().count_lookup(ino);
-            Ok(attr)
-        });
-        match entry {
-            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
-    }
-
-    /// Answers an op that yields attributes.
-    pub(super) fn reply_attr(&self, attr: Result<FileAttr, Errno>, reply: ReplyAttr) {
-        match attr {
-            Ok(a) => reply.attr(&self.ttl, &a),
-            Err(e) => reply.error(e),
-        }
     }
 }

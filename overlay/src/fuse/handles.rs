@@ -5,12 +5,15 @@
 //! skipped (see `open_files.rs`) the kernel opens without asking, no handle
 //! is made and the ops name handle 0: the inode's own fd is used instead.
 
-use super::listing::ListingSlot;
+use super::inodes::Listing;
 use fuser::{Errno, FileHandle, INodeNo};
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A directory handle's listing, made at its first readdir.
+pub(super) type ListingSlot = Arc<Mutex<Option<Listing>>>;
 
 /// One open file or directory.
 pub(super) enum Handle {

@@ -15,15 +15,26 @@
 //! The table is shared with the upper-dir watcher (`watch.rs`), which asks
 //! it which inode a changed path has and drops fds made stale.
 
-use super::listing::DirEnt;
 use super::sys;
 use crate::entry::ObjectId;
 use crate::path::RepoPath;
 use crate::view::{upper, Node};
-use fuser::BackingId;
+use fuser::{BackingId, FileType};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::sync::Arc;
+
+/// One entry of a listing.
+pub(super) struct DirEnt {
+    pub(super) ino: u64,
+    pub(super) kind: FileType,
+    pub(super) name: String,
+    /// The entry's node, when the listing had it (not for `.` and `..`).
+    pub(super) node: Option<Node>,
+}
+
+/// A whole listing, shared between the readdirs that hand it out.
+pub(super) type Listing = Arc<Vec<DirEnt>>;
 
 /// `(view, path)`: what an inode number names. View 0 is the tree, the
 /// others bind directories.
@@ -52,7 +63,7 @@ pub(super) struct InodeData {
     pub(super) orphan: Option<(usize, Node)>,
     /// With opens skipped: the listing being handed to the kernel, from
     /// the readdir at offset 0 to the one that reaches the end.
-    pub(super) listing: Option<Arc<Vec<DirEnt>>>,
+    pub(super) listing: Option<Listing>,
     /// The size of the lower blob last reported for this inode (git trees
     /// record none, and finding it takes a cache lookup and a stat).
     pub(super) lower_size: Option<(ObjectId, u64)>,

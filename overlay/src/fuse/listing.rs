@@ -8,31 +8,17 @@
 //! directory stays the same (`InodeData::dir_version`).
 
 use super::attr::file_type;
-use super::fs::{errno, OverlayFs};
+use super::errno::errno;
+use super::fs::OverlayFs;
 use super::handles::Handle;
+use super::inodes::{DirEnt, Listing};
 use crate::path::RepoPath;
-use crate::view::Node;
 use fuser::{
     Errno, FileHandle, FileType, FopenFlags, Generation, INodeNo, ReplyDirectory,
     ReplyDirectoryPlus, ReplyOpen,
 };
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-
-/// One entry of a listing.
-pub(super) struct DirEnt {
-    pub(super) ino: u64,
-    pub(super) kind: FileType,
-    pub(super) name: String,
-    /// The entry's node, when the listing had it (not for `.` and `..`).
-    pub(super) node: Option<Node>,
-}
-
-/// A whole listing, shared between the readdirs that hand it out.
-pub(super) type Listing = Arc<Vec<DirEnt>>;
-
-/// A directory handle's listing, made at its first readdir.
-pub(super) type ListingSlot = Arc<Mutex<Option<Listing>>>;
 
 impl OverlayFs {
     /// `opendir`: a handle whose listing the kernel may cache (and keep

@@ -19,6 +19,7 @@
 
 mod attr;
 mod dispatch;
+mod errno;
 mod fs;
 mod handles;
 mod inodes;

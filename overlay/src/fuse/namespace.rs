@@ -3,7 +3,8 @@
 //! dir) and then tells the inode table (`inodes.rs`) what moved, and the
 //! directory-node cache that listings changed.
 
-use super::fs::{errno, OverlayFs};
+use super::errno::errno;
+use super::fs::OverlayFs;
 use super::handles::Handle;
 use super::inodes::Key;
 use super::sys;

@@ -19,7 +19,8 @@
 //! for the removal do not close that fd.
 
 use super::attr::file_type;
-use super::fs::{errno, io_errno, OverlayFs};
+use super::errno::{errno, io_errno};
+use super::fs::OverlayFs;
 use super::handles::Handle;
 use super::inodes::Key;
 use super::sys;

@@ -2,7 +2,8 @@
 //! to be given one). The overlay's own xattrs (opaque markers) are hidden:
 //! not listed, not readable, not settable through the mount.
 
-use super::fs::{errno, io_errno, name_str, OverlayFs};
+use super::errno::{errno, io_errno, name_str};
+use super::fs::OverlayFs;
 use super::sys;
 use crate::view::upper;
 use fuser::{Errno, INodeNo, ReplyXattr};
