@@ -36,6 +36,31 @@ pub fn open_store(ws: &Workspace, cache_flag: Option<&Path>) -> Result<Arc<Store
     Ok(Arc::new(store))
 }
 
+/// The lower layer of a workspace: `spec` opened, a remote source's single
+/// reads going through `store` (see [`StoreBacked`]: fetched once per
+/// machine, verified, shared by syncs and mounts); a local one is read
+/// directly, which is cheaper than consulting the store's id index. The
+/// source keeps its own metadata cache beside the store's objects.
+pub fn open_lower(spec: &SourceSpec, store: &Arc<Store>) -> Result<Arc<dyn Source>> {
+    let source: Arc<dyn Source> = Arc::from(
+        antares_overlay::source::open(spec, Some(store.root()))
+            .with_context(|| format!("cannot open source {spec}"))?,
+    );
+    Ok(match spec {
+        SourceSpec::Mono { .. } => Arc::new(StoreBacked::new(source, store.clone())),
+        _ => source,
+    })
+}
+
+/// The View of the workspace's upper layer over `lower` (the upper dir is
+/// made when missing).
+pub fn open_view(ws: &Workspace, lower: Arc<dyn Source>) -> Result<Arc<View>> {
+    let upper = upper_dir(ws);
+    let view = View::new(lower, &upper)
+        .with_context(|| format!("cannot open the upper layer {}", upper.display()))?;
+    Ok(Arc::new(view))
+}
+
 /// What a sync reads, and where edits go back to.
 pub struct SyncTree {
     pub source: Arc<dyn Source>,
@@ -47,30 +72,17 @@ pub struct SyncTree {
 pub struct UpperWriteBack(Arc<View>);
 
 impl SyncTree {
-    /// A remote source's single reads go through `store` (see
-    /// [`StoreBacked`]); a local one is read directly, which is cheaper than
-    /// consulting the store's id index. The source keeps its own metadata
-    /// cache beside the store's objects.
+    /// The lower layer (see [`open_lower`]) of `spec`, under the View when
+    /// the workspace has an upper layer.
     pub fn open(ws: &Workspace, spec: &SourceSpec, store: &Arc<Store>) -> Result<SyncTree> {
-        let source: Arc<dyn Source> = Arc::from(
-            antares_overlay::source::open(spec, Some(store.root()))
-                .with_context(|| format!("cannot open source {spec}"))?,
-        );
-        let lower: Arc<dyn Source> = match spec {
-            SourceSpec::Mono { .. } => Arc::new(StoreBacked::new(source, store.clone())),
-            _ => source,
-        };
-        let upper = upper_dir(ws);
-        if !upper.is_dir() {
+        let lower = open_lower(spec, store)?;
+        if !upper_dir(ws).is_dir() {
             return Ok(SyncTree {
                 source: lower,
                 write_back: None,
             });
         }
-        let view = Arc::new(
-            View::new(lower, &upper)
-                .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
-        );
+        let view = open_view(ws, lower)?;
         Ok(SyncTree {
             source: view.clone(),
             write_back: Some(UpperWriteBack(view)),

@@ -251,3 +251,42 @@ fn a_change_list_through_mount_and_sync() {
     assert!(!mnt.join("app/server/src/added.rs").exists());
     sb.ok(&sb.path("mws"), &["umount"]);
 }
+
+/// A mono mount reads through the same content store as a sync: what a sync
+/// or an earlier mount fetched is not asked of the server again (a file's
+/// content, which the FUSE daemon reads from the store, and a symlink's
+/// target, which the View reads from the lower source: only a store-backed
+/// lower keeps that).
+#[test]
+fn a_mono_mount_reads_what_was_fetched_before_without_asking_the_server() {
+    if let Err(why) = can_mount() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let (sb, server) = served();
+    init(&sb, &format!("mono:{}", server.url()), "ws");
+    ok(&sync(&sb, "ws", &["."]));
+    let link = fs::read_link(sb.path("ws/docs/README.link.md")).unwrap();
+    let mnt = sb.path("mnt");
+    let _cleanup = Cleanup(mnt.clone());
+    sb.ok(&sb.path("ws"), &["mount", mnt.to_str().unwrap()]);
+    assert_eq!(
+        fs::read_link(mnt.join("docs/README.link.md")).unwrap(),
+        link
+    );
+    sb.ok(&sb.path("ws"), &["umount"]);
+    server.reset_requests();
+    sb.ok(&sb.path("ws"), &["mount", mnt.to_str().unwrap()]);
+    assert_eq!(
+        fs::read_link(mnt.join("docs/README.link.md")).unwrap(),
+        link
+    );
+    assert_eq!(
+        fs::read(mnt.join("lib/util/src/lib.rs")).unwrap(),
+        fs::read(sb.path("ws/lib/util/src/lib.rs")).unwrap()
+    );
+    sb.ok(&sb.path("ws"), &["umount"]);
+    let reqs = server.requests();
+    let blobs: Vec<&String> = reqs.iter().filter(|r| r.contains("/file/blob/")).collect();
+    assert!(blobs.is_empty(), "{blobs:#?}");
+}

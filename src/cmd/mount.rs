@@ -11,15 +11,13 @@
 
 use crate::cli::{Global, MountArgs, UmountArgs};
 use crate::mountinfo::is_mounted;
-use crate::tree::upper_dir;
+use crate::tree;
 use crate::workspace::{self, Workspace};
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
 use antares_overlay::source::BUCK_OUT;
-use antares_overlay::view::View;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
@@ -119,17 +117,10 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
 }
 
 fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32> {
-    let store_dir = ws.store_dir(global.cache.as_deref())?;
-    let lower: Arc<dyn antares_overlay::Source> = Arc::from(
-        antares_overlay::source::open(&ws.config.source, Some(&store_dir))
-            .with_context(|| format!("cannot open source {}", ws.config.source))?,
-    );
-    let upper = upper_dir(ws);
-    let view = Arc::new(
-        View::new(lower, &upper)
-            .with_context(|| format!("cannot open the upper layer {}", upper.display()))?,
-    );
-    let store = crate::tree::open_store(ws, global.cache.as_deref())?;
+    // The same lower as a sync's: a remote source read through the store.
+    let store = tree::open_store(ws, global.cache.as_deref())?;
+    let view = tree::open_view(ws, tree::open_lower(&ws.config.source, &store)?)?;
+    let upper = tree::upper_dir(ws);
     // The workspace's own buck-out: `MOUNT/buck-out/v2/…` is what builds in
     // the workspace made, so the relative `buck-out/…` paths of compilation
     // databases and rust-project answers resolve on the mount too. A build
