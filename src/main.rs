@@ -14,7 +14,6 @@ mod buckconfig_local;
 mod cli;
 mod cmd;
 mod mount_buck_out;
-mod mountinfo;
 mod pathmap;
 mod progress;
 mod quote;

@@ -11,6 +11,7 @@
 //! on `<path>/buck-out`. The mount root's own `buck-out` is the mount's
 //! bind directory, as before.
 
+use antares_overlay::source::BUCK_OUT;
 use antares_overlay::{EntryKind, RepoPath, TreeEntry};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -74,12 +75,15 @@ pub fn project_roots<'a>(entries: impl IntoIterator<Item = &'a TreeEntry>) -> Ve
 }
 
 /// The local directory that holds sub-project `root`'s `buck-out`: below
-/// the workspace's state dir (never inside the workspace's tree, where a
-/// directory of the repository could be a symlink), one level per project,
-/// `/` written as `%2F` (and `%` as `%25`) so two projects never share one.
-pub fn local_dir(state_dir: &Path, root: &str) -> PathBuf {
+/// `buck_outs` (the workspace's [`Layout::sub_project_buck_outs`], never
+/// inside the workspace's tree, where a directory of the repository could
+/// be a symlink), one level per project, `/` written as `%2F` (and `%` as
+/// `%25`) so two projects never share one.
+///
+/// [`Layout::sub_project_buck_outs`]: antares_materializer::layout::Layout::sub_project_buck_outs
+pub fn local_dir(buck_outs: &Path, root: &str) -> PathBuf {
     let name = root.replace('%', "%25").replace('/', "%2F");
-    state_dir.join("buck-out").join(name)
+    buck_outs.join(name)
 }
 
 /// Makes `<root>/buck-out` in the upper layer `upper` for each project
@@ -91,13 +95,15 @@ pub fn local_dir(state_dir: &Path, root: &str) -> PathBuf {
 pub fn prepare(upper: &Path, roots: Vec<String>) -> Vec<String> {
     roots
         .into_iter()
-        .filter(|root| match make_dirs(upper, &format!("{root}/buck-out")) {
-            Ok(()) => true,
-            Err(why) => {
-                eprintln!("  warning: {root}/buck-out stays on the FUSE mount: {why}");
-                false
-            }
-        })
+        .filter(
+            |root| match make_dirs(upper, &format!("{root}/{BUCK_OUT}")) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("  warning: {root}/buck-out stays on the FUSE mount: {why}");
+                    false
+                }
+            },
+        )
         .collect()
 }
 
@@ -126,10 +132,10 @@ fn make_dirs(base: &Path, rel: &str) -> Result<(), String> {
 /// directory is not a plain directory of the tree, or without the
 /// privilege to bind, is named with the reason (its buck-out then stays on
 /// the FUSE mount).
-pub fn bind_all(mountpoint: &Path, state_dir: &Path, roots: &[String]) -> Vec<String> {
+pub fn bind_all(mountpoint: &Path, buck_outs: &Path, roots: &[String]) -> Vec<String> {
     roots
         .iter()
-        .map(|root| match bind_one(mountpoint, state_dir, root) {
+        .map(|root| match bind_one(mountpoint, buck_outs, root) {
             Ok(local) => format!(
                 "  {root}/buck-out: bind mount of {} (local disk)",
                 local.display()
@@ -142,14 +148,14 @@ pub fn bind_all(mountpoint: &Path, state_dir: &Path, roots: &[String]) -> Vec<St
         .collect()
 }
 
-fn bind_one(mountpoint: &Path, state_dir: &Path, root: &str) -> Result<PathBuf, String> {
+fn bind_one(mountpoint: &Path, buck_outs: &Path, root: &str) -> Result<PathBuf, String> {
     RepoPath::new(root).map_err(|e| e.to_string())?;
     crate::serve::root::check_tree_dir(mountpoint, root)?;
-    let local = local_dir(state_dir, root);
+    let local = local_dir(buck_outs, root);
     std::fs::create_dir_all(&local)
         .map_err(|e| format!("cannot create {}: {e}", local.display()))?;
-    crate::serve::root::check_tree_dir(mountpoint, &format!("{root}/buck-out"))?;
-    let target = mountpoint.join(root).join("buck-out");
+    crate::serve::root::check_tree_dir(mountpoint, &format!("{root}/{BUCK_OUT}"))?;
+    let target = mountpoint.join(root).join(BUCK_OUT);
     antares_overlay::fuse::bind_mount(&local, &target).map_err(|e| {
         if e.raw_os_error() == Some(libc::EPERM) {
             "no privilege to bind mount (run as root)".to_string()
@@ -168,15 +174,10 @@ fn bind_one(mountpoint: &Path, state_dir: &Path, root: &str) -> Result<PathBuf, 
 /// `buck-out` (the daemon removes that one), deepest first, so the FUSE
 /// mount itself can be unmounted cleanly.
 pub fn unbind_below(mountpoint: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let own = mountpoint.join("buck-out");
-    let mut below: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| m.starts_with(mountpoint) && m != mountpoint && *m != own)
+    let own = mountpoint.join(BUCK_OUT);
+    let mut below: Vec<PathBuf> = antares_overlay::mountinfo::mounted_below(mountpoint)
+        .into_iter()
+        .filter(|m| *m != own)
         .collect();
     below.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
     below.dedup();
@@ -237,6 +238,6 @@ mod tests {
     fn local_dirs_never_collide() {
         let s = Path::new("/s");
         assert_ne!(local_dir(s, "a/b"), local_dir(s, "a%2Fb"));
-        assert_eq!(local_dir(s, "a/b"), Path::new("/s/buck-out/a%2Fb"));
+        assert_eq!(local_dir(s, "a/b"), Path::new("/s/a%2Fb"));
     }
 }

@@ -1,9 +1,9 @@
 //! Finding a workspace and reading/writing its config.
 
-use crate::mountinfo::{self, Mount};
 use antares_materializer::fsutil::write_atomic;
 use antares_materializer::layout::{Layout, STATE_DIR};
 use antares_materializer::WorkspaceLock;
+use antares_overlay::mountinfo::{self, Mount};
 use antares_overlay::{RepoPath, SourceSpec};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 /// is ever part of the materialized tree (sources leave it out).
 pub use antares_overlay::source::STATE_DIR;
 
+use antares_overlay::source::BUCK_OUT;
+
 /// Paths of one workspace.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -72,6 +74,20 @@ impl Layout {
     /// Where a detached mount logs.
     pub fn logs_dir(&self) -> PathBuf {
         self.state_dir().join("logs")
+    }
+
+    /// Made by the mount daemon once the mount and all its bind mounts are
+    /// up (and removed when it goes): what a detaching `antares mount` waits
+    /// for.
+    pub fn mount_ready(&self) -> PathBuf {
+        self.state_dir().join("mount.up")
+    }
+
+    /// The local `buck-out` directories of the Buck2 sub-projects of the
+    /// workspace's mount, one per project, bound on `<project>/buck-out`
+    /// there (the mount root's own is the workspace's `buck-out`).
+    pub fn sub_project_buck_outs(&self) -> PathBuf {
+        self.state_dir().join(BUCK_OUT)
     }
 
     /// The pid of the process serving the workspace's mount.

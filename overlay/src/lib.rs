@@ -12,6 +12,7 @@ pub mod cache;
 pub mod entry;
 pub mod error;
 pub mod fuse;
+pub mod mountinfo;
 pub mod path;
 pub mod source;
 pub mod spec;

@@ -10,10 +10,10 @@
 //! log in `.antares/logs/mount.log`, and returns once the mount is up.
 
 use crate::cli::{Global, MountArgs, UmountArgs};
-use crate::mountinfo::is_mounted;
 use crate::tree;
 use crate::workspace::{self, Workspace};
 use antares_overlay::fuse::{self, BindMode, MountConfig, Unmounted};
+use antares_overlay::mountinfo::is_mounted;
 use antares_overlay::source::BUCK_OUT;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -82,7 +82,7 @@ pub fn run_mount(global: &Global, args: &MountArgs) -> Result<i32> {
         });
     }
     // Up means mounted with every bind made: the daemon says so last.
-    let up = ready_marker(&ws);
+    let up = ws.layout.mount_ready();
     let _ = std::fs::remove_file(&up);
     let mut child = cmd.spawn().context("cannot start the mount daemon")?;
     let start = Instant::now();
@@ -146,7 +146,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         ms = started.elapsed().as_millis() as u64,
         "listed the tree for Buck2 sub-project roots"
     );
-    let state_dir = ws.layout.state_dir();
+    let buck_outs = ws.layout.sub_project_buck_outs();
     let mut cfg = MountConfig::new(view, store, mountpoint);
     cfg.bind_dirs = vec![(BUCK_OUT.to_string(), buck_out)];
     cfg.fsname = Some(workspace::mount_source(ws.root()));
@@ -161,7 +161,7 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
             ws.root().display(),
             handle.mountpoint().display()
         );
-        for line in crate::mount_buck_out::bind_all(handle.mountpoint(), &state_dir, &sub_projects)
+        for line in crate::mount_buck_out::bind_all(handle.mountpoint(), &buck_outs, &sub_projects)
         {
             eprintln!("{line}");
         }
@@ -187,11 +187,11 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         } else {
             eprintln!("  opens: each one asks the daemon (the source can change under the mount)");
         }
-        if let Err(e) = antares_materializer::fsutil::write_atomic(&ready_marker(ws), b"") {
+        if let Err(e) = antares_materializer::fsutil::write_atomic(&ws.layout.mount_ready(), b"") {
             eprintln!("warning: cannot say the mount is up: {e}");
         }
     });
-    let _ = std::fs::remove_file(ready_marker(ws));
+    let _ = std::fs::remove_file(ws.layout.mount_ready());
     let _ = std::fs::remove_file(&pid_file);
     let _ = workspace::unregister_mount(mountpoint);
     match result? {
@@ -202,11 +202,6 @@ fn foreground(global: &Global, ws: &Workspace, mountpoint: &Path) -> Result<i32>
         ),
     }
     Ok(super::OK)
-}
-
-/// Written by the daemon once the mount and all its bind mounts are up.
-fn ready_marker(ws: &Workspace) -> PathBuf {
-    ws.layout.state_dir().join("mount.up")
 }
 
 pub fn run_umount(global: &Global, args: &UmountArgs) -> Result<i32> {

@@ -400,11 +400,11 @@ fn mount(s: &Server, m: &MountInfo, cl: Option<&str>) -> Result<(), ApiError> {
 
 /// Unbinds the mount point (if bound) and unmounts the tree.
 fn unmount(s: &Server, m: &MountInfo) -> Result<(), String> {
-    if m.bound && crate::mountinfo::is_mounted(&m.mountpoint) {
+    if m.bound && antares_overlay::mountinfo::is_mounted(&m.mountpoint) {
         antares_overlay::fuse::unbind(&m.mountpoint)
             .map_err(|e| format!("cannot unbind {}: {e}", m.mountpoint.display()))?;
     }
-    if crate::mountinfo::is_mounted(&m.mount_root) {
+    if antares_overlay::mountinfo::is_mounted(&m.mount_root) {
         child::run(
             &s.store,
             &[

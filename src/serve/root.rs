@@ -89,7 +89,7 @@ impl ServeLock {
 /// and `statfs` on it (never answered from the kernel's caches) must not
 /// say ENOTCONN (its daemon died), within 2 s (a hung daemon).
 pub async fn alive(mount_root: &Path) -> Result<(), String> {
-    if !crate::mountinfo::is_mounted(mount_root) {
+    if !antares_overlay::mountinfo::is_mounted(mount_root) {
         return Err(format!("{} is not mounted", mount_root.display()));
     }
     let p = mount_root.to_path_buf();

@@ -37,7 +37,6 @@ use crate::cache::BlobCache;
 use crate::view::{EmptySource, View, ViewError};
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,7 +355,7 @@ pub fn unmount(mountpoint: &Path) -> Result<Unmounted, MountError> {
         return Ok(Unmounted::Lazy);
     }
     // Bind mounts below it first (deepest first), or the unmount is busy.
-    for sub in submounts(mountpoint).iter().rev() {
+    for sub in crate::mountinfo::mounted_below(mountpoint).iter().rev() {
         if let Err(e) = unbind(sub) {
             tracing::warn!("unmounting {}: {e}", sub.display());
         }
@@ -381,45 +380,6 @@ pub fn unmount(mountpoint: &Path) -> Result<Unmounted, MountError> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Mount points strictly below `mountpoint`, in mount order (from
-/// `/proc/self/mountinfo`, whose paths escape spaces and such as `\ooo`).
-fn submounts(mountpoint: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let prefix = mountpoint.as_os_str().as_encoded_bytes();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|p| p.len() > prefix.len() && p.starts_with(prefix) && p[prefix.len()] == b'/')
-        .map(|p| PathBuf::from(std::ffi::OsString::from_vec(p)))
-        .collect()
-}
-
-fn unescape_mountinfo(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')))
-            .and_then(|v| u8::try_from(v).ok());
-        match oct {
-            Some(v) => {
-                out.push(v);
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Mounts `cfg.view` at `cfg.mountpoint` (cleaning a stale mount there
