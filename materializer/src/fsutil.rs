@@ -51,7 +51,7 @@ impl StatKey {
                 "{name:?} is a path, not one directory entry"
             )));
         }
-        let c = CString::new(name).map_err(std::io::Error::other)?;
+        let c = cstr(name)?;
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: valid fd, NUL-terminated name, and a buffer of the right type.
         let rc = unsafe {
@@ -151,7 +151,7 @@ pub fn create_dirs_nofollow(root: &Path, rel: &str) -> Result<()> {
     let mut shown = root.to_path_buf();
     for comp in rel.split('/').filter(|c| !c.is_empty()) {
         shown.push(comp);
-        let name = CString::new(comp).map_err(|e| Error::io(shown.display(), e.into()))?;
+        let name = cstr(comp).map_err(|e| Error::io(shown.display(), e))?;
         // SAFETY: valid fd and NUL-terminated name.
         let rc = unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o777) };
         if let Err(e) = check_rc(rc) {
@@ -234,8 +234,7 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 /// way, so a directory the user replaced by a symlink to another place is
 /// never looked into, removed from or written through.
 pub fn open_beneath(dir: &fs::File, rel: &str, flags: libc::c_int) -> std::io::Result<fs::File> {
-    let path =
-        CString::new(if rel.is_empty() { "." } else { rel }).map_err(std::io::Error::other)?;
+    let path = cstr(if rel.is_empty() { "." } else { rel })?;
     if !NO_OPENAT2.load(Ordering::Relaxed) {
         let how = OpenHow {
             flags: (flags | libc::O_CLOEXEC) as u64,
@@ -276,7 +275,7 @@ fn walk_beneath(dir: &fs::File, rel: &str, flags: libc::c_int) -> std::io::Resul
         if comp == ".." {
             return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
         }
-        let name = CString::new(comp).map_err(std::io::Error::other)?;
+        let name = cstr(comp)?;
         let at = cur.as_ref().unwrap_or(dir);
         if comps.peek().is_none() {
             if flags & libc::O_DIRECTORY != 0 {
@@ -304,7 +303,7 @@ pub fn is_absent_or_behind_link(e: &std::io::Error) -> bool {
 pub fn parent_beneath(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, CString)> {
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
     let parent = open_beneath(dir, parent, libc::O_PATH | libc::O_DIRECTORY)?;
-    Ok((parent, CString::new(name).map_err(std::io::Error::other)?))
+    Ok((parent, cstr(name)?))
 }
 
 /// Removes the file or symlink `rel` below `dir` if it still has the stat
@@ -348,9 +347,10 @@ pub fn pinned_path(dir: &fs::File, rel: &str) -> std::io::Result<(fs::File, Path
     Ok((parent, path))
 }
 
-/// A path as the C string a raw syscall takes.
-pub fn c_path(p: &Path) -> std::io::Result<std::ffi::CString> {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)
+/// A name or path (`bytes`) as the C string a raw syscall takes; one
+/// holding a NUL is an error.
+pub fn cstr(bytes: impl AsRef<[u8]>) -> std::io::Result<CString> {
+    CString::new(bytes.as_ref()).map_err(std::io::Error::other)
 }
 
 /// A raw syscall's return code as a result (`errno` on failure).
@@ -398,7 +398,7 @@ pub fn create_unnamed_in(dir: &fs::File, mode: u32) -> std::io::Result<fs::File>
 /// Names the file of [`create_unnamed`] `dest`. Like a rename that does not
 /// replace, fails with `AlreadyExists` if `dest` is taken.
 pub fn link_unnamed(file: &fs::File, dest: &Path) -> std::io::Result<()> {
-    link_unnamed_raw(file, libc::AT_FDCWD, &c_path(dest)?)
+    link_unnamed_raw(file, libc::AT_FDCWD, &cstr(dest.as_os_str().as_bytes())?)
 }
 
 /// [`link_unnamed`] as the entry `name` of the open directory `dir`.
@@ -408,7 +408,7 @@ pub fn link_unnamed_at(file: &fs::File, dir: &fs::File, name: &CStr) -> std::io:
 
 fn link_unnamed_raw(file: &fs::File, dir: libc::c_int, to: &CStr) -> std::io::Result<()> {
     // The file's own magic link: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
-    let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
+    let from = cstr(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     // SAFETY: valid NUL-terminated paths and fds; both stay open during the call.
     check_rc(unsafe {
         libc::linkat(
@@ -475,7 +475,7 @@ pub fn unnamed_unsupported(e: &std::io::Error) -> bool {
 /// Flushes the whole file system holding `path` (one call instead of an
 /// fsync per placed file; makes the manifest commit durable after the data).
 pub fn syncfs(path: &Path) {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+    let Ok(c) = cstr(path.as_os_str().as_bytes()) else {
         return;
     };
     // SAFETY: plain syscalls on a valid NUL-terminated path; the fd is closed.

@@ -224,7 +224,7 @@ impl Placer {
 /// Makes a symlink to `target` in `staging`.
 pub fn stage_symlink(target: &str, staging: &Staging) -> io::Result<Staged> {
     let name = staging.next_name();
-    let t = CString::new(target).map_err(io::Error::other)?;
+    let t = fsutil::cstr(target)?;
     // SAFETY: valid fd and NUL-terminated strings.
     fsutil::check_rc(unsafe {
         libc::symlinkat(t.as_ptr(), staging.dir.as_raw_fd(), name.as_ptr())

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod entry;
 pub mod error;
+mod ffi;
 pub mod fuse;
 pub mod mountinfo;
 pub mod path;

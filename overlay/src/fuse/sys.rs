@@ -4,30 +4,14 @@
 //! lives with the callers, what makes each call sound lives here, in its
 //! SAFETY note. Errors come back as `io::Error` (from `errno`).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// `p` as a NUL-terminated C string (`EINVAL` for a path holding a NUL).
-pub(super) fn cpath(p: &Path) -> io::Result<CString> {
-    crate::view::upper::cstr(p.as_os_str().as_bytes())
-}
-
-/// `Ok(())` for a zero return, the thread's `errno` otherwise.
-fn check(r: libc::c_int) -> io::Result<()> {
-    match r {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
-}
-
-/// A byte count returned by a call, or the thread's `errno` for a negative one.
-fn check_len(r: libc::ssize_t) -> io::Result<usize> {
-    usize::try_from(r).map_err(|_| io::Error::last_os_error())
-}
+pub(super) use crate::ffi::cpath;
+use crate::ffi::{check, check_len, cvt};
 
 /// Raises the soft fd limit to the hard one and returns the soft limit in
 /// force afterwards (0 when it cannot be read).
@@ -229,10 +213,7 @@ impl Inotify {
     /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`.
     pub(super) fn new() -> io::Result<Inotify> {
         // SAFETY: plain syscall; the fd is owned below.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = cvt(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) })?;
         Ok(Inotify {
             // SAFETY: fd was just returned by inotify_init1 and is owned by
             // nothing else.
@@ -242,7 +223,7 @@ impl Inotify {
 
     /// Watches `path` for `mask`; the watch descriptor, `None` on failure.
     pub(super) fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+        let c = cpath(path).ok()?;
         // SAFETY: a valid inotify fd and a NUL-terminated path.
         let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), mask) };
         (wd >= 0).then_some(wd)

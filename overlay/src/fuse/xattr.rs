@@ -29,7 +29,7 @@ fn user_name(name: &OsStr, internal: Errno) -> Result<CString, Errno> {
     if upper::is_internal_xattr(n) {
         return Err(internal);
     }
-    CString::new(n).map_err(|_| Errno::EINVAL)
+    crate::ffi::cstr(n).map_err(|_| Errno::EINVAL)
 }
 
 impl OverlayFs {

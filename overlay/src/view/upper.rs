@@ -33,7 +33,8 @@
 //! - Names starting with `.wh.` are markers and never appear in listings;
 //!   neither do our temporary files (`.antares-tmp.` prefix).
 
-use std::ffi::{CStr, CString};
+use crate::ffi::{cstr, cvt};
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -67,19 +68,6 @@ pub fn is_internal_xattr(name: &str) -> bool {
         || name.starts_with("trusted.antares.")
         || name.starts_with("user.overlay.")
         || name.starts_with("user.fuseoverlayfs.")
-}
-
-/// `bytes` as a NUL-terminated C string (`EINVAL` if they hold a NUL).
-pub(crate) fn cstr(bytes: impl AsRef<[u8]>) -> io::Result<CString> {
-    CString::new(bytes.as_ref()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 /// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
