@@ -4,11 +4,14 @@
 //! View and the FUSE daemon), antares-buck (what the build needs) and
 //! antares-materializer (making the workspace be that file set). The binary
 //! holds the command line, progress, output formats and exit codes, and what
-//! joins the crates for a workspace: finding it (`workspace`, `mountinfo`),
+//! joins the crates for a workspace: finding it (`workspace`),
 //! opening its tree (`tree`), turning targets into entries (`targets`), the
 //! toolchains cell and `.buckconfig.local` it composes (`toolchains`,
 //! `buckconfig_local`), one sync kept across `--watch` (`sync_session`), the
 //! mount's `buck-out` (`mount_buck_out`) and the `serve` daemon.
+
+// Unsafe code only where a module or function allows it (raw syscalls).
+#![deny(unsafe_code)]
 
 mod buckconfig_local;
 mod cli;
@@ -75,6 +78,7 @@ fn main() {
 /// at a time on first touch, and at 100,000 paths that zeroing cost a fifth
 /// of the sync's CPU time (perf: `clear_page_erms` under
 /// `do_huge_pmd_anonymous_page`). A hint: on failure nothing changes.
+#[allow(unsafe_code)]
 fn no_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and only sets
     // a flag on this process.

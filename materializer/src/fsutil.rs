@@ -2,6 +2,8 @@
 //! files: atomic writes, directory creation that never follows symlinks,
 //! and the stat signature used by the no-read fast path.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use crate::error::{Error, IoContext, Result};
 use std::ffi::{CStr, CString};
 use std::fs::{self, OpenOptions};

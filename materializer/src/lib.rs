@@ -11,6 +11,8 @@
 //! Buck2: the caller decides which entries are wanted.
 
 #![warn(missing_docs)]
+// Unsafe code only in the modules that allow it (raw syscalls).
+#![deny(unsafe_code)]
 
 pub mod cached;
 pub mod error;

@@ -7,6 +7,8 @@
 //! for a symlink after the plan looked (or even after the spot was opened)
 //! cannot redirect a write, a rename or a removal outside the workspace.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use crate::fsutil::{self, StatKey};
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions, Permissions};

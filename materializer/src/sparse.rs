@@ -8,6 +8,8 @@
 //! a time; a file system that does not report holes reports the whole file
 //! as one data segment, which is still a correct copy.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

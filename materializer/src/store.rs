@@ -18,6 +18,8 @@
 //!   stray write into the cache is never placed nor served, at the cost of
 //!   one stat per object (which the presence check paid already).
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{create_unnamed, link_unnamed, unnamed_unsupported};
 use crate::hash::ContentHash;

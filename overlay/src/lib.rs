@@ -7,6 +7,8 @@
 //! or about placing files. See `docs/architecture.md#layers`.
 
 #![warn(missing_docs)]
+// Unsafe code only in the modules that allow it (raw syscalls).
+#![deny(unsafe_code)]
 
 pub mod cache;
 pub mod entry;

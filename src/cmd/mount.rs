@@ -9,6 +9,8 @@
 //! Without `--foreground` the binary re-executes itself detached, with its
 //! log in `.antares/logs/mount.log`, and returns once the mount is up.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use crate::cli::{Global, MountArgs, UmountArgs};
 use crate::tree;
 use crate::workspace::{self, Workspace};

@@ -3,6 +3,8 @@
 //! process group) when the request is dropped (the client left), when its
 //! mount is deleted, or when its deadline passes.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -10,6 +10,8 @@
 //! cannot be read gets Scorpio's answer (500 `INTERNAL_ERROR`, as its
 //! `build_cl_layer`) rather than a mount failure (`FUSE_ERROR`).
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use antares_overlay::source::cl::ChangeList;
 use antares_overlay::source::{MonoOptions, MonoSource};
 use antares_overlay::{RepoPath, SourceSpec};

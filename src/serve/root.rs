@@ -2,6 +2,8 @@
 //! root (outside every Buck2 project), the one-server-per-workspace lock,
 //! liveness of a mount, and resolving a requested path inside the tree.
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use anyhow::{bail, Context, Result};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};

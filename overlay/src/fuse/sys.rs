@@ -4,6 +4,8 @@
 //! lives with the callers, what makes each call sound lives here, in its
 //! SAFETY note. Errors come back as `io::Error` (from `errno`).
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;

@@ -749,11 +749,7 @@ impl View {
     pub fn sync_upper(&self, paths: Option<&[RepoPath]>) -> Result<()> {
         let Some(paths) = paths else {
             let root = self.root_fd()?;
-            // SAFETY: syncfs on a valid fd.
-            if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
-                return Err(ViewError::io(&RepoPath::root(), io::Error::last_os_error()));
-            }
-            return Ok(());
+            return upper::syncfs(&root).map_err(|e| ViewError::io(&RepoPath::root(), e));
         };
         for p in paths {
             let Ok((dfd, name)) = self.upper_parent(p) else {

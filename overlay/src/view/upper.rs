@@ -33,6 +33,8 @@
 //! - Names starting with `.wh.` are markers and never appear in listings;
 //!   neither do our temporary files (`.antares-tmp.` prefix).
 
+#![allow(unsafe_code)] // raw syscalls, each with its SAFETY note
+
 use crate::ffi::{cstr, cvt};
 use std::ffi::CStr;
 use std::fs::File;
@@ -170,6 +172,12 @@ pub fn fstat(fd: &impl AsFd) -> io::Result<libc::stat> {
     // SAFETY: valid fd and out pointer.
     cvt(unsafe { libc::fstat(fd.as_fd().as_raw_fd(), &mut st) })?;
     Ok(st)
+}
+
+/// `syncfs` of the file system holding `fd`.
+pub fn syncfs(fd: &impl AsFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd; no memory is passed.
+    cvt(unsafe { libc::syncfs(fd.as_fd().as_raw_fd()) }).map(drop)
 }
 
 /// Whether a stat result has the form of an overlayfs whiteout (character
