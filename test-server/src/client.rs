@@ -8,13 +8,16 @@ use std::net::TcpStream;
 /// What came back.
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
     /// Header names in lowercase.
     pub headers: Vec<(String, String)>,
+    /// Every byte of the body, as sent.
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// The value of header `name` (lowercase), if sent.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

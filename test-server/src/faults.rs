@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The fault switches of one server, all off at start.
 #[derive(Default)]
 pub struct Faults {
     fail_next: AtomicU32,

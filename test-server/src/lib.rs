@@ -13,6 +13,7 @@
 //! [`client`] is the bare HTTP client the tests of this and other crates use.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod client;
 mod faults;
@@ -94,6 +95,7 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The switches that make this server misbehave (see [`Faults`]).
     pub fn faults(&self) -> &Faults {
         &self.state.faults
     }
@@ -122,6 +124,7 @@ impl TestServer {
             .insert(link.to_string(), (base.to_string(), head.to_string()));
     }
 
+    /// Empties the request log (so a test counts only what follows).
     pub fn reset_requests(&self) {
         self.state
             .log
