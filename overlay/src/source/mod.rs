@@ -186,14 +186,20 @@ pub fn is_excluded(parent: &RepoPath, name: &str) -> bool {
     if name == STATE_DIR && !parent.is_root() {
         warn_refused_state_dir(&format!("{parent}/{name}"));
     }
-    name == GIT_DIR || name == STATE_DIR || (parent.is_root() && name == BUCK_OUT)
+    excluded_name(name, parent.is_root())
+}
+
+/// The rule of [`is_excluded`] for one name (`at_root`: its directory is
+/// the root), written once for both checks.
+fn excluded_name(name: &str, at_root: bool) -> bool {
+    name == GIT_DIR || name == STATE_DIR || (at_root && name == BUCK_OUT)
 }
 
 /// Whether `path` is, or lies below, an entry [`is_excluded`] leaves out.
 pub fn is_excluded_path(path: &RepoPath) -> bool {
     let mut at_root = true;
     for name in path.components() {
-        if name == GIT_DIR || name == STATE_DIR || (at_root && name == BUCK_OUT) {
+        if excluded_name(name, at_root) {
             return true;
         }
         at_root = false;
