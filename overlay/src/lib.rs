@@ -3,8 +3,9 @@
 //! Three jobs, one module each: source backends ([`source`]) produce a tree
 //! index and blobs on demand; the overlay View ([`view`]) merges a
 //! read-only lower source with a writable upper directory; the FUSE daemon
-//! ([`fuse`]) serves Views at a mount point. Nothing here knows about Buck2
-//! or about placing files. See `docs/architecture.md#layers`.
+//! ([`fuse`]) serves Views at a mount point; [`mountinfo`] is how the
+//! daemon and the binary see which mounts exist. Nothing here knows about
+//! Buck2 or about placing files. See `docs/architecture.md#layers`.
 
 #![warn(missing_docs)]
 // Unsafe code only in the modules that allow it (raw syscalls).
