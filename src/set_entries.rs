@@ -44,7 +44,7 @@ struct Record {
 }
 
 /// One directory as read.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 struct Dir {
     /// The source's id for the directory, taken before listing it.
     id: Option<ObjectId>,
@@ -95,7 +95,7 @@ pub fn entries(
     // This run's listings, for their children's ids.
     let mut listed: HashMap<RepoPath, Vec<TreeEntry>> = HashMap::new();
     let mut dirs: BTreeMap<RepoPath, Dir> = BTreeMap::new();
-    let (mut kept, mut relisted) = (0usize, 0usize);
+    let (mut kept, mut relisted, mut changed) = (0usize, 0usize, 0usize);
     for dir in &all {
         if same_commit || below(dir, &whole) {
             if let Some(b) = before.remove(dir) {
@@ -105,10 +105,11 @@ pub fn entries(
             }
         }
         let id = id_of(source, dir, &listed)?;
-        if let Some(b) = before.remove(dir).filter(|b| vouches(&b.id, &id)) {
+        let b = before.remove(dir);
+        if let Some(b) = b.as_ref().filter(|b| vouches(&b.id, &id)) {
             kept += 1;
             whole.insert(dir.clone());
-            dirs.insert(dir.clone(), b);
+            dirs.insert(dir.clone(), b.clone());
             continue;
         }
         relisted += 1;
@@ -120,12 +121,17 @@ pub fn entries(
         if let Some(list) = list {
             listed.insert(dir.clone(), list);
         }
-        dirs.insert(dir.clone(), Dir { id, entries });
+        let now = Dir { id, entries };
+        if b.as_ref() != Some(&now) {
+            changed += 1;
+        }
+        dirs.insert(dir.clone(), now);
     }
     tracing::debug!(
         dirs = all.len(),
         kept,
         relisted,
+        changed,
         same_commit,
         "file set entries"
     );
@@ -141,7 +147,9 @@ pub fn entries(
         .map(|(d, _)| d.clone())
         .collect();
     if let Some(path) = record {
-        if relisted > 0 || fresh {
+        // A directory listed again as it was (the View's merged root, on
+        // every run) changes nothing worth a write.
+        if changed > 0 || fresh {
             store(path, key, revision, dirs);
         }
     }
