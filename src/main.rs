@@ -21,6 +21,7 @@ mod pathmap;
 mod progress;
 mod quote;
 mod serve;
+mod set_entries;
 mod sync_session;
 mod targets;
 mod toolchains;

@@ -2,6 +2,7 @@
 //! `sync --watch`: what `cmd::sync` sets up once and `cmd::watch` repeats.
 
 use crate::buckconfig_local;
+use crate::set_entries;
 use crate::targets::{self, GraphMode};
 use crate::toolchains::{self, Mode};
 use crate::tree::SyncTree;
@@ -132,7 +133,11 @@ impl SyncSession<'_> {
                     if let Ok(mut g) = self.graph_stats.lock() {
                         *g = Some(set.stats.clone());
                     }
-                    let (more, dirs) = targets::entries(self.tree.source.as_ref(), &set)?;
+                    let (more, dirs) = set_entries::entries(
+                        self.tree.source.as_ref(),
+                        &set,
+                        Some(&set_entries::record(self.ws)),
+                    )?;
                     entries.extend(more);
                     sort_unique(&mut entries);
                     scope.extend(dirs);

@@ -3,9 +3,8 @@
 
 use antares_buck::{FileSet, GraphRequest};
 use antares_materializer::fsutil::write_atomic;
-use antares_overlay::{EntryKind, RepoPath, Source, SourceSpec, TreeEntry};
+use antares_overlay::{RepoPath, Source, SourceSpec};
 use anyhow::{bail, Context, Result};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Which graph provider answers.
@@ -215,45 +214,6 @@ fn full_tree_on_disk(spec: &SourceSpec) -> Result<PathBuf> {
         SourceSpec::Dir { path } => Ok(path.clone()),
         other => bail!("--graph buck2 needs the full tree on disk (a dir: source); {other} is not one: use --graph builtin"),
     }
-}
-
-/// The source entries of a file set, and the directories it covers (the
-/// scope in which a missing file means "deleted by the source"). One
-/// listing per directory rather than a lookup per path: packages are
-/// placed whole, so most of a listing is wanted, and a no-op re-sync of
-/// systeminit/si spent most of its time on 2,983 single lookups.
-pub fn entries(source: &dyn Source, set: &FileSet) -> Result<(Vec<TreeEntry>, Vec<RepoPath>)> {
-    let mut by_dir: BTreeMap<RepoPath, Vec<&RepoPath>> = BTreeMap::new();
-    for path in set.files.keys() {
-        by_dir
-            .entry(path.parent().unwrap_or_else(RepoPath::root))
-            .or_default()
-            .push(path);
-    }
-    let mut out = BTreeMap::new();
-    let mut dirs = BTreeSet::new();
-    for (dir, paths) in by_dir {
-        let listed: BTreeMap<RepoPath, TreeEntry> = match source.list_dir(&dir) {
-            Ok(list) => list.into_iter().map(|e| (e.path.clone(), e)).collect(),
-            // Looked up one by one below, for an error naming the path.
-            Err(_) => BTreeMap::new(),
-        };
-        for path in paths {
-            let entry = match listed.get(path) {
-                Some(e) => e.clone(),
-                None => source.stat(path)?.with_context(|| {
-                    format!("{path}: in the file set but not in {}", source.describe())
-                })?,
-            };
-            if !path.is_root() {
-                dirs.insert(dir.clone());
-            }
-            if entry.kind != EntryKind::Dir {
-                out.insert(path.clone(), entry);
-            }
-        }
-    }
-    Ok((out.into_values().collect(), dirs.into_iter().collect()))
 }
 
 #[cfg(test)]

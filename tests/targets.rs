@@ -272,3 +272,131 @@ fn a_pattern_of_another_cell_matching_nothing_or_an_unknown_cell_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("@foo"));
 }
+
+/// `antares sync --json ARGS` logging how the file set's entries were
+/// found: the summary, and that log line.
+fn sync_logged(sb: &Sandbox, ws: &std::path::Path, args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["sync", "--json"];
+    all.extend(args);
+    let out = sb
+        .cmd(ws, &all)
+        .env("RUST_LOG", "antares::set_entries=debug")
+        .output()
+        .expect("run antares");
+    let stderr = without_colours(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "antares {all:?}: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("file set entries"))
+        .unwrap_or_else(|| panic!("no file set entries line in: {stderr}"))
+        .to_string();
+    (json(&String::from_utf8_lossy(&out.stdout)), line)
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A workspace of `//app/server:server` over the example monorepo
+/// committed to `repo/` (a `git:` source following its HEAD).
+fn git_workspace(upper: bool) -> Sandbox {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    example_repo(&repo);
+    git_commit_all(&repo, "one");
+    let spec = format!("git:{}", repo.display());
+    sb.ok(sb.dir.path(), &["init", "--source", &spec, "ws"]);
+    if upper {
+        std::fs::create_dir_all(sb.path("ws/.antares/upper")).unwrap();
+    }
+    sb.ok(&sb.path("ws"), &["sync", "//app/server:server"]);
+    sb
+}
+
+fn ws_text(sb: &Sandbox, rel: &str) -> String {
+    std::fs::read_to_string(sb.path("ws").join(rel)).unwrap()
+}
+
+/// At the same commit a no-op re-sync lists nothing: the entries recorded
+/// at the last sync hold. A new commit changing a source file (the graph
+/// cache still holds) or a build file is seen all the same.
+#[test]
+fn a_no_op_resync_at_the_same_commit_lists_nothing_and_sees_new_commits() {
+    let sb = git_workspace(false);
+    let (ws, repo) = (sb.path("ws"), sb.path("repo"));
+    let (j, log) = sync_logged(&sb, &ws, &[]);
+    assert!(
+        log.contains("relisted=0") && log.contains("same_commit=true"),
+        "{log}"
+    );
+    assert_eq!(j["summary"]["unchanged"], SERVER_FILES.len(), "{j}");
+
+    std::fs::write(repo.join("lib/util/src/lib.rs"), "pub fn changed() {}\n").unwrap();
+    git_commit_all(&repo, "a source file");
+    let (j, log) = sync_logged(&sb, &ws, &[]);
+    assert_eq!(ws_text(&sb, "lib/util/src/lib.rs"), "pub fn changed() {}\n");
+    assert_eq!(j["summary"]["updated"], 1, "{j}");
+    assert_eq!(j["graph"]["cached"], true, "{j}");
+    assert!(log.contains("same_commit=false"), "{log}");
+
+    let buck = repo.join("app/server/BUCK");
+    let text = std::fs::read_to_string(&buck).unwrap();
+    std::fs::write(&buck, format!("{text}\n# edited\n")).unwrap();
+    git_commit_all(&repo, "a build file");
+    let (j, _) = sync_logged(&sb, &ws, &[]);
+    assert!(j["graph"]["evaluations"].as_u64() > Some(0), "{j}");
+    assert!(ws_text(&sb, "app/server/BUCK").ends_with("# edited\n"));
+    let (_, log) = sync_logged(&sb, &ws, &[]);
+    assert!(log.contains("relisted=0"), "{log}");
+}
+
+/// Through the View (an upper layer, as `antares mount` makes) a no-op
+/// re-sync lists only directories whose git tree id cannot vouch for them
+/// (the merged root), and still sees an edit in the upper layer, a new
+/// commit below an unchanged sibling, and a new file in the workspace.
+#[test]
+fn a_no_op_resync_through_the_view_lists_only_what_changed() {
+    let sb = git_workspace(true);
+    let (ws, repo, up) = (sb.path("ws"), sb.path("repo"), sb.path("ws/.antares/upper"));
+    let (j, log) = sync_logged(&sb, &ws, &[]);
+    assert!(log.contains("relisted=1 "), "only the merged root: {log}");
+    assert_eq!(j["summary"]["unchanged"], SERVER_FILES.len(), "{j}");
+
+    // An edit in the upper layer (as through the mount).
+    std::fs::create_dir_all(up.join("lib/util/src")).unwrap();
+    std::fs::write(up.join("lib/util/src/lib.rs"), "pub fn upper() {}\n").unwrap();
+    let (_, log) = sync_logged(&sb, &ws, &[]);
+    assert!(!log.contains("relisted=1 "), "{log}");
+    assert_eq!(ws_text(&sb, "lib/util/src/lib.rs"), "pub fn upper() {}\n");
+    // Edited again in place: no directory of the upper layer changes.
+    std::fs::write(up.join("lib/util/src/lib.rs"), "pub fn again() {}\n").unwrap();
+    sync_logged(&sb, &ws, &[]);
+    assert_eq!(ws_text(&sb, "lib/util/src/lib.rs"), "pub fn again() {}\n");
+
+    // A new commit: its changed directories are listed, the rest kept.
+    std::fs::write(repo.join("app/server/src/main.rs"), "fn main() { new() }\n").unwrap();
+    git_commit_all(&repo, "a source file");
+    sync_logged(&sb, &ws, &[]);
+    assert_eq!(
+        ws_text(&sb, "app/server/src/main.rs"),
+        "fn main() { new() }\n"
+    );
+
+    // A new file in the workspace, in a directory the untracked scan has
+    // cached (listed more than a second before the scan), is written back.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sync_logged(&sb, &ws, &[]);
+    std::fs::write(ws.join("app/server/src/extra.rs"), "// new\n").unwrap();
+    let (j, _) = sync_logged(&sb, &ws, &[]);
+    assert!(up.join("app/server/src/extra.rs").is_file(), "{j}");
+}

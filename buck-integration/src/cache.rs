@@ -24,12 +24,11 @@
 
 use crate::error::BuckError;
 use crate::fileset::FileSet;
-use crate::tree::Tree;
+use crate::tree::{listing_hash, Seen, Tree};
 use crate::{Computed, GraphRequest};
-use antares_overlay::{ObjectId, RepoPath, TreeEntry};
+use antares_overlay::{ObjectId, RepoPath};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bumped whenever what a file set depends on, or its shape, changes.
 const FORMAT: u32 = 3;
@@ -53,15 +52,17 @@ pub(crate) struct Footprint {
     pub files: BTreeMap<RepoPath, Seen>,
 }
 
-/// One listing or file as read: its hash, and the source's id for it when
-/// it was read (`None`: absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Seen {
-    pub hash: String,
-    pub id: Option<ObjectId>,
-}
-
 impl Footprint {
+    /// Everything `tree` listed and read so far.
+    pub(crate) fn of(tree: &Tree) -> Footprint {
+        Footprint {
+            revision: tree.revision(),
+            started_ns: tree.started_ns(),
+            dirs: tree.listings_seen(),
+            files: tree.reads_seen(),
+        }
+    }
+
     /// Does the tree still list and hold what this footprint recorded?
     /// `None` if not; else how many files had to be re-hashed to know.
     fn check(&self, tree: &Tree) -> Result<Option<usize>, BuckError> {
@@ -165,15 +166,6 @@ fn trusted(id: &ObjectId, started_ns: i64) -> bool {
     }
 }
 
-/// Now, in nanoseconds since the epoch (0 if the clock is before it, which
-/// only makes every stat signature untrusted).
-pub(crate) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// The stored form.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -238,13 +230,9 @@ pub(crate) fn lookup(
     }))
 }
 
-/// The bytes to store for `set`, computed for `request` with `footprint`
+/// The bytes to store for `set`, computed for `request` by reading `tree`
 /// (`None`, with a warning, if it cannot be serialized).
-pub(crate) fn store(
-    request: &GraphRequest,
-    footprint: Footprint,
-    set: &FileSet,
-) -> Option<Vec<u8>> {
+pub(crate) fn store(request: &GraphRequest, tree: &Tree, set: &FileSet) -> Option<Vec<u8>> {
     #[derive(Serialize)]
     struct StoredRef<'a> {
         format: u32,
@@ -257,25 +245,9 @@ pub(crate) fn store(
         format: FORMAT,
         version: env!("CARGO_PKG_VERSION"),
         key: key(request),
-        footprint,
+        footprint: Footprint::of(tree),
         set,
     })
     .map_err(|e| tracing::warn!("graph cache not written: {e}"))
     .ok()
-}
-
-/// A BLAKE3 hash, hex.
-pub(crate) fn content_hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
-
-/// The hash of a listing's names and kinds (what package boundaries,
-/// globs and whole-package walks depend on; not the files' contents).
-pub(crate) fn listing_hash(entries: &[TreeEntry]) -> String {
-    let mut h = blake3::Hasher::new();
-    for e in entries {
-        h.update(e.path.file_name().unwrap_or("").as_bytes());
-        h.update(format!("\0{:?}\n", e.kind).as_bytes());
-    }
-    h.finalize().to_hex().to_string()
 }

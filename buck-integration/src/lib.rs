@@ -124,7 +124,7 @@ pub fn compute_cached(
         }
     }
     let set = compute_in(&tree, request)?;
-    let cache = cache::store(request, tree.footprint(), &set);
+    let cache = cache::store(request, &tree, &set);
     Ok(Computed { set, cache })
 }
 

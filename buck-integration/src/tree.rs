@@ -1,16 +1,17 @@
 //! Cached reads of the source tree: directory listings, build-file text and
 //! symlink resolution. One computation lists the same directories many times
 //! (package detection, globs, whole-package walks), so every listing is
-//! fetched from the [`Source`] once. What was listed and read is the
-//! computation's [`Footprint`]: when it still holds, so does the answer
-//! (the graph cache).
+//! fetched from the [`Source`] once. What was listed and read, hashed
+//! ([`Seen`]), is the computation's footprint: when it still holds, so does
+//! the answer (the graph cache builds and checks it; this module only reads).
 
-use crate::cache::{content_hash, listing_hash, now_ns, Footprint, Seen};
 use antares_overlay::source::read_link;
 use antares_overlay::{EntryKind, ObjectId, RepoPath, Source, SourceError, TreeEntry};
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many symlinks one resolution may pass through (as `SYMLOOP_MAX`).
 const MAX_LINKS: usize = 40;
@@ -26,6 +27,14 @@ pub(crate) struct Resolved {
     pub problem: Option<String>,
 }
 
+/// One listing or file as read: its hash, and the source's id for it when
+/// it was read (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Seen {
+    pub hash: String,
+    pub id: Option<ObjectId>,
+}
+
 /// A directory's entries and the source's id for the directory.
 type Listing = (Rc<[TreeEntry]>, Option<ObjectId>);
 
@@ -37,7 +46,8 @@ pub(crate) struct Tree<'s> {
     /// The content hash and id of every file read and of every symlink
     /// followed, by path.
     reads: RefCell<BTreeMap<RepoPath, Seen>>,
-    /// When this tree began reading (see [`Footprint::started_ns`]).
+    /// When this tree began reading, in nanoseconds since the epoch: a stat
+    /// signature is trusted only when older than this (the graph cache).
     started_ns: i64,
 }
 
@@ -79,25 +89,24 @@ impl<'s> Tree<'s> {
         self.source.describe()
     }
 
-    /// Everything listed and read so far.
-    pub fn footprint(&self) -> Footprint {
-        Footprint {
-            revision: self.revision(),
-            started_ns: self.started_ns,
-            dirs: self
-                .listings
-                .borrow()
-                .iter()
-                .map(|(d, (l, id))| {
-                    let seen = Seen {
-                        hash: listing_hash(l),
-                        id: id.clone(),
-                    };
-                    (d.clone(), seen)
-                })
-                .collect(),
-            files: self.reads.borrow().clone(),
-        }
+    /// Every directory listed so far, by the hash of its listing.
+    pub fn listings_seen(&self) -> BTreeMap<RepoPath, Seen> {
+        self.listings
+            .borrow()
+            .iter()
+            .map(|(d, (l, id))| {
+                let seen = Seen {
+                    hash: listing_hash(l),
+                    id: id.clone(),
+                };
+                (d.clone(), seen)
+            })
+            .collect()
+    }
+
+    /// Every file read and symlink followed so far, by content hash.
+    pub fn reads_seen(&self) -> BTreeMap<RepoPath, Seen> {
+        self.reads.borrow().clone()
     }
 
     /// The content hash of the file or symlink at `path` itself (for a
@@ -256,4 +265,29 @@ pub(crate) fn relative<'p>(path: &'p RepoPath, base: &RepoPath) -> &'p str {
         .strip_prefix(base.as_str())
         .unwrap_or_default()
         .trim_start_matches('/')
+}
+
+/// A BLAKE3 hash, hex.
+fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The hash of a listing's names and kinds (what package boundaries,
+/// globs and whole-package walks depend on; not the files' contents).
+pub(crate) fn listing_hash(entries: &[TreeEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for e in entries {
+        h.update(e.path.file_name().unwrap_or("").as_bytes());
+        h.update(format!("\0{:?}\n", e.kind).as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Now, in nanoseconds since the epoch (0 if the clock is before it, which
+/// only makes every stat signature untrusted).
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

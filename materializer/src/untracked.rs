@@ -86,13 +86,14 @@ pub fn scan(
     cache: Option<&Path>,
 ) -> (Vec<RepoPath>, ScanStats) {
     let mut stats = ScanStats::default();
-    let Some(scope) = Scope::new(root, under, ignored) else {
+    let Some(scope) = Scope::new(under, ignored) else {
         return (Vec::new(), stats);
     };
     let Ok(root_dir) = std::fs::File::open(root) else {
         return (Vec::new(), stats);
     };
-    let old = cache.map(DirCache::load).unwrap_or_default();
+    let mut old = cache.map(DirCache::load).unwrap_or_default();
+    let old_len = old.dirs.len();
     let mut new = DirCache::default();
     let trusted_before = SystemTime::now()
         .checked_sub(RACY)
@@ -106,7 +107,14 @@ pub fn scan(
         } else {
             root.join(&rel)
         };
-        let entries = match list(&root_dir, &rel, &old, &mut new, trusted_before, &mut stats) {
+        let entries = match list(
+            &root_dir,
+            &rel,
+            &mut old,
+            &mut new,
+            trusted_before,
+            &mut stats,
+        ) {
             Ok(e) => e,
             Err(e) => {
                 tracing::debug!("{}: not scanned for new files: {e}", dir_path.display());
@@ -130,7 +138,7 @@ pub fn scan(
                 }
             } else if !is_editor_temp(name) {
                 if let Ok(p) = RepoPath::new(&child) {
-                    if scope.reports(&p) && !known(&p) {
+                    if scope.reports(&p, &path) && !known(&p) {
                         found.push(p);
                     }
                 }
@@ -139,7 +147,7 @@ pub fn scan(
     }
     // Reused listings are copies of old ones, and new ones were listed.
     if let Some(path) = cache {
-        if stats.listed > 0 || new.dirs.len() != old.dirs.len() {
+        if stats.listed > 0 || new.dirs.len() != old_len {
             if let Err(e) = new.save(path) {
                 tracing::warn!("{}: untracked cache not stored: {e}", path.display());
             }
@@ -150,23 +158,24 @@ pub fn scan(
 }
 
 /// The entries (name, is a directory) of the directory `rel` below
-/// `root_dir`, reached without following a symlink: from `old` when its
-/// stat is unchanged, else read. Listings older than `trusted_before` (ns
-/// since the epoch) go into `new`.
+/// `root_dir`, reached without following a symlink: from `old` (moved out
+/// of it) when its stat is unchanged, else read. Listings older than
+/// `trusted_before` (ns since the epoch) go into `new`.
 fn list(
     root_dir: &std::fs::File,
     rel: &str,
-    old: &DirCache,
+    old: &mut DirCache,
     new: &mut DirCache,
     trusted_before: i64,
     stats: &mut ScanStats,
 ) -> std::io::Result<Arc<Vec<(String, bool)>>> {
     let dir = open_beneath(root_dir, rel, libc::O_PATH | libc::O_DIRECTORY)?;
     let st = StatKey::of(&dir.metadata()?);
-    if let Some(l) = old.dirs.get(rel).filter(|l| l.matches(&st)) {
+    if let Some(l) = old.dirs.remove(rel).filter(|l| l.matches(&st)) {
         stats.reused += 1;
-        new.dirs.insert(rel.to_string(), l.clone());
-        return Ok(Arc::new(l.entries.clone()));
+        let entries = Arc::new(l.entries.clone());
+        new.dirs.insert(rel.to_string(), l);
+        return Ok(entries);
     }
     stats.listed += 1;
     // The open directory itself, through its /proc link: no path to swap.
@@ -289,13 +298,12 @@ struct Scope {
 }
 
 impl Scope {
-    /// `None` when no selected directory exists.
-    fn new(root: &Path, under: &[RepoPath], ignored: &[RepoPath]) -> Option<Scope> {
-        let starts: HashSet<String> = under
-            .iter()
-            .filter(|d| d.to_fs_path(root).is_dir())
-            .map(|d| d.as_str().to_string())
-            .collect();
+    /// `None` when nothing is selected. Whether each selected path is a
+    /// directory is not asked up front (a stat per selected directory cost
+    /// as much as the cached walk itself): the walk enters only directories
+    /// it lists, and [`reports`](Self::reports) settles the rest.
+    fn new(under: &[RepoPath], ignored: &[RepoPath]) -> Option<Scope> {
+        let starts: HashSet<String> = under.iter().map(|d| d.as_str().to_string()).collect();
         if starts.is_empty() {
             return None;
         }
@@ -325,9 +333,16 @@ impl Scope {
             })
     }
 
-    /// Whether the file at `rel` is reported when nothing claims it.
-    fn reports(&self, rel: &RepoPath) -> bool {
-        self.inside(rel.as_str()) && !self.ignored.iter().any(|i| rel.starts_with(i))
+    /// Whether the entry at `rel` (on disk at `path`), not a directory of
+    /// the walk, is reported when nothing claims it: when inside a selected
+    /// directory. A selected path that is itself such an entry counts only
+    /// if it leads to a directory (a symlink to one), as when the selection
+    /// was filtered by `is_dir` up front; that stat is taken only here.
+    fn reports(&self, rel: &RepoPath, path: &Path) -> bool {
+        let parent = rel.as_str().rsplit_once('/').map_or("", |(d, _)| d);
+        let below = self.starts.contains("") || self.inside(parent);
+        (below || (self.starts.contains(rel.as_str()) && path.is_dir()))
+            && !self.ignored.iter().any(|i| rel.starts_with(i))
     }
 }
 
@@ -435,6 +450,18 @@ mod tests {
             "the link itself: {found:?}"
         );
         assert!(!found.iter().any(|f| f.starts_with("b/")), "{found:?}");
+    }
+
+    /// Selected paths are not stat-ed up front: one that is missing is
+    /// skipped, one that is a file is not reported as new, one that is a
+    /// directory is scanned.
+    #[test]
+    fn only_selected_paths_that_are_directories_are_scanned() {
+        let (_t, root, cache) = setup();
+        let under = ["a/deep", "missing", "b/z.rs"].map(|p| RepoPath::new(p).unwrap());
+        let (found, _) = scan(&root, &under, &[], &nothing_known, Some(&cache));
+        let found: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+        assert_eq!(found, ["a/deep/x.log", "a/deep/y.rs"]);
     }
 
     /// Listings made within [`RACY`] of the scan are used, not cached.

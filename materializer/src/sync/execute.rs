@@ -108,7 +108,7 @@ pub(crate) fn execute(
     let raced: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<FailedPath>> = Mutex::new(Vec::new());
     let (bytes, reflinked, copied) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    io_pool::install(|| {
+    io_pool::install(placements.len(), || {
         placements.par_iter().for_each(|(p, v, expect)| {
             let fail = |error: String| {
                 if let Ok(mut e) = errors.lock() {

@@ -40,7 +40,7 @@ pub(crate) fn write_back(
         .filter(|(_, a)| matches!(a, Action::WriteBack { .. } | Action::DeleteBack))
         .collect();
     progress.phase("writing back", back.len() as u64);
-    io_pool::install(|| {
+    io_pool::install(back.len(), || {
         back.par_iter().for_each(|(p, a)| {
             let res = write_back_one(wb, root, p, a);
             match res {
