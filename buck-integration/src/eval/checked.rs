@@ -2,9 +2,9 @@
 //! `sep.join(l)`, `s.replace(a, b)`, `fmt.format(…)`, `fmt % args`,
 //! f-strings, `str(x)`, `list(range(n))`, integer products), checked against what is
 //! left of the heap limit before they run. One such step is one allocation
-//! inside starlark: the per-statement heap check of [`super::limits`] sees
+//! inside starlark: the per-statement heap check (`limits.rs`) sees
 //! it only after it happened, and an allocation the system refuses aborts
-//! the process. The source rewrite of [`super::rewrite`] routes a file's
+//! the process. The source rewrite (`rewrite.rs`) routes a file's
 //! operations through the globals defined here.
 
 use super::context::file_ctx;

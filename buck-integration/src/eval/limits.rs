@@ -3,8 +3,9 @@
 //! and line instead of taking the machine's memory or the process down.
 //!
 //! Straight-line growth is caught here, before each statement; what one
-//! operation could allocate at once is checked before it runs by
-//! [`super::checked`].
+//! operation could allocate at once is checked before it runs by the
+//! checked operations (`checked.rs`), which read the heap limit from the
+//! file context.
 
 use starlark::codemap::{FileSpan, FileSpanRef};
 use starlark::environment::Module;
