@@ -273,3 +273,93 @@ fn recursion_and_recursive_values_stop() {
         &[],
     );
 }
+
+#[test]
+fn checked_methods_passed_as_values_stay_checked() {
+    for defs in [
+        "f = (\"-\" * 10000000).join\ny = f([\"a\"] * 1000)\nx = 1\n",
+        "f = getattr(\"-\" * 10000000, \"join\")\ny = f([\"a\"] * 1000)\nx = 1\n",
+    ] {
+        assert_stops(defs, "2:", &["`.join()` on a string of 10000000 bytes"]);
+    }
+}
+
+#[test]
+fn making_huge_lists_of_items_is_refused() {
+    assert_stops(
+        "s = \"x \" * 50000000\ny = s.split(\" \")\nx = 1\n",
+        "2:",
+        &["`.split()`"],
+    );
+    assert_stops(
+        &with_big_string("y = list(s.elems())\n"),
+        "2:",
+        &["`.elems()`"],
+    );
+    assert_stops(
+        "l = [1] * 30000000\ny = list(zip(l, l, l, l))\nx = 1\n",
+        "2:",
+        &["making a list of 30000000 items"],
+    );
+}
+
+/// The rewritten operations give what starlark gives, in every form the
+/// rewrite handles (parenthesised receivers, method values, `getattr`,
+/// f-string expressions with parentheses and conversions, `*=` on an
+/// index, `%=`, star arguments).
+#[test]
+fn checked_operations_keep_their_results() {
+    let defs = r#"
+def check(got, want):
+    if got != want:
+        fail("got %r, want %r" % (got, want))
+
+check(("a" + "b").join(["1", "2"]), "1ab2")
+check(( "-" ).join(["a", "b"]), "a-b")
+j = ",".join
+check(list(map(j, [["a", "b"], ["c"]])), ["a,b", "c"])
+check(getattr("x", "join")(["1", "2"]), "1x2")
+check(getattr("x", "nope", 5), 5)
+check("{}-{}".format(str(1), repr("q")), "1-\"q\"")
+check("a.b.c".replace(".", "/", 1), "a/b.c")
+check("a b".split(" "), ["a", "b"])
+check(f"{(1)}{2 if True else 3}{'x'!r}", "12\"x\"")
+check("%s=%d" % ("k", 3), "k=3")
+l = [2, 3]
+l[0] *= 4
+check(l, [8, 3])
+s = "%s!"
+s %= "hi"
+check(s, "hi!")
+n = 7
+n *= 6
+check(n, 42)
+check(list(zip(*[[1, 2], [3, 4]])), [(1, 3), (2, 4)])
+check(sorted({"b": 1, "a": 2}), ["a", "b"])
+check(list(range(10, 0, -3)), [10, 7, 4, 1])
+check(len(range(0, 10, 3)), 4)
+check(1 + 2 + 3, 6)
+check([1] + [2], [1, 2])
+check(2 * 3 * 7, 42)
+x = 1
+"#;
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, text) in [
+        (".buckconfig", "[cells]\nroot = .\n"),
+        (
+            "p/BUCK",
+            "load(\":defs.bzl\", \"x\")\ngenrule(name = \"t\")\n",
+        ),
+        ("p/defs.bzl", defs),
+    ] {
+        let p = tmp.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let request = GraphRequest {
+        patterns: vec!["//p:t".to_string()],
+        current_dir: RepoPath::root(),
+    };
+    let set = compute(&DirSource::open(tmp.path()).unwrap(), &request).unwrap();
+    assert!(set.warnings.is_empty(), "{:#?}", set.warnings);
+}

@@ -1,6 +1,7 @@
 //! Operations that could allocate gigabytes in one step (`"a" * n`,
 //! `sep.join(l)`, `s.replace(a, b)`, `fmt.format(…)`, `fmt % args`,
-//! f-strings, `str(x)`, `list(range(n))`, integer products), checked against what is
+//! f-strings, `str(x)`, `s.split()`, `list(x)`, `zip(…)`, `range(n)`
+//! materialised, integer products), checked against what is
 //! left of the heap limit before they run. One such step is one allocation
 //! inside starlark: the per-statement heap check (`limits.rs`) sees
 //! it only after it happened, and an allocation the system refuses aborts
@@ -29,11 +30,28 @@ pub(crate) const PERCENT: &str = "__antares_percent";
 pub(crate) const METHOD: &str = "__antares_method";
 /// One of `K` expressions of an f-string.
 pub(crate) const PART: &str = "__antares_part";
+/// The argument of a function that makes a list or tuple of it.
+pub(crate) const ITEMS: &str = "__antares_items";
 /// The call a checked string method forwards to (through `partial`).
 const STRING_CALL: &str = "__antares_string_call";
 
 /// The string methods whose result can be far larger than their inputs.
-pub(crate) const STRING_METHODS: [&str; 3] = ["join", "replace", "format"];
+pub(crate) const STRING_METHODS: [&str; 8] = [
+    "join",
+    "replace",
+    "format",
+    "split",
+    "rsplit",
+    "splitlines",
+    "elems",
+    "codepoints",
+];
+
+/// Bytes counted for each item a function makes of its argument's items
+/// (`list`, `zip`, `enumerate`, `s.split()`, …): a slot, and a tuple or a
+/// string header where one is made. Generous: no build file makes
+/// millions of items.
+const ITEM_BYTES: u128 = 48;
 
 /// Integers above this many decimal digits are refused: no build file
 /// needs them, and multiplying two of a million digits takes minutes.
@@ -209,6 +227,10 @@ fn string_method_len<'v>(
             };
             Some(s.len() as u128 + found.min(most) as u128 * new.len() as u128)
         }
+        "split" | "rsplit" | "splitlines" | "elems" | "codepoints" => {
+            // At most one piece per byte, each a new string.
+            Some(s.len() as u128 + (s.len() as u128 + 1) * ITEM_BYTES)
+        }
         "format" => {
             let largest =
                 largest_rendered(args.iter().copied().chain(kwargs.iter().map(|(_, v)| *v)));
@@ -216,6 +238,29 @@ fn string_method_len<'v>(
         }
         _ => None,
     })
+}
+
+/// `x.NAME` checked before it runs, for a string and a method of
+/// [`STRING_METHODS`]: the method bound with `partial`, so it can be
+/// passed around like the method itself. `None` for anything else.
+fn checked_method<'v>(
+    x: Value<'v>,
+    name: &str,
+    eval: &mut Evaluator<'v, '_, '_>,
+) -> starlark::Result<Option<Value<'v>>> {
+    if x.unpack_str().is_none() || !STRING_METHODS.contains(&name) {
+        return Ok(None);
+    }
+    let ctx = file_ctx(eval).map_err(starlark::Error::new_other)?;
+    let (Some(partial), Some(call)) = (ctx.builtins.get("partial"), ctx.builtins.get(STRING_CALL))
+    else {
+        return Err(starlark::Error::new_other(anyhow::anyhow!(
+            "internal: `partial` or `{STRING_CALL}` is not a global"
+        )));
+    };
+    let name = eval.heap().alloc(name);
+    eval.eval_function(partial.to_value(), &[call.to_value(), x, name], &[])
+        .map(Some)
 }
 
 #[starlark_module]
@@ -281,27 +326,52 @@ pub(crate) fn checked_globals(builder: &mut GlobalsBuilder) {
         a.percent(b, eval.heap())
     }
 
-    /// `x.NAME`: for a string and a method of [`STRING_METHODS`], the
-    /// method checked before it runs (bound with `partial`, so it can be
-    /// passed around like the method itself); otherwise the attribute.
+    /// `x.NAME`: the checked method for a string and a method of
+    /// [`STRING_METHODS`], otherwise the attribute.
     fn __antares_method<'v>(
         #[starlark(require = pos)] x: Value<'v>,
         #[starlark(require = pos)] name: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> starlark::Result<Value<'v>> {
-        if x.unpack_str().is_none() || !STRING_METHODS.contains(&name) {
-            return x.get_attr_error(name, eval.heap());
+        match checked_method(x, name, eval)? {
+            Some(method) => Ok(method),
+            None => x.get_attr_error(name, eval.heap()),
         }
-        let ctx = file_ctx(eval).map_err(starlark::Error::new_other)?;
-        let (Some(partial), Some(call)) =
-            (ctx.builtins.get("partial"), ctx.builtins.get(STRING_CALL))
-        else {
-            return Err(starlark::Error::new_other(anyhow::anyhow!(
-                "internal: `partial` or `{STRING_CALL}` is not a global"
-            )));
-        };
-        let name = eval.heap().alloc(name);
-        eval.eval_function(partial.to_value(), &[call.to_value(), x, name], &[])
+    }
+
+    /// starlark's `getattr`, giving the checked methods of
+    /// [`STRING_METHODS`] too (`getattr(s, "join")`).
+    fn getattr<'v>(
+        #[starlark(require = pos)] x: Value<'v>,
+        #[starlark(require = pos)] name: &str,
+        #[starlark(require = pos)] default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        if let Some(method) = checked_method(x, name, eval)? {
+            return Ok(method);
+        }
+        match (x.get_attr(name, eval.heap())?, default) {
+            (Some(v), _) | (None, Some(v)) => Ok(v),
+            (None, None) => x.get_attr_error(name, eval.heap()),
+        }
+    }
+
+    /// The argument of `list()`, `tuple()`, `sorted()`, `zip()`,
+    /// `enumerate()`, …: refused when making a list or tuple of its items
+    /// could take more than is left of the heap limit.
+    fn __antares_items<'v>(
+        #[starlark(require = pos)] x: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        if x.unpack_str().is_none() {
+            if let Ok(len) = x.length() {
+                let len = len.max(0) as u128;
+                fits(eval, len * ITEM_BYTES, || {
+                    format!("making a list of {len} items")
+                })?;
+            }
+        }
+        Ok(x)
     }
 
     /// `s.NAME(*args, **kwargs)` after checking what it would allocate.

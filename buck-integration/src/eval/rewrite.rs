@@ -10,12 +10,15 @@
 //! - `T *= e` → `T = __antares_multiply(T, e)` (and `%=` alike), where the
 //!   target `T` has no call in it (it is evaluated twice); a target with a
 //!   call is refused, there is no checked way to run it;
-//! - `x.join` → `__antares_method(x, "join")` (and `replace`, `format`);
+//! - `x.join` → `__antares_method(x, "join")` (and `replace`, `format`,
+//!   `split`, …);
 //! - `f"{a}{b}"` → `f"{__antares_part(2, a)}{__antares_part(2, b)}"`;
 //! - `str(x)` → `str(__antares_part(1, x))` (and `repr`, `print`,
-//!   `fail`, `json.encode`).
+//!   `fail`, `json.encode`);
+//! - `list(x)` → `list(__antares_items(x))` (and `tuple`, `sorted`, `zip`,
+//!   …).
 
-use super::checked::{ADD, METHOD, MULTIPLY, PART, PERCENT, STRING_METHODS};
+use super::checked::{ADD, ITEMS, METHOD, MULTIPLY, PART, PERCENT, STRING_METHODS};
 use starlark::codemap::Span;
 use starlark::syntax::ast::{ArgumentP, AssignOp, AssignTargetP, AstExpr, AstStmt, ExprP, StmtP};
 use starlark::syntax::{AstModule, Dialect};
@@ -29,6 +32,20 @@ const MAX_NESTING: usize = 200;
 
 /// Global functions that write their arguments' text.
 const RENDERING_FUNCTIONS: [&str; 4] = ["str", "repr", "print", "fail"];
+
+/// Global functions that make a list, tuple, dict or set of their
+/// arguments' items natively, without a tick per item: a billion items
+/// would be made at once.
+const MATERIALISING_FUNCTIONS: [&str; 8] = [
+    "list",
+    "tuple",
+    "sorted",
+    "reversed",
+    "enumerate",
+    "zip",
+    "dict",
+    "set",
+];
 
 /// Why a file cannot be evaluated under the checks.
 #[derive(Debug, thiserror::Error)]
@@ -182,13 +199,21 @@ fn augmented(
     Ok(())
 }
 
-/// Whether `callee` writes its arguments' text: `str`, `repr`, `print`,
-/// `fail`, `json.encode`.
-fn renders(callee: &AstExpr) -> bool {
-    match &callee.node {
-        ExprP::Identifier(name) => RENDERING_FUNCTIONS.contains(&name.node.ident.as_str()),
-        ExprP::Dot(_, name) => name.node == "encode",
-        _ => false,
+/// The check each argument of a call of `callee` goes through, when it is
+/// one that writes its arguments' text (`str`, `repr`, `print`, `fail`,
+/// `json.encode`) or makes a list of their items (`list`, `zip`, …).
+fn argument_check(callee: &AstExpr) -> Option<String> {
+    let name = match &callee.node {
+        ExprP::Identifier(name) => name.node.ident.as_str(),
+        ExprP::Dot(_, name) if name.node == "encode" => return Some(format!("{PART}(1, ")),
+        _ => return None,
+    };
+    if RENDERING_FUNCTIONS.contains(&name) {
+        Some(format!("{PART}(1, "))
+    } else if MATERIALISING_FUNCTIONS.contains(&name) {
+        Some(format!("{ITEMS}("))
+    } else {
+        None
     }
 }
 
@@ -231,7 +256,10 @@ fn expression(expr: &AstExpr, text: &str, edits: &mut Vec<Edit>) {
                 text: format!(", {:?})", name.node),
             });
         }
-        ExprP::Call(callee, args) if renders(callee) => {
+        ExprP::Call(callee, args) => {
+            let Some(check) = argument_check(callee) else {
+                return;
+            };
             for arg in &args.args {
                 if let ArgumentP::Named(..) = arg.node {
                     continue;
@@ -243,7 +271,7 @@ fn expression(expr: &AstExpr, text: &str, edits: &mut Vec<Edit>) {
                 edits.push(Edit {
                     start: start + value,
                     end: start + value,
-                    text: format!("{PART}(1, "),
+                    text: check.clone(),
                 });
                 edits.push(Edit {
                     start: end,
