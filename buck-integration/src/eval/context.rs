@@ -36,8 +36,9 @@ pub(crate) struct FileCtx<'a> {
     pub targets: RefCell<Vec<RecordedTarget>>,
     /// `write_package_value` from PACKAGE files, seen by `read_package_value`.
     pub package_values: RefCell<BTreeMap<String, serde_json::Value>>,
-    /// Bytes one repetition (`"a" * n`, `[x] * n`) may allocate: the heap
-    /// limit of [`super::limits::Limits`].
+    /// Bytes of Starlark heap the evaluation may use: what the checked
+    /// operations (`"a" * n`, `sep.join(l)`, …) measure against before
+    /// they allocate.
     pub max_bytes: usize,
 }
 

@@ -15,8 +15,10 @@
 //! not followed.
 
 mod builtins;
+mod checked;
 pub(crate) mod context;
 mod limits;
+mod rewrite;
 pub(crate) mod scan;
 mod values;
 
@@ -31,7 +33,7 @@ use starlark::analysis::AstModuleLint;
 use starlark::codemap::FileSpan;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::{Evaluator, ReturnFileLoader};
-use starlark::syntax::{AstModule, Dialect};
+use starlark::syntax::Dialect;
 use starlark::values::{FrozenHeapName, FrozenValue};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -114,7 +116,7 @@ impl<'a, 's> Interp<'a, 's> {
             LibraryExtension::SetType,
         ])
         .with(builtins::buck_globals)
-        .with(limits::limit_globals)
+        .with(checked::checked_globals)
         .build();
         let builtins: HashMap<String, FrozenValue> =
             globals.iter().map(|(n, v)| (n.to_string(), v)).collect();
@@ -262,11 +264,11 @@ impl<'a, 's> Interp<'a, 's> {
             Ok(None) => return failed(format!("{path}: does not exist")),
             Err(e) => return failed(format!("{path}: {e}")),
         };
-        let mut ast = match AstModule::parse(path.as_str(), text, &self.dialect) {
+        let ast = match rewrite::parse_checked(path.as_str(), text, &self.dialect) {
             Ok(a) => a,
-            Err(e) => return failed(located(&e, path, None)),
+            Err(rewrite::RewriteError::Parse(e)) => return failed(located(&e, path, None)),
+            Err(e) => return failed(e.to_string()),
         };
-        limits::check_repetitions(&mut ast);
         let mut out = Loaded::default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
         for load in ast.loads() {
@@ -349,6 +351,7 @@ impl<'a, 's> Interp<'a, 's> {
                 };
             }
             if freeze {
+                limits::check_nesting(&module).map_err(|e| format!("{path}: {e}"))?;
                 module
                     .freeze_named(FrozenHeapName::User(Box::new(path.to_string())))
                     .map(Some)
