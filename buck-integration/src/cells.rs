@@ -15,6 +15,7 @@ pub(crate) const PRELUDE: &str = "prelude";
 /// One cell.
 #[derive(Debug, Clone)]
 pub struct Cell {
+    /// The canonical cell name.
     pub name: String,
     /// The cell's directory, relative to the project root.
     pub path: RepoPath,
@@ -87,6 +88,7 @@ pub struct Cells {
     /// Name of the cell at the project root.
     pub root: String,
     cells: BTreeMap<String, Cell>,
+    /// The project's `[project] ignore` patterns.
     pub ignore: IgnoreSet,
 }
 
@@ -173,14 +175,17 @@ impl Cells {
         })
     }
 
+    /// The cell of that canonical name.
     pub fn get(&self, name: &str) -> Option<&Cell> {
         self.cells.get(name)
     }
 
+    /// The root cell.
     pub fn root_cell(&self) -> Option<&Cell> {
         self.cells.get(&self.root)
     }
 
+    /// Every cell, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Cell> {
         self.cells.values()
     }

@@ -13,10 +13,12 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Reason {
+    /// Why a path is in the set, outermost first (the first entry is the pattern).
     pub chain: Vec<String>,
 }
 
 impl Reason {
+    /// A reason that starts with one step.
     pub fn new(first: impl Into<String>) -> Self {
         Reason {
             chain: vec![first.into()],
@@ -47,6 +49,7 @@ pub struct TargetInfo {
     pub deps: Vec<String>,
     /// Attribute strings naming files of its package, package-relative.
     pub inputs: Vec<String>,
+    /// Why the target was reached.
     pub reason: Reason,
 }
 
@@ -105,11 +108,14 @@ impl FileSet {
 /// Paths one file set has and the other lacks (`antares graph --compare`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Comparison {
+    /// Paths only in the left set.
     pub only_left: Vec<RepoPath>,
+    /// Paths only in the right set.
     pub only_right: Vec<RepoPath>,
 }
 
 impl Comparison {
+    /// Whether the two sets hold the same paths.
     pub fn is_equal(&self) -> bool {
         self.only_left.is_empty() && self.only_right.is_empty()
     }

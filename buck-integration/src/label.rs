@@ -10,8 +10,11 @@ use std::fmt;
 /// A fully resolved target label: canonical cell name, cell-relative package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Label {
+    /// The canonical cell name.
     pub cell: String,
+    /// The cell-relative package path.
     pub package: String,
+    /// The target name.
     pub name: String,
 }
 

@@ -48,6 +48,10 @@
 //! build reads), `fileset`, `warning` (what could not be followed exactly), `buck2` (real buck2 provider), `toolchains`
 //! (the toolchains cell and its system stand-in).
 
+// No `forbid(unsafe_code)`: starlark's `ProvidesStaticType` derive emits
+// an `unsafe impl` in this crate's values.
+#![warn(missing_docs)]
+
 pub mod buck2;
 mod cache;
 mod cells;
@@ -101,7 +105,9 @@ pub fn compute(source: &dyn Source, request: &GraphRequest) -> Result<FileSet, B
 /// next computation.
 #[derive(Debug)]
 pub struct Computed {
+    /// The file set the build needs.
     pub set: FileSet,
+    /// The graph cache entry to store for the next run (`None`: not cacheable).
     pub cache: Option<Vec<u8>>,
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a pattern selects within its package.
 pub enum PatternKind {
     /// One target.
     Target(String),
@@ -22,8 +23,11 @@ pub enum PatternKind {
 /// A resolved pattern: canonical cell, cell-relative package path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetPattern {
+    /// The canonical cell name.
     pub cell: String,
+    /// The cell-relative package path.
     pub package: String,
+    /// Which targets of the package.
     pub kind: PatternKind,
 }
 

@@ -35,12 +35,19 @@ pub const TOOLCHAINS_CELL: &str = "toolchains";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// C and C++.
     Cxx,
+    /// The Python used to run the prelude's own tools.
     PythonBootstrap,
+    /// Python.
     Python,
+    /// Rust.
     Rust,
+    /// `genrule`'s shell.
     Genrule,
+    /// Go.
     Go,
+    /// The Go used to build the Go toolchain's tools.
     GoBootstrap,
 }
 
@@ -113,6 +120,7 @@ impl Role {
 /// One toolchain target of the cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct Toolchain {
+    /// The toolchain target's name.
     pub name: String,
     /// The rule or macro that declares it, as loaded (`hermetic_rust_toolchain`).
     pub rule: String,
@@ -153,6 +161,7 @@ pub struct ToolchainsCell {
     pub dir: RepoPath,
     /// Its root build file.
     pub buildfile: RepoPath,
+    /// The toolchain targets it declares.
     pub toolchains: Vec<Toolchain>,
     /// Declarations antares could not account for, and evaluation problems.
     pub warnings: Vec<String>,
@@ -164,6 +173,7 @@ pub struct ToolchainsCell {
 /// (`compiler = "gcc"`), as Starlark source text.
 #[derive(Debug, Clone, Default)]
 pub struct Replacement {
+    /// `(attribute, Starlark expression)` pairs to set on the toolchain.
     pub attrs: Vec<(String, String)>,
 }
 
