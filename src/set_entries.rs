@@ -212,14 +212,7 @@ fn vouches(then: &Option<ObjectId>, now: &Option<ObjectId>) -> bool {
 
 /// Is `path` below one of the directories `whole`?
 fn below(path: &RepoPath, whole: &HashSet<RepoPath>) -> bool {
-    let mut at = path.parent();
-    while let Some(dir) = at {
-        if whole.contains(&dir) {
-            return true;
-        }
-        at = dir.parent();
-    }
-    false
+    path.ancestors().any(|dir| whole.contains(&dir))
 }
 
 /// The fixed commit the source serves, if it serves one: a git object id

@@ -143,14 +143,7 @@ impl Footprint {
 
 /// Is `path` below one of the directories `whole`?
 fn below(path: &RepoPath, whole: &HashSet<&RepoPath>) -> bool {
-    let mut at = path.parent();
-    while let Some(dir) = at {
-        if whole.contains(&dir) {
-            return true;
-        }
-        at = dir.parent();
-    }
-    false
+    path.ancestors().any(|dir| whole.contains(&dir))
 }
 
 /// Does an id that did not change prove the content did not? A git object

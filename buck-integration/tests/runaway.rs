@@ -5,7 +5,7 @@
 //! this machine swapping. Each must fail with an error naming the file
 //! and line of the hostile statement.
 
-use antares_buck::{compute, GraphRequest, Warning};
+use antares_buck::{compute, FileSet, GraphRequest, Warning};
 use antares_overlay::{DirSource, RepoPath};
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -31,6 +31,17 @@ const MARK: &str = "RUNAWAY-REASON: ";
 fn child() {
     let case = std::env::var(CASE_VAR).expect("run by the runaway tests");
     let bzl = std::fs::read_to_string(case).unwrap();
+    let set = evaluate(&bzl);
+    for w in &set.warnings {
+        if let Warning::BzlFailed { reason, .. } = w {
+            println!("{MARK}{reason}");
+        }
+    }
+}
+
+/// The file set of `//p:t` in a project whose `p/BUCK` loads `defs` as
+/// `p/defs.bzl`.
+fn evaluate(defs: &str) -> FileSet {
     let tmp = tempfile::tempdir().unwrap();
     for (path, text) in [
         (".buckconfig", "[cells]\nroot = .\n"),
@@ -38,7 +49,7 @@ fn child() {
             "p/BUCK",
             "load(\":defs.bzl\", \"x\")\ngenrule(name = \"t\")\n",
         ),
-        ("p/defs.bzl", bzl.as_str()),
+        ("p/defs.bzl", defs),
     ] {
         let p = tmp.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -48,12 +59,7 @@ fn child() {
         patterns: vec!["//p:t".to_string()],
         current_dir: RepoPath::root(),
     };
-    let set = compute(&DirSource::open(tmp.path()).unwrap(), &request).unwrap();
-    for w in &set.warnings {
-        if let Warning::BzlFailed { reason, .. } = w {
-            println!("{MARK}{reason}");
-        }
-    }
+    compute(&DirSource::open(tmp.path()).unwrap(), &request).unwrap()
 }
 
 /// Why `defs` failed, evaluated in a child with a bounded address space;
@@ -343,23 +349,6 @@ check([1] + [2], [1, 2])
 check(2 * 3 * 7, 42)
 x = 1
 "#;
-    let tmp = tempfile::tempdir().unwrap();
-    for (path, text) in [
-        (".buckconfig", "[cells]\nroot = .\n"),
-        (
-            "p/BUCK",
-            "load(\":defs.bzl\", \"x\")\ngenrule(name = \"t\")\n",
-        ),
-        ("p/defs.bzl", defs),
-    ] {
-        let p = tmp.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let request = GraphRequest {
-        patterns: vec!["//p:t".to_string()],
-        current_dir: RepoPath::root(),
-    };
-    let set = compute(&DirSource::open(tmp.path()).unwrap(), &request).unwrap();
+    let set = evaluate(defs);
     assert!(set.warnings.is_empty(), "{:#?}", set.warnings);
 }

@@ -143,6 +143,11 @@ impl RepoPath {
         })
     }
 
+    /// The directories above this path, nearest first, ending at the root.
+    pub fn ancestors(&self) -> impl Iterator<Item = RepoPath> {
+        std::iter::successors(self.parent(), RepoPath::parent)
+    }
+
     /// The last component; `None` for the root.
     pub fn file_name(&self) -> Option<&str> {
         if self.0.is_empty() {
