@@ -52,11 +52,6 @@ struct Dir {
     entries: Vec<TreeEntry>,
 }
 
-/// Where a workspace keeps the record: one file, for the set last listed.
-pub fn record(ws: &crate::workspace::Workspace) -> std::path::PathBuf {
-    ws.layout.state_dir().join("set-entries")
-}
-
 /// The source entries of `set`, and the directories it covers. With
 /// `record` (a state file), what the previous run found is reused where
 /// the source proves it unchanged, and what this run found is stored there

@@ -128,7 +128,7 @@ impl SyncSession<'_> {
                         &self.targets,
                         &RepoPath::root(),
                         self.graph,
-                        Some(&targets::graph_cache(self.ws)),
+                        Some(&self.ws.layout.graph_cache()),
                     )?;
                     if let Ok(mut g) = self.graph_stats.lock() {
                         *g = Some(set.stats.clone());
@@ -136,7 +136,7 @@ impl SyncSession<'_> {
                     let (more, dirs) = set_entries::entries(
                         self.tree.source.as_ref(),
                         &set,
-                        Some(&set_entries::record(self.ws)),
+                        Some(&self.ws.layout.set_entries()),
                     )?;
                     entries.extend(more);
                     sort_unique(&mut entries);

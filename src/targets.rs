@@ -59,12 +59,6 @@ pub fn given_or_saved(
     Ok(given.iter().map(|p| absolutize(p, &current)).collect())
 }
 
-/// The graph cache of a workspace: one file, for the patterns last
-/// computed (a computation for other patterns replaces it).
-pub fn graph_cache(ws: &crate::workspace::Workspace) -> PathBuf {
-    ws.layout.state_dir().join("graph-cache.json")
-}
-
 /// The file set of `patterns`, with relative patterns taken from `current_dir`;
 /// the built-in evaluator reuses and refreshes the graph cache at `cache`.
 pub fn file_set(

@@ -60,6 +60,18 @@ impl Layout {
         self.state_dir().join("untracked-cache")
     }
 
+    /// The graph cache: the last computed file set with the footprint it
+    /// was computed from (kept by the binary, for the patterns last asked).
+    pub fn graph_cache(&self) -> PathBuf {
+        self.state_dir().join("graph-cache.json")
+    }
+
+    /// The file set's source entries recorded at the last sync (kept by the
+    /// binary's `set_entries` module).
+    pub fn set_entries(&self) -> PathBuf {
+        self.state_dir().join("set-entries")
+    }
+
     /// The source's side of each conflict, at the conflicting path, for the
     /// user to compare ("theirs"); the workspace keeps "ours".
     pub fn conflicts_dir(&self) -> PathBuf {

@@ -26,7 +26,7 @@ pub fn run(global: &Global, args: &GraphArgs) -> Result<i32> {
     let spec = &ws.config.source;
     let source = crate::tree::source_with_edits(&ws, global.cache.as_deref())?;
     let root = antares_overlay::RepoPath::root();
-    let cache = targets::graph_cache(&ws);
+    let cache = ws.layout.graph_cache();
     let set_by =
         |mode| targets::file_set(source.as_ref(), spec, &patterns, &root, mode, Some(&cache));
     if args.compare {

@@ -31,7 +31,7 @@ pub fn run(global: &Global, args: &WhyArgs) -> Result<i32> {
         &patterns,
         &antares_overlay::RepoPath::root(),
         GraphMode::Builtin,
-        Some(&targets::graph_cache(&ws)),
+        Some(&ws.layout.graph_cache()),
     )?;
     match set.why(&path) {
         Some(reason) => {
