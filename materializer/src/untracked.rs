@@ -145,7 +145,7 @@ pub fn scan(
             }
         }
     }
-    // Reused listings are copies of old ones, and new ones were listed.
+    // Reused listings were moved out of the old cache, new ones listed.
     if let Some(path) = cache {
         if stats.listed > 0 || new.dirs.len() != old_len {
             if let Err(e) = new.save(path) {
